@@ -1,0 +1,35 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/openfsb/fsb/engine/flow"
+	"github.com/openfsb/fsb/engine/spec"
+)
+
+// load reads and compiles a flow directory, printing every error with its
+// source line to w. It returns nil plans when there were errors.
+func load(dir string, w io.Writer) (*spec.Set, map[string]*flow.Plan) {
+	set, err := spec.LoadDir(dir)
+	var errs spec.ErrorList
+	if err != nil && !errors.As(err, &errs) {
+		fmt.Fprintf(w, "fsb: %v\n", err)
+		return nil, nil
+	}
+	plans, cerr := flow.Compile(set)
+	var cerrs spec.ErrorList
+	if errors.As(cerr, &cerrs) {
+		errs = append(errs, cerrs...)
+		errs.Sort()
+	}
+	if len(errs) > 0 {
+		for _, e := range errs {
+			fmt.Fprintln(w, e.Snippet())
+		}
+		fmt.Fprintf(w, "%s in %s\n", plural(len(errs), "error"), dir)
+		return set, nil
+	}
+	return set, plans
+}

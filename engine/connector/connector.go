@@ -1,0 +1,75 @@
+// Package connector is the contract between the flow executor and the
+// transports that reach data sources (rest, and later soap, file, native
+// plugins). It owns only the request/response shapes and the interface; it
+// must not know about flows, the gateway or any one transport.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Request is one call to a source operation, already rendered from the flow's
+// expressions. Values are plain strings; Body is raw JSON (nil for none).
+type Request struct {
+	Operation string            // operation name within the source
+	Path      map[string]string // values for {placeholders} in the operation path
+	Query     map[string]string
+	Headers   map[string]string
+	Body      []byte // raw JSON, nil when the operation sends no body
+	TraceID   string // fresh BelGov-Trace-Id for this outgoing call
+}
+
+// Response is what the source answered. Body is the raw response bytes; the
+// connector never decodes it (decoding is the executor's job, done lazily).
+type Response struct {
+	Status  int
+	Headers map[string]string // selected response headers, canonical names
+	Body    []byte
+	// Attempts is how many tries the connector made (1 without retries).
+	Attempts int
+}
+
+// Connector reaches one source. Implementations are safe for concurrent use.
+type Connector interface {
+	// Call performs one operation. It honours ctx's deadline. A non-2xx
+	// status is NOT an error: it is returned in Response for the flow to judge.
+	// Errors are transport failures, wrapped around one of the sentinel
+	// errors below so callers can classify them with errors.Is.
+	Call(ctx context.Context, req *Request) (*Response, error)
+	// Check probes reachability for health reporting; nil means reachable.
+	Check(ctx context.Context) error
+	// Close releases pooled connections.
+	Close() error
+}
+
+// Sentinel errors for classifying transport failures.
+var (
+	ErrTimeout     = errors.New("timed out")
+	ErrUnavailable = errors.New("source unreachable")
+	ErrTooLarge    = errors.New("response exceeds the configured maximum size")
+	ErrBadResponse = errors.New("malformed response")
+	ErrBadRequest  = errors.New("request cannot be built")
+	ErrUnknownOp   = errors.New("unknown operation")
+)
+
+// Error wraps a transport failure with the source and operation it concerns.
+// Its message is safe to show a consumer: no host names, addresses or paths.
+type Error struct {
+	Source    string
+	Operation string
+	Kind      error // one of the sentinels above
+	Detail    string
+	Err       error // underlying cause, for logs only
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("source %q operation %q: %v", e.Source, e.Operation, e.Kind)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }

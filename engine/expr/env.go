@@ -1,0 +1,221 @@
+package expr
+
+import (
+	"fmt"
+
+	exprlang "github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Env is what every expression can read. Its shape is checked at compile
+// time: a misspelt field (input.bdy, steps.x.stauts) is a load error.
+type Env struct {
+	Input    Input              `expr:"input"`
+	Steps    map[string]*Result `expr:"steps"`
+	Consumer Consumer           `expr:"consumer"`
+	// Item and Index are the current element inside a foreach.
+	Item  any `expr:"item"`
+	Index int `expr:"index"`
+}
+
+// Input is the consumer's request after validation.
+type Input struct {
+	Body    map[string]any    `expr:"body"`
+	Query   map[string]any    `expr:"query"`
+	Path    map[string]any    `expr:"path"`
+	Headers map[string]string `expr:"headers"`
+}
+
+// Result is what a step produced. A step that did not run (its when was
+// false, or its switch branch was not taken) has Skipped true and no body.
+type Result struct {
+	Body    any               `expr:"body"`
+	Status  int               `expr:"status"`
+	Headers map[string]string `expr:"headers"`
+	OK      bool              `expr:"ok"`
+	Skipped bool              `expr:"skipped"`
+	Error   string            `expr:"error"`
+	TraceID string            `expr:"traceId"`
+}
+
+// Consumer is who calls and why; filled by the access layer.
+type Consumer struct {
+	Organisation string `expr:"organisation"`
+	Application  string `expr:"application"`
+	Purpose      string `expr:"purpose"`
+	EndUser      string `expr:"endUser"`
+}
+
+// Program is a compiled, type-checked expression, safe for concurrent use.
+type Program struct {
+	prog *vm.Program
+	src  string
+	// StepRefs lists the step ids the expression reads (steps.X).
+	StepRefs []StepRef
+}
+
+// StepRef is one steps.X access, with where it occurs in the expression.
+type StepRef struct {
+	ID        string
+	Line, Col int // 1-based, within the expression text
+	// Body is true unless the access only reads a field other than body
+	// (status, ok, headers …): the executor must decode that step's body.
+	Body bool
+}
+
+// CompileError is a compile failure with its place in the expression text.
+type CompileError struct {
+	Line, Col int // 1-based
+	Msg       string
+}
+
+func (e *CompileError) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg) }
+
+// Kind says what type an expression must produce.
+type Kind int
+
+// The kinds an expression can be compiled as.
+const (
+	Any Kind = iota
+	Bool
+)
+
+var baseOptions = func() []exprlang.Option {
+	opts := []exprlang.Option{exprlang.Env(&Env{})}
+	return append(opts, BelgianFunctions()...)
+}()
+
+// Compile type-checks src against Env.
+func Compile(src string, kind Kind) (*Program, error) {
+	opts := baseOptions
+	if kind == Bool {
+		opts = append(opts[:len(opts):len(opts)], exprlang.AsBool())
+	}
+	prog, err := exprlang.Compile(src, opts...)
+	if err != nil {
+		return nil, compileError(err)
+	}
+	p := &Program{prog: prog, src: src}
+	v := &refVisitor{parent: map[*ast.MemberNode]string{}}
+	node := prog.Node()
+	ast.Walk(&node, v)
+	for i, m := range v.nodes {
+		prop, read := v.parent[m]
+		v.refs[i].Body = !read || prop == "body"
+		v.refs[i].Line, v.refs[i].Col = lineCol(src, m.Location().From)
+	}
+	p.StepRefs = v.refs
+	return p, nil
+}
+
+func compileError(err error) error {
+	if fe, ok := err.(*file.Error); ok {
+		return &CompileError{Line: fe.Line, Col: fe.Column + 1, Msg: fe.Message}
+	}
+	return &CompileError{Line: 1, Col: 1, Msg: err.Error()}
+}
+
+// Run evaluates the program.
+func (p *Program) Run(env *Env) (any, error) {
+	return exprlang.Run(p.prog, env)
+}
+
+// Source returns the expression text.
+func (p *Program) Source() string { return p.src }
+
+// BodyPath reports whether the whole expression is a plain read of a step's
+// body or of a constant path inside it (steps.x.body, steps.x.body.a.b), so
+// that the caller can copy raw bytes instead of decoding and re-encoding.
+func (p *Program) BodyPath() (step string, path []string, ok bool) {
+	node := p.prog.Node()
+	var chain []string
+	for {
+		switch n := node.(type) {
+		case *ast.MemberNode:
+			s, isStr := n.Property.(*ast.StringNode)
+			if !isStr || n.Method {
+				return "", nil, false
+			}
+			chain = append(chain, s.Value)
+			node = n.Node
+			continue
+		case *ast.ChainNode:
+			node = n.Node
+			continue
+		case *ast.IdentifierNode:
+			if n.Value != "steps" {
+				return "", nil, false
+			}
+		default:
+			return "", nil, false
+		}
+		break
+	}
+	// chain is reversed: [... "body", id]
+	if len(chain) < 2 || chain[len(chain)-2] != "body" {
+		return "", nil, false
+	}
+	for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
+		chain[i], chain[j] = chain[j], chain[i]
+	}
+	return chain[0], chain[2:], true
+}
+
+// refVisitor finds every steps.X access and which member of it is read.
+type refVisitor struct {
+	refs   []StepRef
+	nodes  []*ast.MemberNode
+	parent map[*ast.MemberNode]string // steps.X node → the member read from it
+}
+
+func stepsMember(n ast.Node) (*ast.MemberNode, string, bool) {
+	m, ok := n.(*ast.MemberNode)
+	if !ok {
+		return nil, "", false
+	}
+	id, ok := m.Node.(*ast.IdentifierNode)
+	if !ok || id.Value != "steps" {
+		return nil, "", false
+	}
+	name, ok := m.Property.(*ast.StringNode)
+	return m, name.Value, ok
+}
+
+func (v *refVisitor) Visit(node *ast.Node) {
+	if m, id, ok := stepsMember(*node); ok {
+		v.nodes = append(v.nodes, m)
+		v.refs = append(v.refs, StepRef{ID: id})
+		return
+	}
+	m, ok := (*node).(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	inner := m.Node
+	if c, isChain := inner.(*ast.ChainNode); isChain {
+		inner = c.Node
+	}
+	if sm, _, ok := stepsMember(inner); ok {
+		if prop, isStr := m.Property.(*ast.StringNode); isStr {
+			v.parent[sm] = prop.Value
+		}
+	}
+}
+
+// lineCol turns a rune offset into a 1-based line and column.
+func lineCol(src string, offset int) (int, int) {
+	line, col := 1, 1
+	for i, r := range []rune(src) {
+		if i >= offset {
+			break
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}

@@ -1,0 +1,414 @@
+package flow
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/openfsb/fsb/engine/expr"
+	"github.com/openfsb/fsb/engine/spec"
+)
+
+// Defaults applied when a flow does not say otherwise.
+const (
+	DefaultTimeout     = 10 * time.Second
+	DefaultMaxBodySize = 1 << 20
+	DefaultConcurrency = 4
+)
+
+// Compile turns every flow of the set into a plan. It reports every error of
+// every flow (expression types, step references, schemas) as positioned
+// spec.Errors; a set with errors yields no plans.
+func Compile(set *spec.Set) (map[string]*Plan, error) {
+	var errs spec.ErrorList
+	plans := map[string]*Plan{}
+	for _, name := range set.FlowNames() {
+		c := &compiler{set: set, errs: &errs, fl: set.Flows[name], all: map[string]*spec.Step{}}
+		if p := c.compile(); p != nil {
+			plans[name] = p
+		}
+	}
+	errs.Sort()
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return plans, nil
+}
+
+type compiler struct {
+	set  *spec.Set
+	errs *spec.ErrorList
+	fl   *spec.Flow
+	plan *Plan
+	all  map[string]*spec.Step
+	// nodes by step id, to mark those whose body must be decoded
+	nodes map[string]*node
+	// forward references seen (from → to), to name cycles
+	forward map[[2]string]spec.Pos
+	sources map[string]bool
+}
+
+// scope is what a step may read: the ids that finished before it.
+type scope struct {
+	visible map[string]bool
+	self    string // the step being compiled, for messages
+}
+
+func (s scope) with(ids ...string) scope {
+	v := make(map[string]bool, len(s.visible)+len(ids))
+	for k := range s.visible {
+		v[k] = true
+	}
+	for _, id := range ids {
+		v[id] = true
+	}
+	return scope{visible: v, self: s.self}
+}
+
+func (c *compiler) errorf(pos spec.Pos, format string, args ...any) {
+	*c.errs = append(*c.errs, c.set.Src.Errorf(pos, format, args...))
+}
+
+func (c *compiler) compile() *Plan {
+	fl := c.fl
+	before := len(*c.errs)
+	c.plan = &Plan{
+		Name: fl.Name, Version: fl.Version, Method: fl.Method, Path: fl.Path,
+		Major: spec.Major(fl.Version), Spec: fl,
+		Timeout: fl.Timeout.D(), Status: fl.Status, MaxBodySize: int64(fl.MaxBodySize),
+	}
+	if c.plan.Timeout == 0 {
+		c.plan.Timeout = DefaultTimeout
+	}
+	if c.plan.Status == 0 {
+		c.plan.Status = 200
+	}
+	if c.plan.MaxBodySize == 0 {
+		c.plan.MaxBodySize = DefaultMaxBodySize
+	}
+	c.nodes = map[string]*node{}
+	c.forward = map[[2]string]spec.Pos{}
+	c.sources = map[string]bool{}
+	collect(fl.Steps, c.all)
+
+	c.plan.input = c.inputSchema(fl)
+	root := scope{visible: map[string]bool{}}
+	if fl.Legal != nil && fl.Legal.Subject != nil {
+		c.plan.Subject = c.expr(fl.Legal.Subject, expr.Any, root)
+	}
+	var end scope
+	c.plan.root, end = c.seq(fl.Steps, root, false)
+	if fl.Output != nil {
+		end.self = ""
+		c.plan.output = c.out(fl.Output, end, true)
+	}
+	for id := range end.visible {
+		c.plan.ids = append(c.plan.ids, id)
+	}
+	sort.Strings(c.plan.ids)
+	for s := range c.sources {
+		c.plan.Sources = append(c.plan.Sources, s)
+	}
+	sort.Strings(c.plan.Sources)
+	for pair, pos := range c.forward {
+		if _, back := c.forward[[2]string{pair[1], pair[0]}]; back && pair[0] < pair[1] {
+			c.errorf(pos, "cyclic dependency: step %q reads steps.%s and step %q reads steps.%s", pair[0], pair[1], pair[1], pair[0])
+		}
+	}
+	if len(*c.errs) > before {
+		return nil
+	}
+	return c.plan
+}
+
+// collect indexes every step id of a step tree.
+func collect(steps []*spec.Step, into map[string]*spec.Step) {
+	for _, st := range steps {
+		if _, dup := into[st.ID]; !dup {
+			into[st.ID] = st
+		}
+		collect(st.Parallel, into)
+		collect(st.Steps, into)
+		if st.Switch != nil {
+			for _, cs := range st.Switch.Cases {
+				collect(cs.Steps, into)
+			}
+			collect(st.Switch.Default, into)
+		}
+		if st.Foreach != nil {
+			collect(st.Foreach.Steps, into)
+		}
+	}
+}
+
+// seq compiles a sequence; each step sees the ones before it. It returns the
+// scope after the sequence (what later steps may read).
+func (c *compiler) seq(steps []*spec.Step, sc scope, inForeach bool) ([]*node, scope) {
+	nodes := make([]*node, 0, len(steps))
+	for _, st := range steps {
+		n, produced := c.step(st, sc, inForeach)
+		nodes = append(nodes, n)
+		sc = sc.with(produced...)
+	}
+	return nodes, sc
+}
+
+// step compiles one step; it returns the ids it makes visible to later steps.
+func (c *compiler) step(st *spec.Step, sc scope, inForeach bool) (*node, []string) {
+	sc.self = st.ID
+	n := &node{id: st.ID, slot: -1, timeout: st.Timeout.D(), optional: st.Optional}
+	if !inForeach {
+		n.slot = c.plan.nslots
+		c.plan.nslots++
+	}
+	c.nodes[st.ID] = n
+	if st.When != nil {
+		n.when = c.expr(st.When, expr.Bool, sc)
+	}
+	if st.Default != nil {
+		n.def = st.Default.V
+	}
+	if st.Retry != nil {
+		n.retry = newRetry(st.Retry)
+	}
+	produced := []string{st.ID}
+	switch {
+	case st.Call != "":
+		n.kind = kindCall
+		c.call(n, st, sc)
+	case st.Parallel != nil:
+		n.kind = kindParallel
+		for _, b := range st.Parallel {
+			child, ids := c.step(b, sc, inForeach)
+			n.children = append(n.children, child)
+			produced = append(produced, ids...)
+		}
+	case st.Steps != nil:
+		n.kind = kindSteps
+		var end scope
+		n.children, end = c.seq(st.Steps, sc, inForeach)
+		produced = append(produced, newIDs(sc, end)...)
+	case st.Switch != nil:
+		n.kind = kindSwitch
+		for _, cs := range st.Switch.Cases {
+			w := c.expr(cs.When, expr.Bool, sc)
+			steps, end := c.seq(cs.Steps, sc, inForeach)
+			n.cases = append(n.cases, switchCase{when: w, steps: steps})
+			produced = append(produced, newIDs(sc, end)...)
+		}
+		var end scope
+		n.fallback, end = c.seq(st.Switch.Default, sc, inForeach)
+		produced = append(produced, newIDs(sc, end)...)
+	case st.Foreach != nil:
+		n.kind = kindForeach
+		fe := st.Foreach
+		n.items = c.expr(fe.Items, expr.Any, sc)
+		n.concurrency = fe.Concurrency
+		if n.concurrency == 0 {
+			n.concurrency = DefaultConcurrency
+		}
+		var end scope
+		n.children, end = c.seq(fe.Steps, sc, true)
+		n.inner = newIDs(sc, end)
+		if fe.Output != nil {
+			n.iterOut = c.out(fe.Output, end, false)
+		}
+	case st.Set != nil:
+		n.kind = kindSet
+		n.set = c.out(st.Set, sc, false)
+	case st.Fail != nil:
+		n.kind = kindFail
+		f := st.Fail
+		n.problemType, n.problemStatus, n.problemTitle = f.Type, f.Status, f.Title
+		if n.problemStatus == 0 {
+			n.problemStatus = spec.ProblemTypes[f.Type]
+		}
+		if f.Detail != nil {
+			n.detail = c.expr(f.Detail, expr.Any, sc)
+		}
+	}
+	return n, produced
+}
+
+func newIDs(before, after scope) []string {
+	var out []string
+	for id := range after.visible {
+		if !before.visible[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *compiler) call(n *node, st *spec.Step, sc scope) {
+	srcName, opName, _ := strings.Cut(st.Call, ".")
+	n.source, n.op = srcName, opName
+	c.sources[srcName] = true
+	if len(st.AcceptStatus) > 0 {
+		n.accept = map[int]bool{}
+		for _, s := range st.AcceptStatus {
+			n.accept[s] = true
+		}
+	}
+	if st.With == nil {
+		return
+	}
+	n.path = c.named(st.With.Path, sc)
+	n.query = c.named(st.With.Query, sc)
+	n.headers = c.named(st.With.Headers, sc)
+	if st.With.Body != nil {
+		n.body = c.out(st.With.Body, sc, false)
+	}
+}
+
+func (c *compiler) named(m map[string]*spec.Expr, sc scope) []namedProg {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]namedProg, 0, len(names))
+	for _, k := range names {
+		if p := c.expr(m[k], expr.Any, sc); p != nil {
+			out = append(out, namedProg{name: k, prog: p})
+		}
+	}
+	return out
+}
+
+// expr compiles an expression and checks every steps.X it reads.
+func (c *compiler) expr(e *spec.Expr, kind expr.Kind, sc scope) *expr.Program {
+	p, err := expr.Compile(e.Src, kind)
+	if err != nil {
+		var ce *expr.CompileError
+		if errors.As(err, &ce) {
+			c.errorf(e.At(ce.Line, ce.Col), "expression: %s", ce.Msg)
+		} else {
+			c.errorf(e.Pos, "expression: %v", err)
+		}
+		return nil
+	}
+	for _, ref := range p.StepRefs {
+		pos := e.At(ref.Line, ref.Col)
+		switch {
+		case sc.visible[ref.ID]:
+			if ref.Body {
+				c.markDecode(ref.ID)
+			}
+		case c.all[ref.ID] == nil:
+			c.errorf(pos, "no step %q in flow %q%s", ref.ID, c.fl.Name, hint(ref.ID, c.all))
+		case ref.ID == sc.self:
+			c.errorf(pos, "step %q reads its own result; a step can only read steps that finished before it", ref.ID)
+		default:
+			c.forward[[2]string{sc.self, ref.ID}] = pos
+			if sc.self == "" {
+				c.errorf(pos, "the output reads steps.%s, which only exists inside a foreach; collect it with the foreach's output", ref.ID)
+			} else {
+				c.errorf(pos, "step %q reads steps.%s, which has not finished at that point (it runs later, in a concurrent branch, or inside a foreach)", sc.self, ref.ID)
+			}
+		}
+	}
+	return p
+}
+
+// markDecode records that a step's body is read by an expression. Nodes
+// compiled later are marked when they are created (see step), so record the
+// wish by id and apply it at the end of compile via the nodes map.
+func (c *compiler) markDecode(id string) {
+	if n := c.nodes[id]; n != nil {
+		n.decode = true
+	}
+}
+
+func hint(id string, all map[string]*spec.Step) string {
+	best, bestD := "", 3
+	for k := range all {
+		if d := levenshtein(id, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// out compiles an output tree. top enables the raw-bytes fast path, which
+// only the flow's final output uses.
+func (c *compiler) out(o *spec.Output, sc scope, top bool) *outNode {
+	switch o.Kind {
+	case spec.OutputObject:
+		n := &outNode{kind: outObject, rawSlot: -1}
+		for _, f := range o.Fields {
+			key, _ := json.Marshal(f.Name)
+			n.fields = append(n.fields, outField{key: append(key, ':'), name: f.Name, val: c.out(f.Value, sc, top)})
+		}
+		return n
+	case spec.OutputArray:
+		n := &outNode{kind: outArray, rawSlot: -1}
+		for _, it := range o.Items {
+			n.items = append(n.items, c.out(it, sc, top))
+		}
+		return n
+	case spec.OutputLiteral:
+		b, _ := json.Marshal(o.Literal)
+		return &outNode{kind: outLiteral, rawSlot: -1, literal: b, value: o.Literal}
+	}
+	n := &outNode{kind: outExpr, rawSlot: -1}
+	if top {
+		// compile without marking decode, then decide
+		p, err := expr.Compile(o.Expr.Src, expr.Any)
+		if err == nil {
+			if id, path, ok := p.BodyPath(); ok && sc.visible[id] {
+				if tn := c.nodes[id]; tn != nil && tn.kind == kindCall && tn.slot >= 0 {
+					n.prog, n.rawSlot, n.rawPath = p, tn.slot, path
+					return n
+				}
+			}
+		}
+	}
+	n.prog = c.expr(o.Expr, expr.Any, sc)
+	return n
+}
+
+func newRetry(r *spec.Retry) *retryPolicy {
+	p := &retryPolicy{attempts: r.Attempts, backoff: r.Backoff.D(), maxBackoff: r.MaxBackoff.D(), onStatus: map[int]bool{}}
+	if p.backoff == 0 {
+		p.backoff = 100 * time.Millisecond
+	}
+	if p.maxBackoff == 0 {
+		p.maxBackoff = 2 * time.Second
+	}
+	statuses := r.OnStatus
+	if len(statuses) == 0 {
+		statuses = []int{502, 503, 504}
+	}
+	for _, s := range statuses {
+		p.onStatus[s] = true
+	}
+	return p
+}

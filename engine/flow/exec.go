@@ -1,0 +1,478 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/openfsb/fsb/engine/connector"
+	"github.com/openfsb/fsb/engine/expr"
+	"github.com/openfsb/fsb/engine/problem"
+	"github.com/openfsb/fsb/engine/trace"
+)
+
+// Runtime is what a plan needs to run: the connectors by source name and who
+// wants to hear about source calls. It is shared by all requests.
+type Runtime struct {
+	Conns    map[string]connector.Connector
+	Observer Observer // may be nil
+	Log      *slog.Logger
+}
+
+// Observer hears about every source call (for logs, audit, metrics).
+type Observer interface {
+	SourceCall(ctx context.Context, c *SourceCall)
+}
+
+// SourceCall describes one finished call to a source.
+type SourceCall struct {
+	Flow, Step, Source, Operation string
+	TraceID                       string // the fresh id sent to the source
+	ParentTraceID                 string // the gateway's id for the consumer response
+	SourceTraceID                 string // the id the source answered with, if any
+	Status                        int
+	Bytes                         int
+	Attempts                      int
+	Duration                      time.Duration
+	Err                           error
+}
+
+// Invocation is one consumer request, validated.
+type Invocation struct {
+	Input    expr.Input
+	Consumer expr.Consumer
+	TraceID  string // this response's BelGov-Trace-Id
+}
+
+// Outcome is the answer: a JSON body with a status, or a problem.
+type Outcome struct {
+	Status  int
+	Body    []byte
+	Problem *problem.Problem
+}
+
+// run is the state of one execution.
+type run struct {
+	plan *Plan
+	rt   *Runtime
+	inv  *Invocation
+	raw  [][]byte // raw call bodies by node slot (not for foreach iterations)
+}
+
+// stepError is a failure that ends the flow (or an optional step).
+type stepError struct {
+	step string
+	prob *problem.Problem
+	err  error // for logs only
+}
+
+// Run executes the plan. It never panics on bad data and never returns
+// internals in the problem: details go to the log.
+func (p *Plan) Run(ctx context.Context, rt *Runtime, inv *Invocation) *Outcome {
+	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	r := &run{plan: p, rt: rt, inv: inv, raw: make([][]byte, p.nslots)}
+	env := &expr.Env{Input: inv.Input, Consumer: inv.Consumer, Steps: make(map[string]*expr.Result, len(p.ids))}
+	for _, id := range p.ids {
+		env.Steps[id] = &expr.Result{Skipped: true}
+	}
+	if se := r.seq(ctx, env, p.root); se != nil {
+		return r.fail(se)
+	}
+	body, _, err := r.render(nil, p.output, env, true)
+	if err != nil {
+		return r.fail(&stepError{prob: problem.Internal("the flow's output could not be built"), err: err})
+	}
+	if body == nil {
+		body = []byte("{}")
+	}
+	return &Outcome{Status: p.Status, Body: body}
+}
+
+func (r *run) fail(se *stepError) *Outcome {
+	if se.prob.Step == "" {
+		se.prob.Step = se.step
+	}
+	if r.rt.Log != nil && se.prob.Status >= 500 {
+		r.rt.Log.Warn("flow failed", "flow", r.plan.Name, "step", se.step, "trace", r.inv.TraceID, "status", se.prob.Status, "err", se.err)
+	}
+	return &Outcome{Status: se.prob.Status, Problem: se.prob}
+}
+
+func (r *run) seq(ctx context.Context, env *expr.Env, nodes []*node) *stepError {
+	for _, n := range nodes {
+		if err := ctx.Err(); err != nil {
+			return r.deadline(n.id, err)
+		}
+		if se := r.step(ctx, env, n); se != nil {
+			return se
+		}
+	}
+	return nil
+}
+
+func (r *run) deadline(step string, err error) *stepError {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &stepError{step: step, prob: problem.GatewayTimeout(fmt.Sprintf("the service did not complete within %s (at step %q)", r.plan.Timeout, step)), err: err}
+	}
+	return &stepError{step: step, prob: problem.Unavailable("the request was cancelled"), err: err}
+}
+
+func (r *run) step(ctx context.Context, env *expr.Env, n *node) *stepError {
+	res := env.Steps[n.id]
+	if n.when != nil {
+		ok, err := n.when.Run(env)
+		if err != nil {
+			return r.exprError(n.id, "when", err)
+		}
+		if ok != true {
+			return nil // stays Skipped
+		}
+	}
+	sctx := ctx
+	if n.timeout > 0 {
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithTimeout(ctx, n.timeout)
+		defer cancel()
+	}
+	se := r.do(sctx, env, n, res)
+	if se == nil {
+		res.Skipped, res.OK = false, true
+		return nil
+	}
+	if se.prob.Step == "" {
+		se.prob.Step = n.id
+	}
+	if n.optional && n.kind != kindFail && ctx.Err() == nil {
+		res.Skipped, res.OK = false, false
+		res.Error = se.prob.Detail
+		res.Body = n.def
+		if r.rt.Log != nil {
+			r.rt.Log.Info("optional step failed, using its default", "flow", r.plan.Name, "step", n.id, "trace", r.inv.TraceID, "err", se.err)
+		}
+		return nil
+	}
+	return se
+}
+
+func (r *run) do(ctx context.Context, env *expr.Env, n *node, res *expr.Result) *stepError {
+	switch n.kind {
+	case kindCall:
+		return r.call(ctx, env, n, res)
+	case kindSteps:
+		return r.seq(ctx, env, n.children)
+	case kindParallel:
+		return r.parallel(ctx, env, n)
+	case kindSwitch:
+		for _, cs := range n.cases {
+			ok, err := cs.when.Run(env)
+			if err != nil {
+				return r.exprError(n.id, "case when", err)
+			}
+			if ok == true {
+				return r.seq(ctx, env, cs.steps)
+			}
+		}
+		return r.seq(ctx, env, n.fallback)
+	case kindForeach:
+		return r.foreach(ctx, env, n, res)
+	case kindSet:
+		v, err := r.value(n.set, env)
+		if err != nil {
+			return r.exprError(n.id, "set", err)
+		}
+		res.Body = v
+		return nil
+	case kindFail:
+		return r.failStep(env, n)
+	}
+	return &stepError{step: n.id, prob: problem.Internal("unknown step kind")}
+}
+
+func (r *run) failStep(env *expr.Env, n *node) *stepError {
+	detail := ""
+	if n.detail != nil {
+		v, err := n.detail.Run(env)
+		if err != nil {
+			return r.exprError(n.id, "detail", err)
+		}
+		detail = toString(v)
+	}
+	p := problem.New(n.problemType, n.problemStatus, detail)
+	if n.problemTitle != "" {
+		p.Title = n.problemTitle
+	}
+	return &stepError{step: n.id, prob: p}
+}
+
+func (r *run) exprError(step, what string, err error) *stepError {
+	return &stepError{step: step, prob: problem.Internal(fmt.Sprintf("step %q: the %s expression could not be evaluated", step, what)), err: err}
+}
+
+func (r *run) parallel(ctx context.Context, env *expr.Env, n *node) *stepError {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]*stepError, len(n.children))
+	var wg sync.WaitGroup
+	for i, child := range n.children[1:] {
+		wg.Go(func() {
+			if errs[i+1] = r.step(ctx, env, child); errs[i+1] != nil {
+				cancel()
+			}
+		})
+	}
+	if errs[0] = r.step(ctx, env, n.children[0]); errs[0] != nil {
+		cancel()
+	}
+	wg.Wait()
+	return firstError(errs)
+}
+
+// firstError prefers a real failure over the cancellations it caused.
+func firstError(errs []*stepError) *stepError {
+	var first *stepError
+	for _, e := range errs {
+		if e == nil {
+			continue
+		}
+		if !errors.Is(e.err, context.Canceled) {
+			return e
+		}
+		if first == nil {
+			first = e
+		}
+	}
+	return first
+}
+
+func (r *run) foreach(ctx context.Context, env *expr.Env, n *node, res *expr.Result) *stepError {
+	v, err := n.items.Run(env)
+	if err != nil {
+		return r.exprError(n.id, "items", err)
+	}
+	var items []any
+	switch x := v.(type) {
+	case nil:
+	case []any:
+		items = x
+	default:
+		return &stepError{step: n.id, prob: problem.Internal(fmt.Sprintf("step %q: items is not a list", n.id)), err: fmt.Errorf("items evaluated to %T", v)}
+	}
+	out := make([]any, len(items))
+	errs := make([]*stepError, len(items))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, n.concurrency)
+	var wg sync.WaitGroup
+	for i, item := range items {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ienv := *env
+			ienv.Item, ienv.Index = item, i
+			ienv.Steps = make(map[string]*expr.Result, len(env.Steps)+len(n.inner))
+			for k, v := range env.Steps {
+				ienv.Steps[k] = v
+			}
+			for _, id := range n.inner {
+				ienv.Steps[id] = &expr.Result{Skipped: true}
+			}
+			if se := r.seq(ctx, &ienv, n.children); se != nil {
+				errs[i] = se
+				cancel()
+				return
+			}
+			if n.iterOut != nil {
+				v, err := r.value(n.iterOut, &ienv)
+				if err != nil {
+					errs[i] = r.exprError(n.id, "output", err)
+					cancel()
+					return
+				}
+				out[i] = v
+			} else if len(n.children) > 0 {
+				out[i] = ienv.Steps[n.children[len(n.children)-1].id].Body
+			}
+		})
+	}
+	wg.Wait()
+	if se := firstError(errs); se != nil {
+		return se
+	}
+	if err := ctx.Err(); err != nil {
+		return r.deadline(n.id, err)
+	}
+	res.Body = out
+	return nil
+}
+
+func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result) *stepError {
+	conn := r.rt.Conns[n.source]
+	if conn == nil {
+		return &stepError{step: n.id, prob: problem.Unavailable(fmt.Sprintf("source %q is not available", n.source)), err: fmt.Errorf("no connector for source %q", n.source)}
+	}
+	req := &connector.Request{Operation: n.op}
+	var err error
+	if req.Path, err = r.strings(n.path, env); err != nil {
+		return r.exprError(n.id, "path", err)
+	}
+	if req.Query, err = r.strings(n.query, env); err != nil {
+		return r.exprError(n.id, "query", err)
+	}
+	if req.Headers, err = r.strings(n.headers, env); err != nil {
+		return r.exprError(n.id, "headers", err)
+	}
+	if n.body != nil {
+		if req.Body, _, err = r.render(nil, n.body, env, false); err != nil {
+			return r.exprError(n.id, "body", err)
+		}
+		if req.Body == nil {
+			req.Body = []byte("null")
+		}
+	}
+	attempts := 1
+	if n.retry != nil {
+		attempts = n.retry.attempts
+	}
+	var resp *connector.Response
+	for attempt := 1; ; attempt++ {
+		req.TraceID = trace.NewID()
+		start := time.Now()
+		resp, err = conn.Call(ctx, req)
+		r.observe(ctx, n, req, resp, err, time.Since(start))
+		retryable := err != nil && !errors.Is(err, connector.ErrTooLarge) || err == nil && n.retry != nil && n.retry.onStatus[resp.Status]
+		if !retryable || attempt >= attempts || !sleep(ctx, backoff(n.retry, attempt)) {
+			break
+		}
+	}
+	if err != nil {
+		return r.transportError(ctx, n, err)
+	}
+	res.Status, res.Headers, res.TraceID = resp.Status, resp.Headers, req.TraceID
+	if !(resp.Status >= 200 && resp.Status < 300 || n.accept[resp.Status]) {
+		p := problem.BadGateway(fmt.Sprintf("step %q: source %q answered with status %d", n.id, n.source, resp.Status))
+		if resp.Status == 503 {
+			p = problem.Unavailable(fmt.Sprintf("step %q: source %q is unavailable", n.id, n.source))
+			if ra, err := strconv.Atoi(resp.Headers["Retry-After"]); err == nil && ra > 0 {
+				p.RetryAfter = ra
+			}
+		}
+		return &stepError{step: n.id, prob: p, err: fmt.Errorf("status %d", resp.Status)}
+	}
+	if n.slot >= 0 {
+		r.raw[n.slot] = resp.Body
+	}
+	if n.decode {
+		v, err := decodeJSON(resp.Body)
+		if err != nil {
+			return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: source %q answered with malformed JSON", n.id, n.source)), err: err}
+		}
+		res.Body = v
+	}
+	return nil
+}
+
+func (r *run) transportError(ctx context.Context, n *node, err error) *stepError {
+	switch {
+	case errors.Is(err, connector.ErrTimeout) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		d := n.timeout
+		msg := fmt.Sprintf("step %q: source %q did not answer in time", n.id, n.source)
+		if d > 0 {
+			msg = fmt.Sprintf("step %q: source %q did not answer within %s", n.id, n.source, d)
+		}
+		return &stepError{step: n.id, prob: problem.GatewayTimeout(msg), err: err}
+	case errors.Is(err, context.Canceled):
+		return &stepError{step: n.id, prob: problem.Unavailable("the request was cancelled"), err: err}
+	case errors.Is(err, connector.ErrTooLarge):
+		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: the answer of source %q is too large", n.id, n.source)), err: err}
+	case errors.Is(err, connector.ErrUnavailable):
+		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: source %q is unreachable", n.id, n.source)), err: err}
+	}
+	return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: calling source %q failed", n.id, n.source)), err: err}
+}
+
+func (r *run) observe(ctx context.Context, n *node, req *connector.Request, resp *connector.Response, err error, d time.Duration) {
+	if r.rt.Observer == nil {
+		return
+	}
+	c := &SourceCall{Flow: r.plan.Name, Step: n.id, Source: n.source, Operation: n.op, TraceID: req.TraceID, ParentTraceID: r.inv.TraceID, Duration: d, Err: err, Attempts: 1}
+	if resp != nil {
+		c.Status, c.Bytes, c.Attempts, c.SourceTraceID = resp.Status, len(resp.Body), max(resp.Attempts, 1), resp.Headers[trace.Header]
+	}
+	r.rt.Observer.SourceCall(ctx, c)
+}
+
+func backoff(p *retryPolicy, attempt int) time.Duration {
+	if p == nil {
+		return 0
+	}
+	d := p.backoff << (attempt - 1)
+	if d > p.maxBackoff || d <= 0 {
+		d = p.maxBackoff
+	}
+	return rand.N(d + 1) // full jitter
+}
+
+// sleep waits d unless ctx ends first or would end before d; it reports
+// whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (r *run) strings(progs []namedProg, env *expr.Env) (map[string]string, error) {
+	if len(progs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(progs))
+	for _, np := range progs {
+		v, err := np.prog.Run(env)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", np.name, err)
+		}
+		if v != nil {
+			out[np.name] = toString(v)
+		}
+	}
+	return out, nil
+}
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case int:
+		return strconv.Itoa(x)
+	case bool:
+		return strconv.FormatBool(x)
+	case nil:
+		return ""
+	}
+	b, err := appendJSON(nil, v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}

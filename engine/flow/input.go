@@ -1,0 +1,348 @@
+package flow
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
+	"github.com/openfsb/fsb/engine/expr"
+	"github.com/openfsb/fsb/engine/problem"
+	"github.com/openfsb/fsb/engine/spec"
+)
+
+// inputSchema validates a consumer request. Objects that list properties
+// refuse any other property unless the schema allows it explicitly
+// (additionalProperties): unknown input is an error, as Belgif asks.
+type inputSchema struct {
+	body, query, path *paramSchema
+}
+
+type paramSchema struct {
+	schema *jsonschema.Schema
+	props  map[string]string // property → declared JSON type ("" = any)
+	raw    map[string]any
+}
+
+func (c *compiler) inputSchema(fl *spec.Flow) *inputSchema {
+	in := &inputSchema{}
+	if fl.Input == nil {
+		return in
+	}
+	in.body = c.schema(fl.Input.Body, "body")
+	in.query = c.schema(fl.Input.Query, "query")
+	in.path = c.schema(fl.Input.Path, "path")
+	if fl.Input.Path != nil && in.path != nil {
+		declared := map[string]bool{}
+		for _, p := range spec.PathParams(fl.Path) {
+			declared[p] = true
+			if _, ok := in.path.props[p]; !ok {
+				c.errorf(fl.Input.Path.Pos, "path parameter {%s} has no schema in input.path.properties", p)
+			}
+		}
+		for p := range in.path.props {
+			if !declared[p] {
+				c.errorf(fl.Input.Path.Pos, "input.path declares %q but the path %s has no {%s}", p, fl.Path, p)
+			}
+		}
+	}
+	return in
+}
+
+func (c *compiler) schema(v *spec.Value, where string) *paramSchema {
+	if v == nil {
+		return nil
+	}
+	doc, ok := v.V.(map[string]any)
+	if !ok {
+		c.errorf(v.Pos, "input.%s must be a JSON Schema (a mapping)", where)
+		return nil
+	}
+	doc = closeObjects(deepCopy(doc).(map[string]any))
+	if where != "body" {
+		if t, _ := doc["type"].(string); t != "" && t != "object" {
+			c.errorf(v.Pos, "input.%s must be a schema of type object with properties", where)
+			return nil
+		}
+		doc["type"] = "object"
+	}
+	comp := jsonschema.NewCompiler()
+	comp.DefaultDraft(jsonschema.Draft2020)
+	url := "mem://input/" + where + ".json"
+	if err := comp.AddResource(url, doc); err != nil {
+		c.errorf(v.Pos, "input.%s: %v", where, err)
+		return nil
+	}
+	sch, err := comp.Compile(url)
+	if err != nil {
+		c.errorf(v.Pos, "input.%s is not a valid JSON Schema: %s", where, schemaErr(err))
+		return nil
+	}
+	ps := &paramSchema{schema: sch, props: map[string]string{}, raw: doc}
+	if props, ok := doc["properties"].(map[string]any); ok {
+		for name, p := range props {
+			t := ""
+			if pm, ok := p.(map[string]any); ok {
+				t, _ = pm["type"].(string)
+			}
+			ps.props[name] = t
+		}
+	}
+	return ps
+}
+
+var printer = message.NewPrinter(language.English)
+
+func schemaErr(err error) string {
+	msg := err.Error()
+	msg = strings.ReplaceAll(msg, "mem://input/", "")
+	if i := strings.IndexByte(msg, '\n'); i > 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
+
+// closeObjects adds additionalProperties: false to every object schema that
+// lists properties and says nothing about additional ones.
+func closeObjects(s map[string]any) map[string]any {
+	if props, ok := s["properties"].(map[string]any); ok {
+		if _, set := s["additionalProperties"]; !set {
+			if _, set := s["patternProperties"]; !set {
+				s["additionalProperties"] = false
+			}
+		}
+		for k, p := range props {
+			if pm, ok := p.(map[string]any); ok {
+				props[k] = closeObjects(pm)
+			}
+		}
+	}
+	if items, ok := s["items"].(map[string]any); ok {
+		s["items"] = closeObjects(items)
+	}
+	return s
+}
+
+func deepCopy(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = deepCopy(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = deepCopy(x)
+		}
+		return out
+	}
+	return v
+}
+
+// Params coerces string parameters (query or path) to the types their
+// schema declares, then validates them. Unknown names are refused.
+func (ps *paramSchema) params(in string, raw map[string]string, issues *[]problem.Issue) map[string]any {
+	out := make(map[string]any, len(raw))
+	if ps == nil {
+		for _, k := range sortedStrings(raw) {
+			*issues = append(*issues, problem.NewIssue(problem.UnknownInput, in, k, raw[k], "this service takes no "+in+" parameter "+strconv.Quote(k)))
+		}
+		return out
+	}
+	for _, k := range sortedStrings(raw) {
+		v := raw[k]
+		t, known := ps.props[k]
+		if !known {
+			if ps.raw["additionalProperties"] == false {
+				*issues = append(*issues, problem.NewIssue(problem.UnknownInput, in, k, v, "unknown "+in+" parameter "+strconv.Quote(k)))
+				continue
+			}
+		}
+		out[k] = coerce(t, v)
+	}
+	ps.validate(in, out, issues)
+	return out
+}
+
+func coerce(t, v string) any {
+	switch t {
+	case "integer", "number":
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
+	case "boolean":
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+	}
+	return v
+}
+
+func sortedStrings(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// validate checks v against the schema and turns failures into Belgif issues.
+func (ps *paramSchema) validate(in string, v any, issues *[]problem.Issue) {
+	err := ps.schema.Validate(v)
+	if err == nil {
+		return
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		*issues = append(*issues, problem.NewIssue(problem.SchemaViolation, in, "", nil, "invalid input"))
+		return
+	}
+	for _, leaf := range leaves(ve) {
+		*issues = append(*issues, toIssue(in, leaf, v)...)
+	}
+}
+
+func leaves(ve *jsonschema.ValidationError) []*jsonschema.ValidationError {
+	if len(ve.Causes) == 0 {
+		return []*jsonschema.ValidationError{ve}
+	}
+	var out []*jsonschema.ValidationError
+	for _, c := range ve.Causes {
+		out = append(out, leaves(c)...)
+	}
+	return out
+}
+
+func toIssue(in string, ve *jsonschema.ValidationError, root any) []problem.Issue {
+	base := ve.InstanceLocation
+	name := func(extra ...string) string {
+		parts := append(append([]string{}, base...), extra...)
+		if in == "body" {
+			return "/" + strings.Join(parts, "/") // JSON pointer into the body
+		}
+		return strings.Join(parts, ".")
+	}
+	switch k := ve.ErrorKind.(type) {
+	case *kind.AdditionalProperties:
+		var out []problem.Issue
+		for _, p := range k.Properties {
+			out = append(out, problem.NewIssue(problem.UnknownInput, in, name(p), nil, fmt.Sprintf("unknown property %q", p)))
+		}
+		return out
+	case *kind.Required:
+		var out []problem.Issue
+		for _, p := range k.Missing {
+			out = append(out, problem.NewIssue(problem.RequiredInput, in, name(p), nil, fmt.Sprintf("%q is required", p)))
+		}
+		return out
+	}
+	return []problem.Issue{problem.NewIssue(problem.SchemaViolation, in, name(), valueAt(root, base), ve.ErrorKind.LocalizedString(printer))}
+}
+
+func valueAt(v any, path []string) any {
+	for _, p := range path {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[p]
+		case []any:
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	switch v.(type) {
+	case map[string]any, []any:
+		return nil // do not echo whole structures
+	}
+	return v
+}
+
+// applyDefaults fills in missing properties that declare a default.
+func applyDefaults(schema map[string]any, v map[string]any) {
+	props, _ := schema["properties"].(map[string]any)
+	for name, p := range props {
+		pm, ok := p.(map[string]any)
+		if !ok {
+			continue
+		}
+		cur, present := v[name]
+		if !present {
+			if d, has := pm["default"]; has {
+				v[name] = deepCopy(d)
+			}
+			continue
+		}
+		if obj, ok := cur.(map[string]any); ok {
+			applyDefaults(pm, obj)
+		}
+	}
+}
+
+// Request is a consumer request as the gateway read it off the wire.
+type Request struct {
+	Path    map[string]string
+	Query   map[string]string
+	Headers map[string]string
+	Body    []byte
+}
+
+// Validate checks a request against the flow's input schemas and returns the
+// expression input, or a badRequest problem listing every issue found.
+func (p *Plan) Validate(req *Request) (expr.Input, *problem.Problem) {
+	var issues []problem.Issue
+	in := expr.Input{Headers: req.Headers}
+	in.Query = p.input.query.params("query", req.Query, &issues)
+	if p.input.path != nil {
+		in.Path = p.input.path.params("path", req.Path, &issues)
+	} else {
+		in.Path = make(map[string]any, len(req.Path))
+		for k, v := range req.Path {
+			in.Path[k] = v
+		}
+	}
+	in.Body = p.input.body.decodeBody(req.Body, &issues)
+	if len(issues) > 0 {
+		return in, problem.BadRequest(fmt.Sprintf("the request has %d input issue(s)", len(issues)), issues...)
+	}
+	return in, nil
+}
+
+func (ps *paramSchema) decodeBody(b []byte, issues *[]problem.Issue) map[string]any {
+	empty := len(strings.TrimSpace(string(b))) == 0
+	if ps == nil {
+		if !empty {
+			*issues = append(*issues, problem.NewIssue(problem.UnknownInput, "body", "", nil, "this service takes no request body"))
+		}
+		return map[string]any{}
+	}
+	body := map[string]any{}
+	if !empty {
+		v, err := decodeJSON(b)
+		if err != nil {
+			*issues = append(*issues, problem.NewIssue(problem.SchemaViolation, "body", "", nil, "the body is not valid JSON"))
+			return body
+		}
+		obj, ok := v.(map[string]any)
+		if !ok {
+			*issues = append(*issues, problem.NewIssue(problem.SchemaViolation, "body", "", nil, "the body must be a JSON object"))
+			return body
+		}
+		body = obj
+	}
+	ps.validate("body", body, issues)
+	applyDefaults(ps.raw, body)
+	return body
+}

@@ -1,0 +1,197 @@
+package flow
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
+)
+
+var parsers fastjson.ParserPool
+
+// decodeJSON turns raw JSON into the JSON data model (map[string]any,
+// []any, string, float64, bool, nil). An empty body is nil.
+func decodeJSON(b []byte) (any, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(b)
+	if err != nil {
+		return nil, err
+	}
+	return fromFast(v), nil
+}
+
+func fromFast(v *fastjson.Value) any {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		m := make(map[string]any, o.Len())
+		o.Visit(func(k []byte, x *fastjson.Value) { m[string(k)] = fromFast(x) })
+		return m
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		out := make([]any, len(a))
+		for i, x := range a {
+			out[i] = fromFast(x)
+		}
+		return out
+	case fastjson.TypeString:
+		return string(v.GetStringBytes())
+	case fastjson.TypeNumber:
+		return v.GetFloat64()
+	case fastjson.TypeTrue:
+		return true
+	case fastjson.TypeFalse:
+		return false
+	}
+	return nil
+}
+
+// rawAt appends the JSON at path inside raw; absent reports a missing or
+// null value (left out of the output).
+func rawAt(dst, raw []byte, path []string) (out []byte, absent bool, err error) {
+	if len(path) == 0 {
+		if err := fastjson.ValidateBytes(raw); err != nil {
+			return dst, false, err
+		}
+		if string(raw) == "null" {
+			return dst, true, nil
+		}
+		return append(dst, raw...), false, nil
+	}
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(raw)
+	if err != nil {
+		return dst, false, err
+	}
+	v = v.Get(path...)
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return dst, true, nil
+	}
+	return v.MarshalTo(dst), false, nil
+}
+
+var keyBufs = sync.Pool{New: func() any { s := make([]string, 0, 16); return &s }}
+
+// appendJSON encodes v; maps are written with sorted keys so that output is
+// deterministic. Types outside the JSON data model go through encoding/json.
+func appendJSON(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case string:
+		return appendString(dst, x), nil
+	case bool:
+		return strconv.AppendBool(dst, x), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return dst, fmt.Errorf("cannot encode %v as JSON", x)
+		}
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+			return strconv.AppendInt(dst, int64(x), 10), nil
+		}
+		return strconv.AppendFloat(dst, x, 'g', -1, 64), nil
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10), nil
+	case int64:
+		return strconv.AppendInt(dst, x, 10), nil
+	case map[string]any:
+		kp := keyBufs.Get().(*[]string)
+		keys := (*kp)[:0]
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		dst = append(dst, '{')
+		var err error
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, k)
+			dst = append(dst, ':')
+			if dst, err = appendJSON(dst, x[k]); err != nil {
+				break
+			}
+		}
+		*kp = keys[:0]
+		keyBufs.Put(kp)
+		return append(dst, '}'), err
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			if dst, err = appendJSON(dst, e); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, ']'), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

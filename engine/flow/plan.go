@@ -1,0 +1,118 @@
+package flow
+
+import (
+	"time"
+
+	"github.com/openfsb/fsb/engine/expr"
+	"github.com/openfsb/fsb/engine/spec"
+)
+
+// Plan is a compiled flow: immutable, shared by all requests.
+type Plan struct {
+	Name, Version, Method, Path string
+	Major                       int
+	Spec                        *spec.Flow
+	Timeout                     time.Duration
+	Status                      int
+	MaxBodySize                 int64
+	Sources                     []string // sources the flow calls, sorted
+	Subject                     *expr.Program
+
+	input  *inputSchema
+	root   []*node
+	output *outNode
+	ids    []string // every step id visible in the top-level environment
+	nslots int
+}
+
+type nodeKind int
+
+const (
+	kindCall nodeKind = iota
+	kindParallel
+	kindSteps
+	kindSwitch
+	kindForeach
+	kindSet
+	kindFail
+)
+
+type node struct {
+	id       string
+	kind     nodeKind
+	slot     int  // index into run.raw; -1 inside a foreach
+	decode   bool // decode the call's body: some expression reads into it
+	when     *expr.Program
+	timeout  time.Duration
+	retry    *retryPolicy
+	optional bool
+	def      any
+
+	// call
+	source, op string
+	path       []namedProg
+	query      []namedProg
+	headers    []namedProg
+	body       *outNode
+	accept     map[int]bool
+
+	children []*node // parallel, steps
+
+	cases    []switchCase
+	fallback []*node
+
+	items       *expr.Program
+	concurrency int
+	iterOut     *outNode
+	inner       []string // step ids local to one foreach iteration
+
+	set *outNode
+
+	problemType   string
+	problemStatus int
+	problemTitle  string
+	detail        *expr.Program
+}
+
+type namedProg struct {
+	name string
+	prog *expr.Program
+}
+
+type switchCase struct {
+	when  *expr.Program
+	steps []*node
+}
+
+type retryPolicy struct {
+	attempts            int
+	backoff, maxBackoff time.Duration
+	onStatus            map[int]bool
+}
+
+type outKind int
+
+const (
+	outExpr outKind = iota
+	outObject
+	outArray
+	outLiteral
+)
+
+// outNode builds a JSON value from expressions.
+type outNode struct {
+	kind    outKind
+	prog    *expr.Program
+	rawSlot int // >= 0: copy raw bytes of that call's body, at rawPath
+	rawPath []string
+	fields  []outField
+	items   []*outNode
+	literal []byte // encoded literal
+	value   any    // literal as a value
+}
+
+type outField struct {
+	key  []byte // encoded "name":
+	name string
+	val  *outNode
+}

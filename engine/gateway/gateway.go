@@ -1,0 +1,238 @@
+// Package gateway is the consumer-facing HTTP server (fiber v2): one route
+// per flow, /health, and problem+json for every error. It is wiring only:
+// validation and execution belong to the flow package, transports to the
+// connectors. It must not hold business rules.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"github.com/openfsb/fsb/engine/flow"
+	"github.com/openfsb/fsb/engine/problem"
+	"github.com/openfsb/fsb/engine/trace"
+)
+
+// Config is what the gateway serves.
+type Config struct {
+	Plans   map[string]*flow.Plan
+	Runtime *flow.Runtime
+	Log     *slog.Logger
+	// HealthTTL is how long a /health answer is cached (default 5s).
+	HealthTTL time.Duration
+	// TrustedProxies may set X-Forwarded-For; nobody else can (NOTES.md).
+	TrustedProxies []string
+}
+
+// Gateway serves the consumer API.
+type Gateway struct {
+	app    *fiber.App
+	cfg    Config
+	log    *slog.Logger
+	health *health
+}
+
+// New builds the fiber app for the given plans.
+func New(cfg Config) *Gateway {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HealthTTL == 0 {
+		cfg.HealthTTL = 5 * time.Second
+	}
+	limit := int64(flow.DefaultMaxBodySize)
+	for _, p := range cfg.Plans {
+		limit = max(limit, p.MaxBodySize)
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Log, health: newHealth(cfg.Runtime.Conns, cfg.HealthTTL)}
+	fc := fiber.Config{
+		AppName:                 "openfsb",
+		DisableStartupMessage:   true,
+		BodyLimit:               int(limit),
+		ReadTimeout:             30 * time.Second,
+		WriteTimeout:            30 * time.Second,
+		IdleTimeout:             120 * time.Second,
+		ErrorHandler:            g.errorHandler,
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
+	}
+	if len(cfg.TrustedProxies) > 0 {
+		fc.ProxyHeader = fiber.HeaderXForwardedFor
+	}
+	app := fiber.New(fc)
+	app.Use(recover.New())
+	app.Get("/health", g.handleHealth)
+	names := make([]string, 0, len(cfg.Plans))
+	for n := range cfg.Plans {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p := cfg.Plans[n]
+		app.Add(p.Method, fiberPath(p.Path), g.handler(p))
+	}
+	app.Use(func(c *fiber.Ctx) error {
+		return fiber.ErrNotFound
+	})
+	g.app = app
+	return g
+}
+
+// App returns the fiber app (for Listen, Test, Shutdown).
+func (g *Gateway) App() *fiber.App { return g.app }
+
+// fiberPath turns /a/v1/items/{id} into /a/v1/items/:id.
+func fiberPath(p string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(p, '{')
+		if i < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		j := strings.IndexByte(p[i:], '}')
+		b.WriteString(p[:i])
+		b.WriteByte(':')
+		b.WriteString(p[i+1 : i+j])
+		p = p[i+j+1:]
+	}
+}
+
+func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
+	params := pathParams(p.Path)
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		id := g.traceHeaders(c)
+		req := &flow.Request{Query: map[string]string{}}
+		if len(params) > 0 {
+			req.Path = make(map[string]string, len(params))
+			for _, name := range params {
+				v, err := url.PathUnescape(c.Params(name))
+				if err != nil {
+					return g.problem(c, problem.BadRequest("malformed path", problem.NewIssue(problem.SchemaViolation, "path", name, nil, "not a valid URL path segment")))
+				}
+				req.Path[name] = strings.Clone(v)
+			}
+		}
+		c.Context().QueryArgs().VisitAll(func(k, v []byte) { req.Query[string(k)] = string(v) })
+		body := c.Body()
+		if int64(len(body)) > p.MaxBodySize {
+			return g.problem(c, problem.TooLarge("the request body exceeds the limit of this service"))
+		}
+		if len(body) > 0 && !isJSON(c.Get(fiber.HeaderContentType)) {
+			return g.problem(c, problem.UnsupportedMedia("send the request body as application/json"))
+		}
+		req.Body = body
+		in, prob := p.Validate(req)
+		if prob != nil {
+			return g.problem(c, prob)
+		}
+		out := p.Run(context.Background(), g.cfg.Runtime, &flow.Invocation{Input: in, TraceID: id})
+		if g.log.Enabled(context.Background(), slog.LevelInfo) {
+			g.log.Info("request", "flow", p.Name, "trace", id, "status", out.Status, "duration", time.Since(start))
+		}
+		if out.Problem != nil {
+			return g.problem(c, out.Problem)
+		}
+		c.Status(out.Status)
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(out.Body)
+	}
+}
+
+func pathParams(p string) []string {
+	var out []string
+	for {
+		i := strings.IndexByte(p, '{')
+		if i < 0 {
+			return out
+		}
+		j := strings.IndexByte(p[i:], '}')
+		out = append(out, p[i+1:i+j])
+		p = p[i+j+1:]
+	}
+}
+
+func isJSON(ct string) bool {
+	ct, _, _ = strings.Cut(ct, ";")
+	ct = strings.TrimSpace(strings.ToLower(ct))
+	return ct == "application/json" || strings.HasSuffix(ct, "+json")
+}
+
+// traceHeaders sets this response's BelGov-Trace-Id and echoes a valid
+// caller id as BelGov-Related-Trace-Id; it returns the new id.
+func (g *Gateway) traceHeaders(c *fiber.Ctx) string {
+	if id := c.Locals("traceId"); id != nil {
+		return id.(string)
+	}
+	id := trace.NewID()
+	c.Locals("traceId", id)
+	c.Set(trace.Header, id)
+	if rel := c.Get(trace.Header); rel != "" && trace.Valid(rel) {
+		c.Set(trace.RelatedHeader, rel)
+	}
+	return id
+}
+
+func (g *Gateway) problem(c *fiber.Ctx, p *problem.Problem) error {
+	g.traceHeaders(c)
+	if p.Instance == "" {
+		p.Instance = strings.Clone(c.Path())
+	}
+	if p.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, itoa(p.RetryAfter))
+	}
+	c.Status(p.Status)
+	c.Set(fiber.HeaderContentType, problem.ContentType)
+	return c.Send(p.JSON())
+}
+
+// errorHandler turns every error fiber raises (no route, body too large, a
+// recovered panic) into problem+json without internals.
+func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
+	var fe *fiber.Error
+	code := fiber.StatusInternalServerError
+	if errors.As(err, &fe) {
+		code = fe.Code
+	}
+	var p *problem.Problem
+	switch code {
+	case fiber.StatusNotFound:
+		p = problem.NotFound("no service at this path")
+	case fiber.StatusMethodNotAllowed:
+		p = &problem.Problem{Type: "about:blank", Title: "Method Not Allowed", Status: 405, Detail: "this service does not accept that method"}
+	case fiber.StatusRequestEntityTooLarge:
+		p = problem.TooLarge("the request body exceeds the limit")
+	case fiber.StatusBadRequest:
+		p = problem.BadRequest("the request could not be read")
+	default:
+		if code < 500 {
+			p = &problem.Problem{Type: "about:blank", Title: fe.Message, Status: code}
+		} else {
+			g.log.Error("internal error", "path", c.Path(), "err", err)
+			p = problem.Internal("an internal error occurred")
+		}
+	}
+	return g.problem(c, p)
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for n >= 10 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	i--
+	b[i] = byte('0' + n)
+	return string(b[i:])
+}

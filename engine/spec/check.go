@@ -1,0 +1,418 @@
+package spec
+
+import (
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var (
+	identRe    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	semverRe   = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
+	belgifPath = regexp.MustCompile(`^/([a-z][a-zA-Z0-9]*)/v([0-9]+)(/[a-zA-Z0-9{}._~-]+)*$`)
+	paramRe    = regexp.MustCompile(`\{([^{}]*)\}`)
+	methods    = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "HEAD": true, "OPTIONS": true}
+	// ProblemTypes maps the Belgif problem names a fail step may use to their default status.
+	ProblemTypes = map[string]int{
+		"badRequest": 400, "noAccessToken": 401, "invalidAccessToken": 401, "expiredAccessToken": 401,
+		"missingScope": 403, "missingPermission": 403, "resourceNotFound": 404, "payloadTooLarge": 413,
+		"tooManyRequests": 429, "internalServerError": 500, "badGateway": 502, "serviceUnavailable": 503,
+		"conflict": 409, "unsupportedMediaType": 415, "notAcceptable": 406,
+	}
+)
+
+// PathParams returns the {placeholder} names of a path template.
+func PathParams(p string) []string {
+	var out []string
+	for _, m := range paramRe.FindAllStringSubmatch(p, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// Major returns the major version of a semantic version string.
+func Major(version string) int {
+	m := semverRe.FindStringSubmatch(version)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+type checker struct {
+	set  *Set
+	errs *ErrorList
+}
+
+func (c *checker) errorf(pos Pos, format string, args ...any) {
+	*c.errs = append(*c.errs, c.set.Src.Errorf(pos, format, args...))
+}
+
+func (s *Set) check(errs *ErrorList) {
+	c := &checker{set: s, errs: errs}
+	for _, name := range s.SourceNames() {
+		c.source(s.Sources[name])
+	}
+	routes := map[string]*Flow{}
+	for _, name := range s.FlowNames() {
+		fl := s.Flows[name]
+		c.flow(fl)
+		key := fl.Method + " " + paramRe.ReplaceAllString(fl.Path, "{}")
+		if prev, dup := routes[key]; dup && fl.Method != "" {
+			c.errorf(fl.Pos, "flow %q has the same route %s %s as flow %q (%s)", fl.Name, fl.Method, fl.Path, prev.Name, prev.Pos)
+		}
+		routes[key] = fl
+	}
+	names := map[string]bool{}
+	for _, t := range s.Tests {
+		c.test(t)
+		if names[t.Flow+"\x00"+t.Name] {
+			c.errorf(t.Pos, "duplicate test name %q for flow %q", t.Name, t.Flow)
+		}
+		names[t.Flow+"\x00"+t.Name] = true
+	}
+}
+
+func (c *checker) source(src *Source) {
+	if src.Name != "" && !identRe.MatchString(src.Name) {
+		c.errorf(src.Pos, "source name %q must be an identifier (letters, digits, _), e.g. personRegister", src.Name)
+	}
+	switch src.Protocol {
+	case "rest":
+		if src.REST == nil {
+			c.errorf(src.Pos, "source %q of protocol rest needs a \"rest\" block", src.Name)
+			return
+		}
+	case "":
+		return // reported as missing
+	default:
+		c.errorf(src.Pos, "protocol %q is not supported; use rest", src.Protocol)
+		return
+	}
+	r := src.REST
+	if u, err := url.Parse(r.BaseURL); r.BaseURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		c.errorf(r.Pos, "baseUrl %q must be an absolute http:// or https:// URL", r.BaseURL)
+	}
+	c.retry(r.Retry)
+	if r.Pool != nil && r.Pool.MaxConns < 0 {
+		c.errorf(r.Pool.Pos, "maxConns must be positive")
+	}
+	if r.TLS != nil && (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
+		c.errorf(r.TLS.Pos, "certFile and keyFile go together: give both for a client certificate, or neither")
+	}
+	if a := r.Auth; a != nil {
+		switch a.Type {
+		case "bearer":
+			c.secret(a.Pos, "token", a.Token)
+		case "basic":
+			if a.Username == "" {
+				c.errorf(a.Pos, "basic auth needs a username")
+			}
+			c.secret(a.Pos, "password", a.Password)
+		case "header":
+			if a.Header == "" {
+				c.errorf(a.Pos, "header auth needs the header name in \"header\"")
+			}
+			c.secret(a.Pos, "value", a.Value)
+		case "":
+		default:
+			c.errorf(a.Pos, "auth type %q is unknown; use bearer, basic or header", a.Type)
+		}
+	}
+	for _, h := range []string{"authorization", "proxy-authorization", "cookie"} {
+		for k := range r.Headers {
+			if strings.ToLower(k) == h {
+				c.errorf(r.Pos, "header %q may carry a secret: use an auth block reading it from env or a file, not an inline value", k)
+			}
+		}
+	}
+	for _, name := range sortedKeys(r.Operations) {
+		op := r.Operations[name]
+		op.Name = name
+		if !identRe.MatchString(name) {
+			c.errorf(op.Pos, "operation name %q must be an identifier", name)
+		}
+		if op.Method != "" && !methods[op.Method] {
+			c.errorf(op.Pos, "method %q is not an HTTP method; use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS (upper case)", op.Method)
+		}
+		if op.Path != "" && !strings.HasPrefix(op.Path, "/") {
+			c.errorf(op.Pos, "operation path %q must start with /", op.Path)
+		}
+		for _, p := range PathParams(op.Path) {
+			if !identRe.MatchString(p) {
+				c.errorf(op.Pos, "path placeholder {%s} must be an identifier", p)
+			}
+		}
+		c.retry(op.Retry)
+	}
+}
+
+func (c *checker) secret(at Pos, field string, s *Secret) {
+	switch {
+	case s == nil:
+		c.errorf(at, "missing %q: name an env variable ({env: NAME}) or a file ({file: path})", field)
+	case (s.Env == "") == (s.File == ""):
+		c.errorf(s.Pos, "a secret names exactly one of env or file")
+	}
+}
+
+func (c *checker) retry(r *Retry) {
+	if r == nil {
+		return
+	}
+	if r.Attempts < 1 || r.Attempts > 10 {
+		c.errorf(r.Pos, "retry attempts must be between 1 and 10 (it counts the first try)")
+	}
+	if r.MaxBackoff != 0 && r.MaxBackoff < r.Backoff {
+		c.errorf(r.Pos, "maxBackoff must not be smaller than backoff")
+	}
+}
+
+func (c *checker) flow(fl *Flow) {
+	if fl.Name != "" && !identRe.MatchString(fl.Name) {
+		c.errorf(fl.Pos, "flow name %q must be an identifier (lowerCamelCase), e.g. enterpriseProfile", fl.Name)
+	}
+	if fl.Version != "" && !semverRe.MatchString(fl.Version) {
+		c.errorf(fl.Pos, "version %q must be a semantic version such as 1.0.0", fl.Version)
+	}
+	if fl.Method != "" && !methods[fl.Method] {
+		c.errorf(fl.Pos, "method %q is not an HTTP method (use upper case: GET, POST …)", fl.Method)
+	}
+	if fl.Path != "" {
+		m := belgifPath.FindStringSubmatch(fl.Path)
+		switch {
+		case m == nil:
+			c.errorf(fl.Pos, "path %q must follow the Belgif form /{apiName}/v{major}/{resources}: lowerCamelCase api name, no trailing slash", fl.Path)
+		case semverRe.MatchString(fl.Version) && m[2] != strconv.Itoa(Major(fl.Version)):
+			c.errorf(fl.Pos, "path %q names major version v%s but the flow version is %s", fl.Path, m[2], fl.Version)
+		}
+		if m != nil && (m[1] == "health" || m[1] == "doc" || m[1] == "refData") {
+			c.errorf(fl.Pos, "path %q uses a reserved Belgif api name", fl.Path)
+		}
+	}
+	if fl.Status != 0 && (fl.Status < 200 || fl.Status > 299) {
+		c.errorf(fl.Pos, "status %d must be a 2xx success status", fl.Status)
+	}
+	ids := map[string]*Step{}
+	c.steps(fl, fl.Steps, ids)
+}
+
+// steps checks a list of steps; ids collects every step id of the flow.
+func (c *checker) steps(fl *Flow, steps []*Step, ids map[string]*Step) {
+	for i, st := range steps {
+		if i > 0 {
+			if prev := steps[i-1]; prev.Fail != nil && prev.When == nil {
+				c.errorf(st.Pos, "step %q is unreachable: step %q before it always fails", st.ID, prev.ID)
+			}
+		}
+		c.step(fl, st, ids)
+	}
+}
+
+func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
+	if st.ID != "" {
+		if !identRe.MatchString(st.ID) {
+			c.errorf(st.Pos, "step id %q must be an identifier (letters, digits, _): expressions read it as steps.%s", st.ID, st.ID)
+		}
+		if prev, dup := ids[st.ID]; dup {
+			c.errorf(st.Pos, "duplicate step id %q in flow %q (first used at %s)", st.ID, fl.Name, prev.Pos)
+		} else {
+			ids[st.ID] = st
+		}
+	}
+	kinds := []string{}
+	if st.Call != "" {
+		kinds = append(kinds, "call")
+	}
+	if st.Parallel != nil {
+		kinds = append(kinds, "parallel")
+	}
+	if st.Steps != nil {
+		kinds = append(kinds, "steps")
+	}
+	if st.Switch != nil {
+		kinds = append(kinds, "switch")
+	}
+	if st.Foreach != nil {
+		kinds = append(kinds, "foreach")
+	}
+	if st.Set != nil {
+		kinds = append(kinds, "set")
+	}
+	if st.Fail != nil {
+		kinds = append(kinds, "fail")
+	}
+	switch len(kinds) {
+	case 0:
+		c.errorf(st.Pos, "step %q does nothing: give one of call, parallel, steps, switch, foreach, set or fail", st.ID)
+	case 1:
+	default:
+		c.errorf(st.Pos, "step %q has %s: a step does exactly one thing; nest steps to do more", st.ID, strings.Join(kinds, " and "))
+	}
+	if st.Default != nil && !st.Optional {
+		c.errorf(st.Default.Pos, "default is only used by optional steps: add optional: true")
+	}
+	if st.Call == "" && (st.With != nil || st.AcceptStatus != nil) {
+		c.errorf(st.Pos, "with and acceptStatus belong to call steps")
+	}
+	if st.Retry != nil && st.Call == "" {
+		c.errorf(st.Retry.Pos, "retry belongs to call steps")
+	}
+	c.retry(st.Retry)
+	for _, s := range st.AcceptStatus {
+		if s < 100 || s > 599 {
+			c.errorf(st.Pos, "acceptStatus %d is not an HTTP status", s)
+		}
+	}
+	if st.Call != "" {
+		c.call(st)
+	}
+	if st.Parallel != nil {
+		if len(st.Parallel) < 2 {
+			c.errorf(st.Pos, "parallel needs at least two steps")
+		}
+		for _, b := range st.Parallel {
+			c.step(fl, b, ids)
+		}
+	}
+	if st.Steps != nil {
+		c.steps(fl, st.Steps, ids)
+	}
+	if sw := st.Switch; sw != nil {
+		for _, cs := range sw.Cases {
+			c.steps(fl, cs.Steps, ids)
+		}
+		c.steps(fl, sw.Default, ids)
+	}
+	if fe := st.Foreach; fe != nil {
+		if fe.Concurrency < 0 || fe.Concurrency > 64 {
+			c.errorf(fe.Pos, "concurrency must be between 1 and 64")
+		}
+		c.steps(fl, fe.Steps, ids)
+	}
+	if f := st.Fail; f != nil {
+		_, known := ProblemTypes[f.Type]
+		switch {
+		case f.Type == "":
+		case !known && !strings.HasPrefix(f.Type, "urn:"):
+			c.errorf(f.Pos, "problem type %q is neither a Belgif type (e.g. resourceNotFound, badRequest) nor a urn:problem-type:… URN", f.Type)
+		case !known && f.Status == 0:
+			c.errorf(f.Pos, "a custom problem type needs a status")
+		}
+		if f.Status != 0 && (f.Status < 400 || f.Status > 599) {
+			c.errorf(f.Pos, "fail status %d must be 4xx or 5xx", f.Status)
+		}
+	}
+}
+
+func (c *checker) call(st *Step) {
+	srcName, opName, ok := strings.Cut(st.Call, ".")
+	if !ok {
+		c.errorf(st.Pos, "call %q must name source.operation", st.Call)
+		return
+	}
+	src := c.set.Sources[srcName]
+	if src == nil {
+		c.errorf(st.Pos, "call %q: no source named %q%s", st.Call, srcName, suggest(srcName, sortedKeys(c.set.Sources)))
+		return
+	}
+	if src.REST == nil {
+		return
+	}
+	op := src.REST.Operations[opName]
+	if op == nil {
+		c.errorf(st.Pos, "call %q: source %q has no operation %q%s", st.Call, srcName, opName, suggest(opName, sortedKeys(src.REST.Operations)))
+		return
+	}
+	given := map[string]*Expr{}
+	at := st.Pos
+	if st.With != nil {
+		given, at = st.With.Path, st.With.Pos
+	}
+	want := map[string]bool{}
+	for _, p := range PathParams(op.Path) {
+		want[p] = true
+		if given[p] == nil {
+			c.errorf(at, "call %q needs path parameter %q (with: path: %s: <expression>)", st.Call, p, p)
+		}
+	}
+	for _, p := range sortedKeys(given) {
+		if !want[p] {
+			c.errorf(given[p].Pos, "operation %q has no path parameter %q (its path is %s)", st.Call, p, op.Path)
+		}
+	}
+	if st.With != nil && st.With.Body != nil && (op.Method == "GET" || op.Method == "HEAD") {
+		c.errorf(st.With.Body.Pos, "operation %q uses %s, which sends no body", st.Call, op.Method)
+	}
+}
+
+func (c *checker) test(t *Test) {
+	fl := c.set.Flows[t.Flow]
+	if t.Flow != "" && fl == nil {
+		c.errorf(t.Pos, "test %q: no flow named %q%s", t.Name, t.Flow, suggest(t.Flow, sortedKeys(c.set.Flows)))
+	}
+	for _, m := range t.Mocks {
+		srcName, opName, _ := strings.Cut(m.Call, ".")
+		src := c.set.Sources[srcName]
+		switch {
+		case m.Call == "":
+		case src == nil:
+			c.errorf(m.Pos, "mock %q: no source named %q", m.Call, srcName)
+		case src.REST != nil && src.REST.Operations[opName] == nil:
+			c.errorf(m.Pos, "mock %q: source %q has no operation %q", m.Call, srcName, opName)
+		}
+		switch m.Error {
+		case "", "timeout", "unavailable":
+		default:
+			c.errorf(m.Pos, "mock error %q is unknown; use timeout or unavailable", m.Error)
+		}
+		if m.Error != "" && (m.Status != 0 || m.Body != nil) {
+			c.errorf(m.Pos, "a mock either fails (error) or answers (status, body), not both")
+		}
+	}
+	if t.Expect.Status == 0 && t.Expect.Problem == nil {
+		c.errorf(t.Expect.Pos, "expect needs a status or a problem")
+	}
+	if t.Expect.Problem != nil && t.Expect.Body != nil {
+		c.errorf(t.Expect.Pos, "expect either a body or a problem, not both")
+	}
+}
+
+// suggest returns a hint naming the closest known name, if any is close.
+func suggest(name string, known []string) string {
+	best, bestD := "", 4
+	for _, k := range known {
+		if d := distance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		if len(known) > 0 && len(known) <= 8 {
+			return " (known: " + strings.Join(known, ", ") + ")"
+		}
+		return ""
+	}
+	return "; did you mean " + strconv.Quote(best) + "?"
+}
+
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,264 @@
+package spec
+
+// Document kinds.
+const (
+	KindSource = "Source"
+	KindFlow   = "Flow"
+	KindTest   = "Test"
+)
+
+// header is what every document starts with; the rest depends on kind.
+type header struct {
+	Kind string `yaml:"kind"`
+}
+
+// Source describes one authentic data source and how to reach it.
+type Source struct {
+	Pos         Pos
+	Kind        string      `yaml:"kind"`
+	Name        string      `yaml:"name,required"`
+	Title       string      `yaml:"title"`
+	Description string      `yaml:"description"`
+	Owner       string      `yaml:"owner"`
+	Protocol    string      `yaml:"protocol,required"`
+	REST        *RESTSource `yaml:"rest"`
+}
+
+// RESTSource is the transport configuration of a source of protocol rest.
+type RESTSource struct {
+	Pos              Pos
+	BaseURL          string                `yaml:"baseUrl,required"`
+	Timeout          Duration              `yaml:"timeout"`
+	Retry            *Retry                `yaml:"retry"`
+	MaxResponseBytes ByteSize              `yaml:"maxResponseBytes"`
+	Pool             *Pool                 `yaml:"pool"`
+	TLS              *TLS                  `yaml:"tls"`
+	Auth             *Auth                 `yaml:"auth"`
+	Headers          map[string]string     `yaml:"headers"`
+	HealthPath       string                `yaml:"healthPath"`
+	Operations       map[string]*Operation `yaml:"operations,required"`
+}
+
+// Operation is one named call a REST source offers.
+type Operation struct {
+	Pos              Pos
+	Name             string            `yaml:"-"`
+	Method           string            `yaml:"method,required"`
+	Path             string            `yaml:"path,required"`
+	Query            map[string]string `yaml:"query"`
+	Headers          map[string]string `yaml:"headers"`
+	Timeout          Duration          `yaml:"timeout"`
+	Retry            *Retry            `yaml:"retry"`
+	Idempotent       *bool             `yaml:"idempotent"`
+	MaxResponseBytes ByteSize          `yaml:"maxResponseBytes"`
+}
+
+// Retry is a retry policy: exponential backoff with full jitter.
+type Retry struct {
+	Pos        Pos
+	Attempts   int      `yaml:"attempts,required"`
+	Backoff    Duration `yaml:"backoff"`
+	MaxBackoff Duration `yaml:"maxBackoff"`
+	OnStatus   []int    `yaml:"onStatus"`
+}
+
+// Pool bounds the connections kept to one source.
+type Pool struct {
+	Pos         Pos
+	MaxConns    int      `yaml:"maxConns"`
+	IdleTimeout Duration `yaml:"idleTimeout"`
+}
+
+// TLS configures the connection to an https source.
+type TLS struct {
+	Pos        Pos
+	CAFile     string `yaml:"caFile"`
+	CertFile   string `yaml:"certFile"`
+	KeyFile    string `yaml:"keyFile"`
+	ServerName string `yaml:"serverName"`
+}
+
+// Auth is how OpenFSB authenticates to a source. Credentials are Secrets:
+// they come from the environment or a file, never from the config itself.
+type Auth struct {
+	Pos      Pos
+	Type     string  `yaml:"type,required"` // bearer | basic | header
+	Token    *Secret `yaml:"token"`
+	Username string  `yaml:"username"`
+	Password *Secret `yaml:"password"`
+	Header   string  `yaml:"header"`
+	Value    *Secret `yaml:"value"`
+}
+
+// Secret names where a credential is read from at start-up.
+type Secret struct {
+	Pos  Pos
+	Env  string `yaml:"env"`
+	File string `yaml:"file"`
+}
+
+// Flow is a composite service: a route, an input schema, steps and an output.
+type Flow struct {
+	Pos         Pos
+	Kind        string   `yaml:"kind"`
+	Name        string   `yaml:"name,required"`
+	Version     string   `yaml:"version,required"`
+	Method      string   `yaml:"method,required"`
+	Path        string   `yaml:"path,required"`
+	Catalog     *Catalog `yaml:"catalog"`
+	Legal       *Legal   `yaml:"legal"`
+	Input       *Input   `yaml:"input"`
+	Timeout     Duration `yaml:"timeout"`
+	Steps       []*Step  `yaml:"steps"`
+	Output      *Output  `yaml:"output,required"`
+	Status      int      `yaml:"status"`
+	MaxBodySize ByteSize `yaml:"maxBodySize"`
+}
+
+// Catalog is what the service catalogue shows about a flow.
+type Catalog struct {
+	Pos         Pos
+	Title       string   `yaml:"title,required"`
+	Description string   `yaml:"description"`
+	Owner       string   `yaml:"owner"`
+	Tags        []string `yaml:"tags"`
+}
+
+// Legal is the privacy metadata of a flow.
+type Legal struct {
+	Pos            Pos
+	DataCategories []string `yaml:"dataCategories"`
+	Subject        *Expr    `yaml:"subject"`
+}
+
+// Input holds JSON Schemas for the request's body, query and path parameters.
+type Input struct {
+	Pos   Pos
+	Body  *Value `yaml:"body"`
+	Query *Value `yaml:"query"`
+	Path  *Value `yaml:"path"`
+}
+
+// Step is one step of a flow. Exactly one of Call, Parallel, Steps, Switch,
+// Foreach, Set or Fail says what it does; the rest are common options.
+type Step struct {
+	Pos      Pos
+	ID       string   `yaml:"id,required"`
+	When     *Expr    `yaml:"when"`
+	Timeout  Duration `yaml:"timeout"`
+	Retry    *Retry   `yaml:"retry"`
+	Optional bool     `yaml:"optional"`
+	Default  *Value   `yaml:"default"`
+
+	Call         string    `yaml:"call"`
+	With         *CallArgs `yaml:"with"`
+	AcceptStatus []int     `yaml:"acceptStatus"`
+
+	Parallel []*Step  `yaml:"parallel"`
+	Steps    []*Step  `yaml:"steps"`
+	Switch   *Switch  `yaml:"switch"`
+	Foreach  *Foreach `yaml:"foreach"`
+	Set      *Output  `yaml:"set"`
+	Fail     *Fail    `yaml:"fail"`
+}
+
+// CallArgs map the request of a call step, each value an expression.
+type CallArgs struct {
+	Pos     Pos
+	Path    map[string]*Expr `yaml:"path"`
+	Query   map[string]*Expr `yaml:"query"`
+	Headers map[string]*Expr `yaml:"headers"`
+	Body    *Output          `yaml:"body"`
+}
+
+// Switch runs the steps of the first case whose condition holds.
+type Switch struct {
+	Pos     Pos
+	Cases   []*Case `yaml:"cases,required"`
+	Default []*Step `yaml:"default"`
+}
+
+// Case is one branch of a switch.
+type Case struct {
+	Pos   Pos
+	When  *Expr   `yaml:"when,required"`
+	Steps []*Step `yaml:"steps,required"`
+}
+
+// Foreach runs its steps once per item of an array, at most Concurrency at a
+// time, and collects Output (default: the last step's body) per item.
+type Foreach struct {
+	Pos         Pos
+	Items       *Expr   `yaml:"items,required"`
+	Concurrency int     `yaml:"concurrency"`
+	Steps       []*Step `yaml:"steps,required"`
+	Output      *Output `yaml:"output"`
+}
+
+// Fail ends the flow with a problem.
+type Fail struct {
+	Pos    Pos
+	Type   string `yaml:"type,required"`
+	Status int    `yaml:"status"`
+	Title  string `yaml:"title"`
+	Detail *Expr  `yaml:"detail"`
+}
+
+// Test is a flow test: a request, mocked source responses, an expectation.
+type Test struct {
+	Pos     Pos
+	Kind    string      `yaml:"kind"`
+	Name    string      `yaml:"name,required"`
+	Flow    string      `yaml:"flow,required"`
+	Request TestRequest `yaml:"request,required"`
+	Mocks   []*Mock     `yaml:"mocks"`
+	Expect  Expect      `yaml:"expect,required"`
+}
+
+// TestRequest is the consumer request a test sends.
+type TestRequest struct {
+	Pos     Pos
+	Path    string            `yaml:"path"`
+	Query   map[string]string `yaml:"query"`
+	Headers map[string]string `yaml:"headers"`
+	Body    *Value            `yaml:"body"`
+	RawBody string            `yaml:"rawBody"`
+}
+
+// Mock answers calls to one source operation during a test.
+type Mock struct {
+	Pos     Pos
+	Call    string            `yaml:"call,required"` // source.operation
+	Match   *MockMatch        `yaml:"match"`
+	Status  int               `yaml:"status"`
+	Headers map[string]string `yaml:"headers"`
+	Body    *Value            `yaml:"body"`
+	Error   string            `yaml:"error"` // timeout | unavailable
+	Delay   Duration          `yaml:"delay"`
+}
+
+// MockMatch narrows a mock to calls with these rendered parameters.
+type MockMatch struct {
+	Pos   Pos
+	Path  map[string]string `yaml:"path"`
+	Query map[string]string `yaml:"query"`
+	Body  *Value            `yaml:"body"`
+}
+
+// Expect is what a test wants back.
+type Expect struct {
+	Pos     Pos
+	Status  int               `yaml:"status"`
+	Body    *Value            `yaml:"body"`
+	Headers map[string]string `yaml:"headers"`
+	Problem *ExpectProblem    `yaml:"problem"`
+	Calls   map[string]int    `yaml:"calls"`
+}
+
+// ExpectProblem checks a problem+json answer.
+type ExpectProblem struct {
+	Pos    Pos
+	Type   string   `yaml:"type,required"`
+	Step   string   `yaml:"step"`
+	Issues []string `yaml:"issues"`
+}

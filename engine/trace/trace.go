@@ -1,0 +1,39 @@
+// Package trace makes BelGov-Trace-Id values. It owns only id generation and
+// the header names; correlation (which id relates to which) is logged and
+// audited by the packages that see both ends.
+package trace
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+)
+
+// Header names of the Belgif tracing convention.
+const (
+	Header        = "BelGov-Trace-Id"
+	RelatedHeader = "BelGov-Related-Trace-Id"
+	// MaxLen is the longest caller trace id we echo (Belgif: at most 36).
+	MaxLen = 36
+)
+
+// NewID returns 32 random hexadecimal characters (128 bits).
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// Valid reports whether a caller-supplied id may be echoed: 1–36 printable
+// characters from a safe set, so that it cannot inject into headers or logs.
+func Valid(id string) bool {
+	if len(id) == 0 || len(id) > MaxLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
