@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/textproto"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,9 @@ import (
 	"github.com/openfsb/fsb/engine/problem"
 	"github.com/openfsb/fsb/engine/trace"
 )
+
+// sourceTraceKey is how connectors spell the trace header (canonical MIME form).
+var sourceTraceKey = textproto.CanonicalMIMEHeaderKey(trace.Header)
 
 // Runtime is what a plan needs to run: the connectors by source name and who
 // wants to hear about source calls. It is shared by all requests.
@@ -408,7 +412,7 @@ func (r *run) observe(ctx context.Context, n *node, req *connector.Request, resp
 	}
 	c := &SourceCall{Flow: r.plan.Name, Step: n.id, Source: n.source, Operation: n.op, TraceID: req.TraceID, ParentTraceID: r.inv.TraceID, Duration: d, Err: err, Attempts: 1}
 	if resp != nil {
-		c.Status, c.Bytes, c.Attempts, c.SourceTraceID = resp.Status, len(resp.Body), max(resp.Attempts, 1), resp.Headers[trace.Header]
+		c.Status, c.Bytes, c.Attempts, c.SourceTraceID = resp.Status, len(resp.Body), max(resp.Attempts, 1), resp.Headers[sourceTraceKey]
 	}
 	r.rt.Observer.SourceCall(ctx, c)
 }

@@ -30,6 +30,9 @@ var (
 )
 
 func (d *decoder) pos(n ast.Node) Pos {
+	if m, ok := n.(*ast.MappingNode); ok && len(m.Values) > 0 && !m.IsFlowStyle {
+		n = m.Values[0].Key
+	}
 	t := n.GetToken()
 	if t == nil || t.Position == nil {
 		return Pos{File: d.file}

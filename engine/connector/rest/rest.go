@@ -1,0 +1,489 @@
+// Package rest is the connector for REST/JSON sources: it owns the HTTP
+// transport to one source — the connection pool, TLS and client certificates,
+// URL building from an operation's template, per-attempt deadlines, retries
+// with backoff, and the classification of transport failures.
+//
+// It must not know about flows, expressions, consumers or the gateway: it
+// receives a rendered connector.Request and returns the raw bytes the source
+// answered. Decoding the body is the executor's job. See RATIONALE.md for the
+// choices a newcomer would question.
+package rest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/textproto"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/openfsb/fsb/engine/connector"
+)
+
+// Client reaches one REST source. It is safe for concurrent use.
+type Client struct {
+	source   string
+	endpoint endpoint
+	tls      *tls.Config // nil for http
+	dialer   *fasthttp.TCPDialer
+	hc       *fasthttp.HostClient
+	timeout  time.Duration
+	health   *operation // nil: Check dials
+	ops      map[string]*operation
+}
+
+// operation is an Operation compiled by New: Call only looks things up and
+// appends bytes.
+type operation struct {
+	name        string
+	method      string
+	idempotent  bool
+	prefix      string // scheme://host/base
+	path        []pathPart
+	query       []queryParam
+	queryEnc    string
+	headers     []header // source headers overlaid with operation headers
+	timeout     time.Duration
+	retry       policy
+	maxBytes    int
+	hasTemplate bool
+}
+
+// Header names as they travel, and the response headers handed back in
+// connector.Response.Headers, under their canonical names.
+const (
+	headerAccept  = "Accept"
+	headerTraceID = "BelGov-Trace-Id"
+	contentJSON   = "application/json"
+)
+
+var keptHeaders = func() []string {
+	names := []string{"Content-Type", "ETag", "Last-Modified", "Location", "Retry-After", headerTraceID}
+	for i, n := range names {
+		names[i] = textproto.CanonicalMIMEHeaderKey(n)
+	}
+	return names
+}()
+
+// idempotentKey marks a fasthttp request whose operation is idempotent, for
+// retryIfErr.
+type idempotentKey struct{}
+
+// New validates cfg, applies its defaults and builds the client. Nothing is
+// dialled until the first call.
+func New(cfg Config) (*Client, error) {
+	c, err := build(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("source %q: %w", cfg.Source, err)
+	}
+	return c, nil
+}
+
+func build(cfg Config) (*Client, error) {
+	if cfg.Source == "" {
+		return nil, errors.New("source name is empty")
+	}
+	ep, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{source: cfg.Source, endpoint: ep, ops: make(map[string]*operation, len(cfg.Operations))}
+
+	switch {
+	case cfg.Timeout < 0:
+		return nil, errors.New("timeout must not be negative")
+	case cfg.MaxResponseBytes < 0:
+		return nil, errors.New("max response bytes must not be negative")
+	case cfg.MaxConns < 0:
+		return nil, errors.New("max conns must not be negative")
+	case cfg.MaxIdle < 0:
+		return nil, errors.New("max idle must not be negative")
+	}
+	c.timeout = orDefault(cfg.Timeout, DefaultTimeout)
+	maxBytes := orDefault(cfg.MaxResponseBytes, DefaultMaxResponseBytes)
+	retry, err := compilePolicy(cfg.Retry)
+	if err != nil {
+		return nil, err
+	}
+
+	if ep.https {
+		if c.tls, err = buildTLS(cfg.TLS, ep.host); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	} else if cfg.TLS != nil {
+		return nil, errors.New("tls settings given for an http:// base url")
+	}
+
+	// The pool is sized once for every operation: its limits are the largest
+	// any operation asks for, and each call then applies its own.
+	longest, largest := c.timeout, maxBytes
+	for name, o := range cfg.Operations {
+		op, err := compileOperation(name, o, ep.prefix, cfg.Headers, c.timeout, maxBytes, retry)
+		if err != nil {
+			return nil, fmt.Errorf("operation %q: %w", name, err)
+		}
+		c.ops[name] = op
+		longest, largest = max(longest, op.timeout), max(largest, op.maxBytes)
+	}
+	if cfg.HealthPath != "" {
+		op, err := compileOperation("health", Operation{Method: "GET", Path: cfg.HealthPath}, ep.prefix, cfg.Headers, c.timeout, maxBytes, policy{attempts: 1})
+		if err != nil {
+			return nil, fmt.Errorf("health path: %w", err)
+		}
+		if op.hasTemplate {
+			return nil, errors.New("health path must not have placeholders")
+		}
+		c.health = op
+	}
+
+	c.dialer = &fasthttp.TCPDialer{}
+	c.hc = &fasthttp.HostClient{
+		Addr:                ep.addr,
+		Name:                "fsb",
+		IsTLS:               ep.https,
+		DialTimeout:         c.dial,
+		MaxConns:            orDefault(cfg.MaxConns, DefaultMaxConns),
+		MaxIdleConnDuration: orDefault(cfg.MaxIdle, DefaultMaxIdle),
+		// A call waits for a free connection until its own deadline
+		// (fasthttp takes the smaller of the two) instead of failing at once.
+		MaxConnWaitTimeout: longest,
+		// Backstops only: every attempt carries its own deadline.
+		ReadTimeout:         longest,
+		WriteTimeout:        longest,
+		ReadBufferSize:      8 << 10,
+		MaxResponseBodySize: largest,
+		// The path is built and escaped here; fasthttp must send it as is
+		// (its normalisation would decode %2F in a value back into a slash).
+		DisablePathNormalizing: true,
+		// One transparent re-send for a request lost on a connection the
+		// source had closed; every other retry is ours (see retryIfErr).
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr:                retryIfErr,
+		SecureErrorLogMessage:     true,
+	}
+	return c, nil
+}
+
+func compileOperation(name string, o Operation, prefix string, sourceHeaders map[string]string, timeout time.Duration, maxBytes int, retry policy) (*operation, error) {
+	if name == "" {
+		return nil, errors.New("operation name is empty")
+	}
+	op := &operation{name: name, method: strings.ToUpper(o.Method), prefix: prefix}
+	idem, known := idempotentMethods[op.method]
+	if !known {
+		return nil, fmt.Errorf("unknown method %q", o.Method)
+	}
+	op.idempotent = idem
+	if o.Idempotent != nil {
+		op.idempotent = *o.Idempotent
+	}
+	var err error
+	if op.path, err = compilePath(o.Path); err != nil {
+		return nil, err
+	}
+	op.hasTemplate = slices.ContainsFunc(op.path, func(p pathPart) bool { return p.param != "" })
+	op.query, op.queryEnc = compileQuery(o.Query)
+	if op.headers, err = mergeHeaders(sourceHeaders, o.Headers); err != nil {
+		return nil, err
+	}
+	switch {
+	case o.Timeout < 0:
+		return nil, errors.New("timeout must not be negative")
+	case o.MaxResponseBytes < 0:
+		return nil, errors.New("max response bytes must not be negative")
+	}
+	op.timeout = orDefault(o.Timeout, timeout)
+	op.maxBytes = orDefault(o.MaxResponseBytes, maxBytes)
+	op.retry = retry
+	if o.Retry != nil {
+		if op.retry, err = compilePolicy(*o.Retry); err != nil {
+			return nil, err
+		}
+	}
+	return op, nil
+}
+
+// orDefault returns v, or def when v is zero.
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// retryIfErr lets fasthttp re-send a request only when it was lost on a
+// stale kept-alive connection, and only for idempotent operations.
+func retryIfErr(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+	return false, req.UserValue(idempotentKey{}) != nil && staleConn(err)
+}
+
+// dial opens a connection within timeout, TLS handshake included, so a
+// stalled handshake cannot outlive the attempt's deadline.
+func (c *Client) dial(addr string, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = c.timeout
+	}
+	deadline := time.Now().Add(timeout)
+	conn, err := c.dialer.DialDualStackTimeout(addr, timeout)
+	if err != nil || c.tls == nil {
+		return conn, err
+	}
+	tc := tls.Client(conn, c.tls)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// Call performs one operation. See connector.Connector.
+func (c *Client) Call(ctx context.Context, r *connector.Request) (*connector.Response, error) {
+	op, ok := c.ops[r.Operation]
+	if !ok {
+		return nil, c.fail(r.Operation, connector.ErrUnknownOp, "", nil)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, c.ctxFail(op.name, err)
+	}
+
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	resp.Header.SetNoDefaultContentType(true)
+
+	if err := c.buildRequest(req, op, r); err != nil {
+		return nil, c.fail(op.name, connector.ErrBadRequest, err.Error(), err)
+	}
+
+	attempts := 1
+	if op.idempotent {
+		attempts = op.retry.attempts
+	}
+	for n := 1; ; n++ {
+		err := c.hc.DoDeadline(req, resp, attemptDeadline(ctx, op.timeout))
+		var last error
+		var after time.Duration // Retry-After, when the source sent one
+		switch {
+		case err != nil:
+			kind, detail := classify(err)
+			last = c.fail(op.name, kind, detail, err)
+			if !retryable(kind) || n >= attempts {
+				return nil, last
+			}
+		case n < attempts && op.retry.retriesStatus(resp.StatusCode()):
+			after = retryAfter(resp.Header.Peek("Retry-After"))
+		default:
+			return c.response(op, resp, n)
+		}
+
+		delay := backoff(op.retry, n, after)
+		if !sleep(ctx, delay) {
+			// No time left for another try: hand back what the last one got.
+			if last != nil {
+				return nil, last
+			}
+			return c.response(op, resp, n)
+		}
+		if slog.Default().Enabled(ctx, slog.LevelDebug) {
+			status := 0
+			if err == nil {
+				status = resp.StatusCode()
+			}
+			slog.DebugContext(ctx, "rest: retrying", "source", c.source, "operation", op.name,
+				"attempt", n+1, "waited", delay, "status", status, "cause", err)
+		}
+	}
+}
+
+func (c *Client) buildRequest(req *fasthttp.Request, op *operation, r *connector.Request) error {
+	var buf [256]byte
+	uri := append(buf[:0], op.prefix...)
+	uri, err := appendPath(uri, op.path, r.Path)
+	if err != nil {
+		return err
+	}
+	uri = appendQuery(uri, op.query, op.queryEnc, r.Query)
+	req.SetRequestURIBytes(uri)
+	req.Header.SetMethod(op.method)
+	req.Header.SetNoDefaultContentType(true)
+
+	for _, h := range op.headers {
+		req.Header.Set(h.name, h.value)
+	}
+	for k, v := range r.Headers {
+		if err := checkHeader(k, v); err != nil {
+			return err
+		}
+		req.Header.Set(k, v)
+	}
+	req.Header.Set(headerAccept, contentJSON)
+	if r.TraceID != "" {
+		if err := checkHeader(headerTraceID, r.TraceID); err != nil {
+			return err
+		}
+		req.Header.Set(headerTraceID, r.TraceID)
+	}
+	if r.Body != nil {
+		req.Header.SetContentType(contentJSON)
+		// The caller keeps the body alive for the whole call, so it is not
+		// copied; it is sent again, unchanged, on each attempt.
+		req.SetBodyRaw(r.Body)
+	}
+	if op.idempotent {
+		req.SetUserValue(idempotentKey{}, true)
+	}
+	return nil
+}
+
+// response copies what the caller keeps out of the pooled fasthttp response.
+func (c *Client) response(op *operation, resp *fasthttp.Response, attempts int) (*connector.Response, error) {
+	body := resp.Body()
+	if len(body) > op.maxBytes {
+		return nil, c.fail(op.name, connector.ErrTooLarge, "", fasthttp.ErrBodyTooLarge)
+	}
+	out := &connector.Response{Status: resp.StatusCode(), Attempts: attempts}
+	if len(body) > 0 {
+		out.Body = append([]byte(nil), body...)
+	}
+	for _, name := range keptHeaders {
+		if v := resp.Header.Peek(name); len(v) > 0 {
+			if out.Headers == nil {
+				out.Headers = make(map[string]string, 4)
+			}
+			out.Headers[name] = string(v)
+		}
+	}
+	return out, nil
+}
+
+// attemptDeadline is the earlier of ctx's deadline and now+timeout.
+func attemptDeadline(ctx context.Context, timeout time.Duration) time.Time {
+	d := time.Now().Add(timeout)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+		return cd
+	}
+	return d
+}
+
+// backoff is the wait before attempt n+1: the source's Retry-After when it
+// sent one, else full jitter over base*2^(n-1); both capped by maxBackoff.
+func backoff(p policy, n int, after time.Duration) time.Duration {
+	if after > 0 {
+		return min(after, p.maxBackoff)
+	}
+	d := p.maxBackoff
+	if shift := n - 1; shift < 32 {
+		d = min(p.backoff<<shift, p.maxBackoff)
+	}
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d + 1)
+}
+
+// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
+func retryAfter(v []byte) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	if secs, err := strconv.Atoi(string(v)); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, 1<<20)) * time.Second
+	}
+	if t, err := time.Parse(time.RFC1123, string(v)); err == nil {
+		return time.Until(t)
+	}
+	return 0
+}
+
+// sleep waits d unless ctx ends first or its deadline falls within d; it
+// reports whether there is time left for another attempt.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		return false
+	}
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Check probes the source: GET HealthPath wanting a 2xx when configured,
+// otherwise a connection (with its TLS handshake for https).
+func (c *Client) Check(ctx context.Context) error {
+	const op = "health check"
+	if err := ctx.Err(); err != nil {
+		return c.ctxFail(op, err)
+	}
+	deadline := attemptDeadline(ctx, c.timeout)
+	if c.health == nil {
+		conn, err := c.dial(c.endpoint.addr, time.Until(deadline))
+		if err != nil {
+			kind, detail := classify(err)
+			return c.fail(op, kind, detail, err)
+		}
+		return conn.Close()
+	}
+
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	// The body is read (not skipped) so the connection can go back to the
+	// pool clean; MaxResponseBodySize bounds it.
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	if err := c.buildRequest(req, c.health, &connector.Request{}); err != nil {
+		return c.fail(op, connector.ErrBadRequest, err.Error(), err)
+	}
+	if err := c.hc.DoDeadline(req, resp, deadline); err != nil {
+		kind, detail := classify(err)
+		return c.fail(op, kind, detail, err)
+	}
+	if s := resp.StatusCode(); s < 200 || s > 299 {
+		return c.fail(op, connector.ErrUnavailable, fmt.Sprintf("health check answered status %d", s), nil)
+	}
+	return nil
+}
+
+// Close closes the idle pooled connections. Calls made afterwards still work
+// and open new ones.
+func (c *Client) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
+
+func (c *Client) fail(op string, kind error, detail string, cause error) *connector.Error {
+	return &connector.Error{Source: c.source, Operation: op, Kind: kind, Detail: detail, Err: cause}
+}
+
+// ctxFail reports a context that ended before a call could start. The
+// connector contract has no sentinel for cancellation: a cancelled call is
+// reported as unavailable, and errors.Is(err, context.Canceled) still holds.
+func (c *Client) ctxFail(op string, err error) *connector.Error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return c.fail(op, connector.ErrTimeout, "", err)
+	}
+	return c.fail(op, connector.ErrUnavailable, "call cancelled", err)
+}
+
+var _ connector.Connector = (*Client)(nil)
