@@ -46,8 +46,9 @@ type compiler struct {
 	all  map[string]*spec.Step
 	// nodes by step id, to mark those whose body must be decoded
 	nodes map[string]*node
-	// forward references seen (from → to), to name cycles
-	forward map[[2]string]spec.Pos
+	// forward references seen (from → to), and every step's reads, to name cycles
+	forward map[[2]string]*spec.Error
+	reads   map[string][]string
 	sources map[string]bool
 }
 
@@ -90,7 +91,8 @@ func (c *compiler) compile() *Plan {
 		c.plan.MaxBodySize = DefaultMaxBodySize
 	}
 	c.nodes = map[string]*node{}
-	c.forward = map[[2]string]spec.Pos{}
+	c.forward = map[[2]string]*spec.Error{}
+	c.reads = map[string][]string{}
 	c.sources = map[string]bool{}
 	collect(fl.Steps, c.all)
 
@@ -113,10 +115,11 @@ func (c *compiler) compile() *Plan {
 		c.plan.Sources = append(c.plan.Sources, s)
 	}
 	sort.Strings(c.plan.Sources)
-	for pair, pos := range c.forward {
-		if _, back := c.forward[[2]string{pair[1], pair[0]}]; back && pair[0] < pair[1] {
-			c.errorf(pos, "cyclic dependency: step %q reads steps.%s and step %q reads steps.%s", pair[0], pair[1], pair[1], pair[0])
+	for pair, e := range c.forward {
+		if path := c.cycle(pair[1], pair[0], map[string]bool{}); path != nil {
+			e = c.set.Src.Errorf(e.Pos, "cyclic dependency: %s; a step can only read steps that finished before it", strings.Join(append([]string{pair[0]}, path...), " → "))
 		}
+		*c.errs = append(*c.errs, e)
 	}
 	if len(*c.errs) > before {
 		return nil
@@ -281,6 +284,23 @@ func (c *compiler) named(m map[string]*spec.Expr, sc scope) []namedProg {
 }
 
 // expr compiles an expression and checks every steps.X it reads.
+// cycle returns a read path from → … → to, or nil.
+func (c *compiler) cycle(from, to string, seen map[string]bool) []string {
+	if from == to {
+		return []string{to}
+	}
+	if seen[from] {
+		return nil
+	}
+	seen[from] = true
+	for _, next := range c.reads[from] {
+		if rest := c.cycle(next, to, seen); rest != nil {
+			return append([]string{from}, rest...)
+		}
+	}
+	return nil
+}
+
 func (c *compiler) expr(e *spec.Expr, kind expr.Kind, sc scope) *expr.Program {
 	p, err := expr.Compile(e.Src, kind)
 	if err != nil {
@@ -294,6 +314,9 @@ func (c *compiler) expr(e *spec.Expr, kind expr.Kind, sc scope) *expr.Program {
 	}
 	for _, ref := range p.StepRefs {
 		pos := e.At(ref.Line, ref.Col)
+		if sc.self != "" {
+			c.reads[sc.self] = append(c.reads[sc.self], ref.ID)
+		}
 		switch {
 		case sc.visible[ref.ID]:
 			if ref.Body {
@@ -304,11 +327,10 @@ func (c *compiler) expr(e *spec.Expr, kind expr.Kind, sc scope) *expr.Program {
 		case ref.ID == sc.self:
 			c.errorf(pos, "step %q reads its own result; a step can only read steps that finished before it", ref.ID)
 		default:
-			c.forward[[2]string{sc.self, ref.ID}] = pos
 			if sc.self == "" {
 				c.errorf(pos, "the output reads steps.%s, which only exists inside a foreach; collect it with the foreach's output", ref.ID)
 			} else {
-				c.errorf(pos, "step %q reads steps.%s, which has not finished at that point (it runs later, in a concurrent branch, or inside a foreach)", sc.self, ref.ID)
+				c.forward[[2]string{sc.self, ref.ID}] = c.set.Src.Errorf(pos, "step %q reads steps.%s, which has not finished at that point (it runs later, in a concurrent branch, or inside a foreach)", sc.self, ref.ID)
 			}
 		}
 	}

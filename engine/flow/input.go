@@ -81,7 +81,8 @@ func (c *compiler) schema(v *spec.Value, where string) *paramSchema {
 	}
 	sch, err := comp.Compile(url)
 	if err != nil {
-		c.errorf(v.Pos, "input.%s is not a valid JSON Schema: %s", where, schemaErr(err))
+		pos, msg := schemaErr(v, err)
+		c.errorf(pos, "input.%s is not a valid JSON Schema: %s", where, msg)
 		return nil
 	}
 	ps := &paramSchema{schema: sch, props: map[string]string{}, raw: doc}
@@ -99,13 +100,23 @@ func (c *compiler) schema(v *spec.Value, where string) *paramSchema {
 
 var printer = message.NewPrinter(language.English)
 
-func schemaErr(err error) string {
-	msg := err.Error()
-	msg = strings.ReplaceAll(msg, "mem://input/", "")
+// schemaErr finds the innermost reason a schema is invalid and where it is.
+func schemaErr(v *spec.Value, err error) (spec.Pos, string) {
+	var se *jsonschema.SchemaValidationError
+	var ve *jsonschema.ValidationError
+	if errors.As(err, &se) && errors.As(se.Err, &ve) {
+		leaf := leaves(ve)[0]
+		ptr := ""
+		for _, p := range leaf.InstanceLocation {
+			ptr += "/" + strings.ReplaceAll(strings.ReplaceAll(p, "~", "~0"), "/", "~1")
+		}
+		return v.At(ptr), fmt.Sprintf("at %q: %s", "#"+ptr, leaf.ErrorKind.LocalizedString(printer))
+	}
+	msg := strings.ReplaceAll(err.Error(), "mem://input/", "")
 	if i := strings.IndexByte(msg, '\n'); i > 0 {
 		msg = msg[:i]
 	}
-	return msg
+	return v.Pos, msg
 }
 
 // closeObjects adds additionalProperties: false to every object schema that

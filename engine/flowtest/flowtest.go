@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/openfsb/fsb/engine/connector"
+	"github.com/openfsb/fsb/engine/connector/rest"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/gateway"
 	"github.com/openfsb/fsb/engine/problem"
@@ -63,7 +64,11 @@ func runOne(set *spec.Set, plans map[string]*flow.Plan, t *spec.Test) []string {
 	mocks := &mockSet{byCall: map[string]int{}}
 	conns := map[string]connector.Connector{}
 	for _, name := range set.SourceNames() {
-		conns[name] = &mockConn{set: mocks, source: name, mocks: t.Mocks}
+		timeout := rest.DefaultTimeout
+		if r := set.Sources[name].REST; r != nil && r.Timeout > 0 {
+			timeout = r.Timeout.D()
+		}
+		conns[name] = &mockConn{set: mocks, source: name, mocks: t.Mocks, timeout: timeout}
 	}
 	gw := gateway.New(gateway.Config{Plans: map[string]*flow.Plan{p.Name: p}, Runtime: &flow.Runtime{Conns: conns}})
 
@@ -239,9 +244,10 @@ func (s *mockSet) count(call string) int {
 }
 
 type mockConn struct {
-	set    *mockSet
-	source string
-	mocks  []*spec.Mock
+	set     *mockSet
+	source  string
+	mocks   []*spec.Mock
+	timeout time.Duration // the source's own timeout, which a real connector enforces
 }
 
 func (m *mockConn) Call(ctx context.Context, req *connector.Request) (*connector.Response, error) {
@@ -262,15 +268,18 @@ func (m *mockConn) Call(ctx context.Context, req *connector.Request) (*connector
 		m.set.mu.Unlock()
 		return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrUnavailable, Detail: "no mock"}
 	}
+	d := mk.Delay.D()
 	if mk.Error == "timeout" {
-		<-ctx.Done()
-		return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrTimeout, Err: ctx.Err()}
+		d = m.timeout
 	}
-	if d := mk.Delay.D(); d > 0 {
+	if d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-t.C:
+			if mk.Error == "timeout" {
+				return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrTimeout}
+			}
 		case <-ctx.Done():
 			return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrTimeout, Err: ctx.Err()}
 		}

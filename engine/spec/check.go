@@ -77,7 +77,7 @@ func (s *Set) check(errs *ErrorList) {
 
 func (c *checker) source(src *Source) {
 	if src.Name != "" && !identRe.MatchString(src.Name) {
-		c.errorf(src.Pos, "source name %q must be an identifier (letters, digits, _), e.g. personRegister", src.Name)
+		c.errorf(where(src.At, "name", src.Pos), "source name %q must be an identifier (letters, digits, _), e.g. personRegister", src.Name)
 	}
 	switch src.Protocol {
 	case "rest":
@@ -88,12 +88,12 @@ func (c *checker) source(src *Source) {
 	case "":
 		return // reported as missing
 	default:
-		c.errorf(src.Pos, "protocol %q is not supported; use rest", src.Protocol)
+		c.errorf(where(src.At, "protocol", src.Pos), "protocol %q is not supported; use rest", src.Protocol)
 		return
 	}
 	r := src.REST
 	if u, err := url.Parse(r.BaseURL); r.BaseURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
-		c.errorf(r.Pos, "baseUrl %q must be an absolute http:// or https:// URL", r.BaseURL)
+		c.errorf(where(r.At, "baseUrl", r.Pos), "baseUrl %q must be an absolute http:// or https:// URL", r.BaseURL)
 	}
 	c.retry(r.Retry)
 	if r.Pool != nil && r.Pool.MaxConns < 0 {
@@ -135,14 +135,14 @@ func (c *checker) source(src *Source) {
 			c.errorf(op.Pos, "operation name %q must be an identifier", name)
 		}
 		if op.Method != "" && !methods[op.Method] {
-			c.errorf(op.Pos, "method %q is not an HTTP method; use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS (upper case)", op.Method)
+			c.errorf(where(op.At, "method", op.Pos), "method %q is not an HTTP method; use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS (upper case)", op.Method)
 		}
 		if op.Path != "" && !strings.HasPrefix(op.Path, "/") {
-			c.errorf(op.Pos, "operation path %q must start with /", op.Path)
+			c.errorf(where(op.At, "path", op.Pos), "operation path %q must start with /", op.Path)
 		}
 		for _, p := range PathParams(op.Path) {
 			if !identRe.MatchString(p) {
-				c.errorf(op.Pos, "path placeholder {%s} must be an identifier", p)
+				c.errorf(where(op.At, "path", op.Pos), "path placeholder {%s} must be an identifier", p)
 			}
 		}
 		c.retry(op.Retry)
@@ -163,37 +163,37 @@ func (c *checker) retry(r *Retry) {
 		return
 	}
 	if r.Attempts < 1 || r.Attempts > 10 {
-		c.errorf(r.Pos, "retry attempts must be between 1 and 10 (it counts the first try)")
+		c.errorf(where(r.At, "attempts", r.Pos), "retry attempts must be between 1 and 10 (it counts the first try)")
 	}
 	if r.MaxBackoff != 0 && r.MaxBackoff < r.Backoff {
-		c.errorf(r.Pos, "maxBackoff must not be smaller than backoff")
+		c.errorf(where(r.At, "maxBackoff", r.Pos), "maxBackoff must not be smaller than backoff")
 	}
 }
 
 func (c *checker) flow(fl *Flow) {
 	if fl.Name != "" && !identRe.MatchString(fl.Name) {
-		c.errorf(fl.Pos, "flow name %q must be an identifier (lowerCamelCase), e.g. enterpriseProfile", fl.Name)
+		c.errorf(where(fl.At, "name", fl.Pos), "flow name %q must be an identifier (lowerCamelCase), e.g. enterpriseProfile", fl.Name)
 	}
 	if fl.Version != "" && !semverRe.MatchString(fl.Version) {
-		c.errorf(fl.Pos, "version %q must be a semantic version such as 1.0.0", fl.Version)
+		c.errorf(where(fl.At, "version", fl.Pos), "version %q must be a semantic version such as 1.0.0", fl.Version)
 	}
 	if fl.Method != "" && !methods[fl.Method] {
-		c.errorf(fl.Pos, "method %q is not an HTTP method (use upper case: GET, POST …)", fl.Method)
+		c.errorf(where(fl.At, "method", fl.Pos), "method %q is not an HTTP method (use upper case: GET, POST …)", fl.Method)
 	}
 	if fl.Path != "" {
 		m := belgifPath.FindStringSubmatch(fl.Path)
 		switch {
 		case m == nil:
-			c.errorf(fl.Pos, "path %q must follow the Belgif form /{apiName}/v{major}/{resources}: lowerCamelCase api name, no trailing slash", fl.Path)
+			c.errorf(where(fl.At, "path", fl.Pos), "path %q must follow the Belgif form /{apiName}/v{major}/{resources}: lowerCamelCase api name, no trailing slash", fl.Path)
 		case semverRe.MatchString(fl.Version) && m[2] != strconv.Itoa(Major(fl.Version)):
-			c.errorf(fl.Pos, "path %q names major version v%s but the flow version is %s", fl.Path, m[2], fl.Version)
+			c.errorf(where(fl.At, "path", fl.Pos), "path %q names major version v%s but the flow version is %s", fl.Path, m[2], fl.Version)
 		}
 		if m != nil && (m[1] == "health" || m[1] == "doc" || m[1] == "refData") {
-			c.errorf(fl.Pos, "path %q uses a reserved Belgif api name", fl.Path)
+			c.errorf(where(fl.At, "path", fl.Pos), "path %q uses a reserved Belgif api name", fl.Path)
 		}
 	}
 	if fl.Status != 0 && (fl.Status < 200 || fl.Status > 299) {
-		c.errorf(fl.Pos, "status %d must be a 2xx success status", fl.Status)
+		c.errorf(where(fl.At, "status", fl.Pos), "status %d must be a 2xx success status", fl.Status)
 	}
 	ids := map[string]*Step{}
 	c.steps(fl, fl.Steps, ids)
@@ -214,10 +214,10 @@ func (c *checker) steps(fl *Flow, steps []*Step, ids map[string]*Step) {
 func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
 	if st.ID != "" {
 		if !identRe.MatchString(st.ID) {
-			c.errorf(st.Pos, "step id %q must be an identifier (letters, digits, _): expressions read it as steps.%s", st.ID, st.ID)
+			c.errorf(where(st.At, "id", st.Pos), "step id %q must be an identifier (letters, digits, _): expressions read it as steps.%s", st.ID, st.ID)
 		}
 		if prev, dup := ids[st.ID]; dup {
-			c.errorf(st.Pos, "duplicate step id %q in flow %q (first used at %s)", st.ID, fl.Name, prev.Pos)
+			c.errorf(where(st.At, "id", st.Pos), "duplicate step id %q in flow %q (first used at %s)", st.ID, fl.Name, prev.Pos)
 		} else {
 			ids[st.ID] = st
 		}
@@ -263,7 +263,7 @@ func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
 	c.retry(st.Retry)
 	for _, s := range st.AcceptStatus {
 		if s < 100 || s > 599 {
-			c.errorf(st.Pos, "acceptStatus %d is not an HTTP status", s)
+			c.errorf(where(st.At, "acceptStatus", st.Pos), "acceptStatus %d is not an HTTP status", s)
 		}
 	}
 	if st.Call != "" {
@@ -288,7 +288,7 @@ func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
 	}
 	if fe := st.Foreach; fe != nil {
 		if fe.Concurrency < 0 || fe.Concurrency > 64 {
-			c.errorf(fe.Pos, "concurrency must be between 1 and 64")
+			c.errorf(where(fe.At, "concurrency", fe.Pos), "concurrency must be between 1 and 64")
 		}
 		c.steps(fl, fe.Steps, ids)
 	}
@@ -297,12 +297,12 @@ func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
 		switch {
 		case f.Type == "":
 		case !known && !strings.HasPrefix(f.Type, "urn:"):
-			c.errorf(f.Pos, "problem type %q is neither a Belgif type (e.g. resourceNotFound, badRequest) nor a urn:problem-type:… URN", f.Type)
+			c.errorf(where(f.At, "type", f.Pos), "problem type %q is neither a Belgif type (e.g. resourceNotFound, badRequest) nor a urn:problem-type:… URN", f.Type)
 		case !known && f.Status == 0:
-			c.errorf(f.Pos, "a custom problem type needs a status")
+			c.errorf(where(f.At, "type", f.Pos), "a custom problem type needs a status")
 		}
 		if f.Status != 0 && (f.Status < 400 || f.Status > 599) {
-			c.errorf(f.Pos, "fail status %d must be 4xx or 5xx", f.Status)
+			c.errorf(where(f.At, "status", f.Pos), "fail status %d must be 4xx or 5xx", f.Status)
 		}
 	}
 }
@@ -310,12 +310,12 @@ func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
 func (c *checker) call(st *Step) {
 	srcName, opName, ok := strings.Cut(st.Call, ".")
 	if !ok {
-		c.errorf(st.Pos, "call %q must name source.operation", st.Call)
+		c.errorf(where(st.At, "call", st.Pos), "call %q must name source.operation", st.Call)
 		return
 	}
 	src := c.set.Sources[srcName]
 	if src == nil {
-		c.errorf(st.Pos, "call %q: no source named %q%s", st.Call, srcName, suggest(srcName, sortedKeys(c.set.Sources)))
+		c.errorf(where(st.At, "call", st.Pos), "call %q: no source named %q%s", st.Call, srcName, suggest(srcName, sortedKeys(c.set.Sources)))
 		return
 	}
 	if src.REST == nil {
@@ -323,7 +323,7 @@ func (c *checker) call(st *Step) {
 	}
 	op := src.REST.Operations[opName]
 	if op == nil {
-		c.errorf(st.Pos, "call %q: source %q has no operation %q%s", st.Call, srcName, opName, suggest(opName, sortedKeys(src.REST.Operations)))
+		c.errorf(where(st.At, "call", st.Pos), "call %q: source %q has no operation %q%s", st.Call, srcName, opName, suggest(opName, sortedKeys(src.REST.Operations)))
 		return
 	}
 	given := map[string]*Expr{}
@@ -351,7 +351,7 @@ func (c *checker) call(st *Step) {
 func (c *checker) test(t *Test) {
 	fl := c.set.Flows[t.Flow]
 	if t.Flow != "" && fl == nil {
-		c.errorf(t.Pos, "test %q: no flow named %q%s", t.Name, t.Flow, suggest(t.Flow, sortedKeys(c.set.Flows)))
+		c.errorf(where(t.At, "flow", t.Pos), "test %q: no flow named %q%s", t.Name, t.Flow, suggest(t.Flow, sortedKeys(c.set.Flows)))
 	}
 	for _, m := range t.Mocks {
 		srcName, opName, _ := strings.Cut(m.Call, ".")
@@ -359,14 +359,14 @@ func (c *checker) test(t *Test) {
 		switch {
 		case m.Call == "":
 		case src == nil:
-			c.errorf(m.Pos, "mock %q: no source named %q", m.Call, srcName)
+			c.errorf(where(m.At, "call", m.Pos), "mock %q: no source named %q", m.Call, srcName)
 		case src.REST != nil && src.REST.Operations[opName] == nil:
-			c.errorf(m.Pos, "mock %q: source %q has no operation %q", m.Call, srcName, opName)
+			c.errorf(where(m.At, "call", m.Pos), "mock %q: source %q has no operation %q", m.Call, srcName, opName)
 		}
 		switch m.Error {
 		case "", "timeout", "unavailable":
 		default:
-			c.errorf(m.Pos, "mock error %q is unknown; use timeout or unavailable", m.Error)
+			c.errorf(where(m.At, "error", m.Pos), "mock error %q is unknown; use timeout or unavailable", m.Error)
 		}
 		if m.Error != "" && (m.Status != 0 || m.Body != nil) {
 			c.errorf(m.Pos, "a mock either fails (error) or answers (status, body), not both")
@@ -378,6 +378,14 @@ func (c *checker) test(t *Test) {
 	if t.Expect.Problem != nil && t.Expect.Body != nil {
 		c.errorf(t.Expect.Pos, "expect either a body or a problem, not both")
 	}
+}
+
+// where returns the position of key's value, or fallback.
+func where(at map[string]Pos, key string, fallback Pos) Pos {
+	if p, ok := at[key]; ok {
+		return p
+	}
+	return fallback
 }
 
 // suggest returns a hint naming the closest known name, if any is close.

@@ -3,6 +3,7 @@ package spec
 import (
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
@@ -26,6 +27,7 @@ type fromYAMLer interface {
 
 var (
 	posType        = reflect.TypeFor[Pos]()
+	atType         = reflect.TypeFor[map[string]Pos]()
 	fromYAMLerType = reflect.TypeFor[fromYAMLer]()
 )
 
@@ -208,12 +210,16 @@ type fieldInfo struct {
 	required bool
 }
 
-func structFields(t reflect.Type) (fields []fieldInfo, posIndex int) {
-	posIndex = -1
+func structFields(t reflect.Type) (fields []fieldInfo, posIndex, atIndex int) {
+	posIndex, atIndex = -1, -1
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if f.Type == posType && f.Name == "Pos" {
 			posIndex = i
+			continue
+		}
+		if f.Type == atType && f.Name == "At" {
+			atIndex = i
 			continue
 		}
 		tag := f.Tag.Get("yaml")
@@ -223,13 +229,18 @@ func structFields(t reflect.Type) (fields []fieldInfo, posIndex int) {
 		name, opts, _ := strings.Cut(tag, ",")
 		fields = append(fields, fieldInfo{index: i, name: name, required: opts == "required"})
 	}
-	return fields, posIndex
+	return fields, posIndex, atIndex
 }
 
 func (d *decoder) decodeStruct(n ast.Node, v reflect.Value) {
-	fields, posIndex := structFields(v.Type())
+	fields, posIndex, atIndex := structFields(v.Type())
 	if posIndex >= 0 {
 		v.Field(posIndex).Set(reflect.ValueOf(d.pos(n)))
+	}
+	var at map[string]Pos
+	if atIndex >= 0 {
+		at = map[string]Pos{}
+		v.Field(atIndex).Set(reflect.ValueOf(at))
 	}
 	m, ok := n.(*ast.MappingNode)
 	if !ok {
@@ -248,6 +259,9 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value) {
 			continue
 		}
 		seen[key] = true
+		if at != nil {
+			at[key] = d.pos(unwrap(d, kv.Value))
+		}
 		var f *fieldInfo
 		for i := range fields {
 			if fields[i].name == key {
@@ -256,7 +270,11 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value) {
 			}
 		}
 		if f == nil {
-			d.errorf(kv.Key, "unknown key %q; known keys here: %s", key, knownKeys(fields))
+			if hint := suggest(key, keyNames(fields)); strings.HasPrefix(hint, ";") {
+				d.errorf(kv.Key, "unknown key %q%s", key, hint)
+			} else {
+				d.errorf(kv.Key, "unknown key %q; known keys here: %s", key, strings.Join(keyNames(fields), ", "))
+			}
 			continue
 		}
 		d.decode(kv.Value, v.Field(f.index))
@@ -268,17 +286,25 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value) {
 	}
 }
 
-func knownKeys(fields []fieldInfo) string {
+func keyNames(fields []fieldInfo) []string {
 	names := make([]string, len(fields))
 	for i, f := range fields {
 		names[i] = f.name
 	}
-	return strings.Join(names, ", ")
+	return names
 }
 
 // plain converts a node into the JSON data model.
-func (d *decoder) plain(n ast.Node) any {
-	switch n := unwrap(d, n).(type) {
+func (d *decoder) plain(n ast.Node) any { return d.plainAt(n, "", nil) }
+
+// plainAt is plain that also records the position of every value by its
+// JSON pointer (ptr is the pointer of n) when ptrs is not nil.
+func (d *decoder) plainAt(n ast.Node, ptr string, ptrs map[string]Pos) any {
+	n = unwrap(d, n)
+	if ptrs != nil {
+		ptrs[ptr] = d.pos(n)
+	}
+	switch n := n.(type) {
 	case *ast.MappingNode:
 		out := make(map[string]any, len(n.Values))
 		for _, kv := range n.Values {
@@ -291,13 +317,13 @@ func (d *decoder) plain(n ast.Node) any {
 				d.errorf(kv.Key, "duplicate key %q", key)
 				continue
 			}
-			out[key] = d.plain(kv.Value)
+			out[key] = d.plainAt(kv.Value, ptr+"/"+escapePointer(key), ptrs)
 		}
 		return out
 	case *ast.SequenceNode:
 		out := make([]any, len(n.Values))
 		for i, item := range n.Values {
-			out[i] = d.plain(item)
+			out[i] = d.plainAt(item, ptr+"/"+strconv.Itoa(i), ptrs)
 		}
 		return out
 	case *ast.StringNode:
@@ -321,4 +347,8 @@ func (d *decoder) plain(n ast.Node) any {
 		d.errorf(n, "unsupported value: %s", describe(n))
 	}
 	return nil
+}
+
+func escapePointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }

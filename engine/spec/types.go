@@ -14,6 +14,7 @@ type header struct {
 
 // Source describes one authentic data source and how to reach it.
 type Source struct {
+	At          map[string]Pos // position of each key's value
 	Pos         Pos
 	Kind        string      `yaml:"kind"`
 	Name        string      `yaml:"name,required"`
@@ -26,6 +27,7 @@ type Source struct {
 
 // RESTSource is the transport configuration of a source of protocol rest.
 type RESTSource struct {
+	At               map[string]Pos // position of each key's value
 	Pos              Pos
 	BaseURL          string                `yaml:"baseUrl,required"`
 	Timeout          Duration              `yaml:"timeout"`
@@ -41,6 +43,7 @@ type RESTSource struct {
 
 // Operation is one named call a REST source offers.
 type Operation struct {
+	At               map[string]Pos // position of each key's value
 	Pos              Pos
 	Name             string            `yaml:"-"`
 	Method           string            `yaml:"method,required"`
@@ -55,6 +58,7 @@ type Operation struct {
 
 // Retry is a retry policy: exponential backoff with full jitter.
 type Retry struct {
+	At         map[string]Pos // position of each key's value
 	Pos        Pos
 	Attempts   int      `yaml:"attempts,required"`
 	Backoff    Duration `yaml:"backoff"`
@@ -81,6 +85,7 @@ type TLS struct {
 // Auth is how OpenFSB authenticates to a source. Credentials are Secrets:
 // they come from the environment or a file, never from the config itself.
 type Auth struct {
+	At       map[string]Pos // position of each key's value
 	Pos      Pos
 	Type     string  `yaml:"type,required"` // bearer | basic | header
 	Token    *Secret `yaml:"token"`
@@ -99,6 +104,7 @@ type Secret struct {
 
 // Flow is a composite service: a route, an input schema, steps and an output.
 type Flow struct {
+	At          map[string]Pos // position of each key's value
 	Pos         Pos
 	Kind        string   `yaml:"kind"`
 	Name        string   `yaml:"name,required"`
@@ -126,6 +132,7 @@ type Catalog struct {
 
 // Legal is the privacy metadata of a flow.
 type Legal struct {
+	At             map[string]Pos // position of each key's value
 	Pos            Pos
 	DataCategories []string `yaml:"dataCategories"`
 	Subject        *Expr    `yaml:"subject"`
@@ -133,6 +140,7 @@ type Legal struct {
 
 // Input holds JSON Schemas for the request's body, query and path parameters.
 type Input struct {
+	At    map[string]Pos // position of each key's value
 	Pos   Pos
 	Body  *Value `yaml:"body"`
 	Query *Value `yaml:"query"`
@@ -142,6 +150,7 @@ type Input struct {
 // Step is one step of a flow. Exactly one of Call, Parallel, Steps, Switch,
 // Foreach, Set or Fail says what it does; the rest are common options.
 type Step struct {
+	At       map[string]Pos // position of each key's value
 	Pos      Pos
 	ID       string   `yaml:"id,required"`
 	When     *Expr    `yaml:"when"`
@@ -164,6 +173,7 @@ type Step struct {
 
 // CallArgs map the request of a call step, each value an expression.
 type CallArgs struct {
+	At      map[string]Pos // position of each key's value
 	Pos     Pos
 	Path    map[string]*Expr `yaml:"path"`
 	Query   map[string]*Expr `yaml:"query"`
@@ -188,6 +198,7 @@ type Case struct {
 // Foreach runs its steps once per item of an array, at most Concurrency at a
 // time, and collects Output (default: the last step's body) per item.
 type Foreach struct {
+	At          map[string]Pos // position of each key's value
 	Pos         Pos
 	Items       *Expr   `yaml:"items,required"`
 	Concurrency int     `yaml:"concurrency"`
@@ -197,6 +208,7 @@ type Foreach struct {
 
 // Fail ends the flow with a problem.
 type Fail struct {
+	At     map[string]Pos // position of each key's value
 	Pos    Pos
 	Type   string `yaml:"type,required"`
 	Status int    `yaml:"status"`
@@ -206,6 +218,7 @@ type Fail struct {
 
 // Test is a flow test: a request, mocked source responses, an expectation.
 type Test struct {
+	At      map[string]Pos // position of each key's value
 	Pos     Pos
 	Kind    string      `yaml:"kind"`
 	Name    string      `yaml:"name,required"`
@@ -227,6 +240,7 @@ type TestRequest struct {
 
 // Mock answers calls to one source operation during a test.
 type Mock struct {
+	At      map[string]Pos // position of each key's value
 	Pos     Pos
 	Call    string            `yaml:"call,required"` // source.operation
 	Match   *MockMatch        `yaml:"match"`

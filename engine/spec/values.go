@@ -122,11 +122,30 @@ func ParseByteSize(s string) (int64, error) {
 type Value struct {
 	Pos Pos
 	V   any
+	// Ptrs holds the position of every value inside, by JSON pointer
+	// ("" is the value itself, "/properties/id/type" a nested one).
+	Ptrs map[string]Pos
 }
 
 func (v *Value) fromYAML(d *decoder, n ast.Node) {
 	v.Pos = d.pos(n)
-	v.V = d.plain(n)
+	v.Ptrs = map[string]Pos{}
+	v.V = d.plainAt(n, "", v.Ptrs)
+}
+
+// At returns the position of the value at a JSON pointer, or of the
+// nearest enclosing value that has one.
+func (v *Value) At(ptr string) Pos {
+	for {
+		if p, ok := v.Ptrs[ptr]; ok {
+			return p
+		}
+		i := strings.LastIndexByte(ptr, '/')
+		if i < 0 {
+			return v.Pos
+		}
+		ptr = ptr[:i]
+	}
 }
 
 // Output is a tree of expressions that builds a JSON value: a string is an
