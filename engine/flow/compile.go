@@ -166,6 +166,7 @@ func (c *compiler) step(st *spec.Step, sc scope, inForeach bool) (*node, []strin
 	if !inForeach {
 		n.slot = c.plan.nslots
 		c.plan.nslots++
+		c.plan.slotIDs = append(c.plan.slotIDs, st.ID)
 	}
 	c.nodes[st.ID] = n
 	if st.When != nil {
@@ -337,9 +338,8 @@ func (c *compiler) expr(e *spec.Expr, kind expr.Kind, sc scope) *expr.Program {
 	return p
 }
 
-// markDecode records that a step's body is read by an expression. Nodes
-// compiled later are marked when they are created (see step), so record the
-// wish by id and apply it at the end of compile via the nodes map.
+// markDecode records that a step's body is read by an expression; only
+// earlier (already compiled) steps can be read, so the node exists.
 func (c *compiler) markDecode(id string) {
 	if n := c.nodes[id]; n != nil {
 		n.decode = true

@@ -88,12 +88,21 @@ func (p *Plan) Run(ctx context.Context, rt *Runtime, inv *Invocation) *Outcome {
 	if se := r.seq(ctx, env, p.root); se != nil {
 		return r.fail(se)
 	}
-	body, _, err := r.render(nil, p.output, env, true)
-	if err != nil {
+	size := 256
+	for _, b := range r.raw {
+		size += len(b)
+	}
+	body, _, err := r.render(make([]byte, 0, size), p.output, env, true)
+	var me *malformedError
+	switch {
+	case errors.As(err, &me):
+		id := p.slotIDs[me.slot]
+		return r.fail(&stepError{step: id, prob: problem.BadGateway(fmt.Sprintf("step %q: the source answered with malformed JSON", id)), err: err})
+	case err != nil:
 		return r.fail(&stepError{prob: problem.Internal("the flow's output could not be built"), err: err})
 	}
-	if body == nil {
-		body = []byte("{}")
+	if len(body) == 0 { // the output expression yielded nil
+		body = append(body, "{}"...)
 	}
 	return &Outcome{Status: p.Status, Body: body}
 }

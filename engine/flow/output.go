@@ -51,7 +51,11 @@ func (r *run) render(dst []byte, o *outNode, env *expr.Env, raw bool) (out []byt
 		return append(dst, ']'), false, nil
 	}
 	if raw && o.rawSlot >= 0 && r.raw[o.rawSlot] != nil {
-		return rawAt(dst, r.raw[o.rawSlot], o.rawPath)
+		out, absent, err := rawAt(dst, r.raw[o.rawSlot], o.rawPath)
+		if err != nil {
+			return dst, false, &malformedError{slot: o.rawSlot, err: err}
+		}
+		return out, absent, nil
 	}
 	v, err := o.prog.Run(env)
 	if err != nil {
@@ -94,3 +98,12 @@ func (r *run) value(o *outNode, env *expr.Env) (any, error) {
 	}
 	return o.prog.Run(env)
 }
+
+// malformedError is a source body that is not JSON, found while copying it.
+type malformedError struct {
+	slot int
+	err  error
+}
+
+func (e *malformedError) Error() string { return "malformed JSON from a source: " + e.err.Error() }
+func (e *malformedError) Unwrap() error { return e.err }

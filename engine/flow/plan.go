@@ -18,11 +18,12 @@ type Plan struct {
 	Sources                     []string // sources the flow calls, sorted
 	Subject                     *expr.Program
 
-	input  *inputSchema
-	root   []*node
-	output *outNode
-	ids    []string // every step id visible in the top-level environment
-	nslots int
+	input   *inputSchema
+	root    []*node
+	output  *outNode
+	ids     []string // every step id visible in the top-level environment
+	nslots  int
+	slotIDs []string // step id by slot
 }
 
 type nodeKind int

@@ -71,6 +71,11 @@ func unwrap(d *decoder, n ast.Node) ast.Node {
 	return n
 }
 
+func isNull(d *decoder, n ast.Node) bool {
+	_, null := unwrap(d, n).(*ast.NullNode)
+	return null
+}
+
 func describe(n ast.Node) string {
 	switch n.(type) {
 	case *ast.MappingNode, *ast.MappingValueNode:
@@ -141,6 +146,10 @@ func (d *decoder) decode(n ast.Node, v reflect.Value) {
 				d.errorf(kv.Key, "duplicate key %q", key)
 				continue
 			}
+			if isNull(d, kv.Value) && v.Type().Elem().Kind() == reflect.Pointer {
+				d.errorf(kv.Key, "%q has no value", key)
+				continue
+			}
 			ev := reflect.New(v.Type().Elem()).Elem()
 			d.decode(kv.Value, ev)
 			v.SetMapIndex(reflect.ValueOf(key), ev)
@@ -151,9 +160,15 @@ func (d *decoder) decode(n ast.Node, v reflect.Value) {
 			d.errorf(n, "expected a list, found %s", describe(n))
 			return
 		}
-		out := reflect.MakeSlice(v.Type(), len(s.Values), len(s.Values))
-		for i, item := range s.Values {
-			d.decode(item, out.Index(i))
+		out := reflect.MakeSlice(v.Type(), 0, len(s.Values))
+		for _, item := range s.Values {
+			if isNull(d, item) && v.Type().Elem().Kind() == reflect.Pointer {
+				d.errorf(item, "empty list entry")
+				continue
+			}
+			ev := reflect.New(v.Type().Elem()).Elem()
+			d.decode(item, ev)
+			out = reflect.Append(out, ev)
 		}
 		v.Set(out)
 	case reflect.String:
