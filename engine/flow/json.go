@@ -96,7 +96,7 @@ func appendJSON(dst []byte, v any) ([]byte, error) {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return dst, fmt.Errorf("cannot encode %v as JSON", x)
 		}
-		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 && (x != 0 || !math.Signbit(x)) { // -0 keeps its sign
 			return strconv.AppendInt(dst, int64(x), 10), nil
 		}
 		return strconv.AppendFloat(dst, x, 'g', -1, 64), nil

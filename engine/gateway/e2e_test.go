@@ -671,7 +671,7 @@ steps:
           set: {double: item * 2}
 output:
   list: steps.each.body
-  doubles: map(steps.plain.body, #.double)
+  doubles: 'map(steps.plain.body, #.double)'
 `, map[string]string{"UP": up.URL})
 	items := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 	b, _ := json.Marshal(map[string]any{"items": items})
