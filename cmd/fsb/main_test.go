@@ -84,7 +84,7 @@ func TestTestCommand(t *testing.T) {
 	if code := run([]string{"test", "-run", "^enterprise/", filepath.Join(root, "flows")}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s %s", code, stdout.String(), stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "5 passed, 0 failed") {
+	if !strings.Contains(stdout.String(), "7 passed, 0 failed") {
 		t.Errorf("output: %s", stdout.String())
 	}
 

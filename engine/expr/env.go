@@ -2,11 +2,15 @@ package expr
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 
 	exprlang "github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/openfsb/fsb/engine/spec"
 )
 
 // Env is what every expression can read. Its shape is checked at compile
@@ -22,22 +26,24 @@ type Env struct {
 
 // Input is the consumer's request after validation.
 type Input struct {
-	Body    map[string]any    `expr:"body"`
-	Query   map[string]any    `expr:"query"`
-	Path    map[string]any    `expr:"path"`
-	Headers map[string]string `expr:"headers"`
+	Body  map[string]any `expr:"body"`
+	Query map[string]any `expr:"query"`
+	Path  map[string]any `expr:"path"`
+	// Headers are the request headers in canonical form (Accept-Language),
+	// without credentials (Authorization, Cookie, Proxy-Authorization).
+	Headers map[string]any `expr:"headers"`
 }
 
 // Result is what a step produced. A step that did not run (its when was
 // false, or its switch branch was not taken) has Skipped true and no body.
 type Result struct {
-	Body    any               `expr:"body"`
-	Status  int               `expr:"status"`
-	Headers map[string]string `expr:"headers"`
-	OK      bool              `expr:"ok"`
-	Skipped bool              `expr:"skipped"`
-	Error   string            `expr:"error"`
-	TraceID string            `expr:"traceId"`
+	Body    any            `expr:"body"`
+	Status  int            `expr:"status"`
+	Headers map[string]any `expr:"headers"` // a missing header reads as nil
+	OK      bool           `expr:"ok"`
+	Skipped bool           `expr:"skipped"`
+	Error   string         `expr:"error"`
+	TraceID string         `expr:"traceId"`
 }
 
 // Consumer is who calls and why; filled by the access layer.
@@ -54,6 +60,11 @@ type Program struct {
 	src  string
 	// StepRefs lists the step ids the expression reads (steps.X).
 	StepRefs []StepRef
+	// UsesItem is true when the expression reads item or index, which only
+	// exist inside a foreach.
+	UsesItem bool
+	// ReadsHeaders is true when the expression reads input.headers.
+	ReadsHeaders bool
 }
 
 // StepRef is one steps.X access, with where it occurs in the expression.
@@ -101,6 +112,7 @@ func Compile(src string, kind Kind) (*Program, error) {
 	v := &refVisitor{parent: map[*ast.MemberNode]string{}}
 	node := prog.Node()
 	ast.Walk(&node, v)
+	p.UsesItem, p.ReadsHeaders = v.item, v.headers
 	for i, m := range v.nodes {
 		prop, read := v.parent[m]
 		v.refs[i].Body = !read || prop == "body"
@@ -112,9 +124,49 @@ func Compile(src string, kind Kind) (*Program, error) {
 
 func compileError(err error) error {
 	if fe, ok := err.(*file.Error); ok {
-		return &CompileError{Line: fe.Line, Col: fe.Column + 1, Msg: fe.Message}
+		return &CompileError{Line: fe.Line, Col: fe.Column + 1, Msg: friendly(fe.Message)}
 	}
-	return &CompileError{Line: 1, Col: 1, Msg: err.Error()}
+	return &CompileError{Line: 1, Col: 1, Msg: friendly(err.Error())}
+}
+
+// envNames maps the Go types of the environment to what flow authors write,
+// with the fields each offers, so messages speak the flow language.
+var envNames = []struct {
+	goType, name string
+	fields       []string
+}{
+	{"expr.Input", "input", []string{"body", "query", "path", "headers"}},
+	{"*expr.Result", "a step result", []string{"body", "status", "headers", "ok", "skipped", "error", "traceId"}},
+	{"expr.Consumer", "consumer", []string{"organisation", "application", "purpose", "endUser"}},
+	{"*expr.Env", "the environment", []string{"input", "steps", "consumer", "item", "index"}},
+}
+
+var noField = regexp.MustCompile(`^type (\S+) has no field (\S+)$`)
+
+// friendly rewrites expr's messages about our Go types into flow terms.
+func friendly(msg string) string {
+	if m := noField.FindStringSubmatch(msg); m != nil {
+		for _, e := range envNames {
+			if m[1] == e.goType || m[1] == strings.TrimPrefix(e.goType, "*") {
+				return fmt.Sprintf("%s has no field %q%s; it has %s", e.name, m[2], closest(m[2], e.fields), strings.Join(e.fields, ", "))
+			}
+		}
+	}
+	if strings.HasPrefix(msg, "unknown name ") {
+		name := strings.TrimSuffix(strings.TrimPrefix(msg, "unknown name "), " ")
+		return fmt.Sprintf("unknown name %s%s; expressions start from input, steps, consumer (and item, index inside a foreach)", name, closest(name, envNames[3].fields))
+	}
+	for _, e := range envNames {
+		msg = strings.ReplaceAll(msg, e.goType, e.name)
+	}
+	return msg
+}
+
+func closest(name string, known []string) string {
+	if best := spec.Closest(name, known); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return ""
 }
 
 // Run evaluates the program.
@@ -165,9 +217,11 @@ func (p *Program) BodyPath() (step string, path []string, ok bool) {
 
 // refVisitor finds every steps.X access and which member of it is read.
 type refVisitor struct {
-	refs   []StepRef
-	nodes  []*ast.MemberNode
-	parent map[*ast.MemberNode]string // steps.X node → the member read from it
+	refs    []StepRef
+	nodes   []*ast.MemberNode
+	parent  map[*ast.MemberNode]string // steps.X node → the member read from it
+	item    bool
+	headers bool
 }
 
 func stepsMember(n ast.Node) (*ast.MemberNode, string, bool) {
@@ -184,6 +238,9 @@ func stepsMember(n ast.Node) (*ast.MemberNode, string, bool) {
 }
 
 func (v *refVisitor) Visit(node *ast.Node) {
+	if id, ok := (*node).(*ast.IdentifierNode); ok && (id.Value == "item" || id.Value == "index") {
+		v.item = true
+	}
 	if m, id, ok := stepsMember(*node); ok {
 		v.nodes = append(v.nodes, m)
 		v.refs = append(v.refs, StepRef{ID: id})
@@ -192,6 +249,11 @@ func (v *refVisitor) Visit(node *ast.Node) {
 	m, ok := (*node).(*ast.MemberNode)
 	if !ok {
 		return
+	}
+	if id, isID := m.Node.(*ast.IdentifierNode); isID && id.Value == "input" {
+		if prop, isStr := m.Property.(*ast.StringNode); !isStr || prop.Value == "headers" {
+			v.headers = true
+		}
 	}
 	inner := m.Node
 	if c, isChain := inner.(*ast.ChainNode); isChain {

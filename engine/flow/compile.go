@@ -54,8 +54,9 @@ type compiler struct {
 
 // scope is what a step may read: the ids that finished before it.
 type scope struct {
-	visible map[string]bool
-	self    string // the step being compiled, for messages
+	visible   map[string]bool
+	self      string // the step being compiled, for messages
+	inForeach bool   // item and index exist
 }
 
 func (s scope) with(ids ...string) scope {
@@ -66,7 +67,8 @@ func (s scope) with(ids ...string) scope {
 	for _, id := range ids {
 		v[id] = true
 	}
-	return scope{visible: v, self: s.self}
+	s.visible = v
+	return s
 }
 
 func (c *compiler) errorf(pos spec.Pos, format string, args ...any) {
@@ -107,6 +109,7 @@ func (c *compiler) compile() *Plan {
 		end.self = ""
 		c.plan.output = c.out(fl.Output, end, true)
 	}
+	c.plan.headers = c.named(fl.Headers, end)
 	for id := range end.visible {
 		c.plan.ids = append(c.plan.ids, id)
 	}
@@ -215,7 +218,9 @@ func (c *compiler) step(st *spec.Step, sc scope, inForeach bool) (*node, []strin
 			n.concurrency = DefaultConcurrency
 		}
 		var end scope
-		n.children, end = c.seq(fe.Steps, sc, true)
+		inner := sc
+		inner.inForeach = true
+		n.children, end = c.seq(fe.Steps, inner, true)
 		n.inner = newIDs(sc, end)
 		if fe.Output != nil {
 			n.iterOut = c.out(fe.Output, end, false)
@@ -307,11 +312,21 @@ func (c *compiler) expr(e *spec.Expr, kind expr.Kind, sc scope) *expr.Program {
 	if err != nil {
 		var ce *expr.CompileError
 		if errors.As(err, &ce) {
-			c.errorf(e.At(ce.Line, ce.Col), "expression: %s", ce.Msg)
+			msg := ce.Msg
+			if line := c.set.Src[e.Pos.File]; e.Pos.Line <= len(line) && !e.Block && strings.Contains(line[e.Pos.Line-1][max(e.Pos.Col-1, 0):], " #") {
+				msg += " (a # after a space starts a YAML comment: quote the expression)"
+			}
+			c.errorf(e.At(ce.Line, ce.Col), "expression: %s", msg)
 		} else {
 			c.errorf(e.Pos, "expression: %v", err)
 		}
 		return nil
+	}
+	if p.ReadsHeaders {
+		c.plan.ReadsHeaders = true
+	}
+	if p.UsesItem && !sc.inForeach {
+		c.errorf(e.Pos, "item and index only exist inside a foreach (its items, steps and output)")
 	}
 	for _, ref := range p.StepRefs {
 		pos := e.At(ref.Line, ref.Col)
@@ -347,36 +362,14 @@ func (c *compiler) markDecode(id string) {
 }
 
 func hint(id string, all map[string]*spec.Step) string {
-	best, bestD := "", 3
+	ids := make([]string, 0, len(all))
 	for k := range all {
-		if d := levenshtein(id, k); d < bestD {
-			best, bestD = k, d
-		}
+		ids = append(ids, k)
 	}
-	if best == "" {
-		return ""
+	if best := spec.Closest(id, ids); best != "" {
+		return fmt.Sprintf("; did you mean %q?", best)
 	}
-	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return ""
 }
 
 // out compiles an output tree. top enables the raw-bytes fast path, which

@@ -53,10 +53,11 @@ type Invocation struct {
 	TraceID  string // this response's BelGov-Trace-Id
 }
 
-// Outcome is the answer: a JSON body with a status, or a problem.
+// Outcome is the answer: a JSON body with a status and headers, or a problem.
 type Outcome struct {
 	Status  int
 	Body    []byte
+	Headers map[string]string // set by the flow's headers (e.g. Location)
 	Problem *problem.Problem
 }
 
@@ -104,7 +105,11 @@ func (p *Plan) Run(ctx context.Context, rt *Runtime, inv *Invocation) *Outcome {
 	if len(body) == 0 { // the output expression yielded nil
 		body = append(body, "{}"...)
 	}
-	return &Outcome{Status: p.Status, Body: body}
+	headers, err := r.strings(p.headers, env)
+	if err != nil {
+		return r.fail(&stepError{prob: problem.Internal("the flow's response headers could not be built"), err: err})
+	}
+	return &Outcome{Status: p.Status, Body: body, Headers: headers}
 }
 
 func (r *run) fail(se *stepError) *Outcome {
@@ -372,7 +377,11 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 	if err != nil {
 		return r.transportError(ctx, n, err)
 	}
-	res.Status, res.Headers, res.TraceID = resp.Status, resp.Headers, req.TraceID
+	res.Status, res.TraceID = resp.Status, req.TraceID
+	res.Headers = make(map[string]any, len(resp.Headers))
+	for k, v := range resp.Headers {
+		res.Headers[k] = v
+	}
 	if !(resp.Status >= 200 && resp.Status < 300 || n.accept[resp.Status]) {
 		p := problem.BadGateway(fmt.Sprintf("step %q: source %q answered with status %d", n.id, n.source, resp.Status))
 		if resp.Status == 503 {

@@ -110,14 +110,14 @@ func flowDoc(steps, output string) string {
 
 func TestRun(t *testing.T) {
 	tests := []struct {
-		name    string
-		steps   string
-		output  string
-		a, b    func(context.Context, *connector.Request) (*connector.Response, error)
-		body    map[string]any
-		status  int
-		want    string // exact JSON body, or the problem type suffix for errors
-		step    string // failing step for problems
+		name   string
+		steps  string
+		output string
+		a, b   func(context.Context, *connector.Request) (*connector.Response, error)
+		body   map[string]any
+		status int
+		want   string // exact JSON body, or the problem type suffix for errors
+		step   string // failing step for problems
 	}{
 		{
 			name:   "call and map",

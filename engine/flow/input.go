@@ -25,9 +25,10 @@ type inputSchema struct {
 }
 
 type paramSchema struct {
-	schema *jsonschema.Schema
-	props  map[string]string // property → declared JSON type ("" = any)
-	raw    map[string]any
+	schema    *jsonschema.Schema
+	props     map[string]string // property → declared JSON type ("" = any)
+	itemTypes map[string]string // array property → its items' type
+	raw       map[string]any
 }
 
 func (c *compiler) inputSchema(fl *spec.Flow) *inputSchema {
@@ -85,12 +86,15 @@ func (c *compiler) schema(v *spec.Value, where string) *paramSchema {
 		c.errorf(pos, "input.%s is not a valid JSON Schema: %s", where, msg)
 		return nil
 	}
-	ps := &paramSchema{schema: sch, props: map[string]string{}, raw: doc}
+	ps := &paramSchema{schema: sch, props: map[string]string{}, itemTypes: map[string]string{}, raw: doc}
 	if props, ok := doc["properties"].(map[string]any); ok {
 		for name, p := range props {
 			t := ""
 			if pm, ok := p.(map[string]any); ok {
 				t, _ = pm["type"].(string)
+				if items, ok := pm["items"].(map[string]any); ok {
+					ps.itemTypes[name], _ = items["type"].(string)
+				}
 			}
 			ps.props[name] = t
 		}
@@ -160,26 +164,44 @@ func deepCopy(v any) any {
 
 // Params coerces string parameters (query or path) to the types their
 // schema declares, then validates them. Unknown names are refused.
-func (ps *paramSchema) params(in string, raw map[string]string, issues *[]problem.Issue) map[string]any {
+func (ps *paramSchema) params(in string, raw map[string][]string, issues *[]problem.Issue) map[string]any {
 	out := make(map[string]any, len(raw))
-	if ps == nil {
-		for _, k := range sortedStrings(raw) {
-			*issues = append(*issues, problem.NewIssue(problem.UnknownInput, in, k, raw[k], "this service takes no "+in+" parameter "+strconv.Quote(k)))
-		}
-		return out
+	names := make([]string, 0, len(raw))
+	for k := range raw {
+		names = append(names, k)
 	}
-	for _, k := range sortedStrings(raw) {
-		v := raw[k]
-		t, known := ps.props[k]
-		if !known {
-			if ps.raw["additionalProperties"] == false {
-				*issues = append(*issues, problem.NewIssue(problem.UnknownInput, in, k, v, "unknown "+in+" parameter "+strconv.Quote(k)))
-				continue
+	sort.Strings(names)
+	for _, k := range names {
+		vs := raw[k]
+		t, known := "", false
+		if ps != nil {
+			t, known = ps.props[k]
+		}
+		if !known && (ps == nil || ps.raw["additionalProperties"] == false) {
+			detail := "unknown " + in + " parameter " + strconv.Quote(k)
+			if ps == nil {
+				detail = "this service takes no " + in + " parameter " + strconv.Quote(k)
 			}
+			*issues = append(*issues, problem.NewIssue(problem.UnknownInput, in, k, vs[0], detail))
+			continue
 		}
-		out[k] = coerce(t, v)
+		if t == "array" {
+			items := make([]any, len(vs))
+			for i, v := range vs {
+				items[i] = coerce(ps.itemTypes[k], v)
+			}
+			out[k] = items
+			continue
+		}
+		if len(vs) > 1 {
+			*issues = append(*issues, problem.NewIssue(problem.InvalidInput, in, k, nil, strconv.Quote(k)+" is given more than once"))
+			continue
+		}
+		out[k] = coerce(t, vs[0])
 	}
-	ps.validate(in, out, issues)
+	if ps != nil {
+		ps.validate(in, out, issues)
+	}
 	return out
 }
 
@@ -305,8 +327,8 @@ func applyDefaults(schema map[string]any, v map[string]any) {
 // Request is a consumer request as the gateway read it off the wire.
 type Request struct {
 	Path    map[string]string
-	Query   map[string]string
-	Headers map[string]string
+	Query   map[string][]string // a parameter given twice has two values
+	Headers map[string]string   // only filled when the flow reads input.headers
 	Body    []byte
 }
 
@@ -314,10 +336,17 @@ type Request struct {
 // expression input, or a badRequest problem listing every issue found.
 func (p *Plan) Validate(req *Request) (expr.Input, *problem.Problem) {
 	var issues []problem.Issue
-	in := expr.Input{Headers: req.Headers}
+	in := expr.Input{Headers: make(map[string]any, len(req.Headers))}
+	for k, v := range req.Headers {
+		in.Headers[k] = v
+	}
 	in.Query = p.input.query.params("query", req.Query, &issues)
 	if p.input.path != nil {
-		in.Path = p.input.path.params("path", req.Path, &issues)
+		path := make(map[string][]string, len(req.Path))
+		for k, v := range req.Path {
+			path[k] = []string{v}
+		}
+		in.Path = p.input.path.params("path", path, &issues)
 	} else {
 		in.Path = make(map[string]any, len(req.Path))
 		for k, v := range req.Path {
@@ -341,7 +370,12 @@ func (ps *paramSchema) decodeBody(b []byte, issues *[]problem.Issue) map[string]
 	}
 	body := map[string]any{}
 	if !empty {
-		v, err := decodeJSON(b)
+		v, err := decodeStrictJSON(b)
+		var dup *duplicateKeyError
+		if errors.As(err, &dup) {
+			*issues = append(*issues, problem.NewIssue(problem.InvalidInput, "body", dup.pointer, nil, "the property is given more than once"))
+			return body
+		}
 		if err != nil {
 			*issues = append(*issues, problem.NewIssue(problem.SchemaViolation, "body", "", nil, "the body is not valid JSON"))
 			return body

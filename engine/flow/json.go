@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -26,21 +27,58 @@ func decodeJSON(b []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromFast(v), nil
+	return fromFast(v, "", nil), nil
 }
 
-func fromFast(v *fastjson.Value) any {
+// decodeStrictJSON is decodeJSON that refuses duplicate object keys, for
+// consumer input: which of two values "wins" must not be left to chance.
+func decodeStrictJSON(b []byte) (any, error) {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(b)
+	if err != nil {
+		return nil, err
+	}
+	var dup *duplicateKeyError
+	out := fromFast(v, "", &dup)
+	if dup != nil {
+		return nil, dup
+	}
+	return out, nil
+}
+
+type duplicateKeyError struct{ pointer string }
+
+func (e *duplicateKeyError) Error() string { return "duplicate key at " + e.pointer }
+
+// fromFast converts a parsed value; when dup is not nil, a repeated object
+// key is recorded there (with its JSON pointer) instead of overwriting.
+func fromFast(v *fastjson.Value, ptr string, dup **duplicateKeyError) any {
 	switch v.Type() {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
 		m := make(map[string]any, o.Len())
-		o.Visit(func(k []byte, x *fastjson.Value) { m[string(k)] = fromFast(x) })
+		o.Visit(func(k []byte, x *fastjson.Value) {
+			key := string(k)
+			var sub string
+			if dup != nil {
+				sub = ptr + "/" + strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
+				if _, seen := m[key]; seen && *dup == nil {
+					*dup = &duplicateKeyError{pointer: sub}
+				}
+			}
+			m[key] = fromFast(x, sub, dup)
+		})
 		return m
 	case fastjson.TypeArray:
 		a, _ := v.Array()
 		out := make([]any, len(a))
 		for i, x := range a {
-			out[i] = fromFast(x)
+			sub := ptr
+			if dup != nil {
+				sub = ptr + "/" + strconv.Itoa(i)
+			}
+			out[i] = fromFast(x, sub, dup)
 		}
 		return out
 	case fastjson.TypeString:

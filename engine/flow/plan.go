@@ -17,8 +17,10 @@ type Plan struct {
 	MaxBodySize                 int64
 	Sources                     []string // sources the flow calls, sorted
 	Subject                     *expr.Program
+	ReadsHeaders                bool // some expression reads input.headers
 
 	input   *inputSchema
+	headers []namedProg // response headers, set on success
 	root    []*node
 	output  *outNode
 	ids     []string // every step id visible in the top-level environment

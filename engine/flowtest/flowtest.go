@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,11 +65,7 @@ func runOne(set *spec.Set, plans map[string]*flow.Plan, t *spec.Test) []string {
 	mocks := &mockSet{byCall: map[string]int{}}
 	conns := map[string]connector.Connector{}
 	for _, name := range set.SourceNames() {
-		timeout := rest.DefaultTimeout
-		if r := set.Sources[name].REST; r != nil && r.Timeout > 0 {
-			timeout = r.Timeout.D()
-		}
-		conns[name] = &mockConn{set: mocks, source: name, mocks: t.Mocks, timeout: timeout}
+		conns[name] = &mockConn{set: mocks, source: name, mocks: t.Mocks, spec: set.Sources[name].REST}
 	}
 	gw := gateway.New(gateway.Config{Plans: map[string]*flow.Plan{p.Name: p}, Runtime: &flow.Runtime{Conns: conns}})
 
@@ -243,14 +240,66 @@ func (s *mockSet) count(call string) int {
 	return s.byCall[call]
 }
 
+// mockConn answers from the test's mocks, behaving as the real transport
+// would around them: the source's timeout and its retry policy apply.
 type mockConn struct {
-	set     *mockSet
-	source  string
-	mocks   []*spec.Mock
-	timeout time.Duration // the source's own timeout, which a real connector enforces
+	set    *mockSet
+	source string
+	mocks  []*spec.Mock
+	spec   *spec.RESTSource
+}
+
+var idempotentMethods = map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "PUT": true, "DELETE": true}
+
+// policy returns the operation's timeout, attempts and retried statuses.
+func (m *mockConn) policy(opName string) (timeout time.Duration, attempts int, onStatus map[int]bool) {
+	timeout, attempts = rest.DefaultTimeout, 1
+	onStatus = map[int]bool{429: true, 502: true, 503: true, 504: true}
+	if m.spec == nil {
+		return
+	}
+	if m.spec.Timeout > 0 {
+		timeout = m.spec.Timeout.D()
+	}
+	r := m.spec.Retry
+	op := m.spec.Operations[opName]
+	if op != nil && op.Timeout > 0 {
+		timeout = op.Timeout.D()
+	}
+	if op != nil && op.Retry != nil {
+		r = op.Retry
+	}
+	idempotent := op != nil && idempotentMethods[op.Method]
+	if op != nil && op.Idempotent != nil {
+		idempotent = *op.Idempotent
+	}
+	if r != nil && idempotent {
+		attempts = r.Attempts
+		if len(r.OnStatus) > 0 {
+			onStatus = map[int]bool{}
+			for _, st := range r.OnStatus {
+				onStatus[st] = true
+			}
+		}
+	}
+	return
 }
 
 func (m *mockConn) Call(ctx context.Context, req *connector.Request) (*connector.Response, error) {
+	timeout, attempts, onStatus := m.policy(req.Operation)
+	for attempt := 1; ; attempt++ {
+		resp, err := m.answer(ctx, req, timeout)
+		retry := err != nil && !errors.Is(err, connector.ErrTooLarge) || err == nil && onStatus[resp.Status]
+		if !retry || attempt >= attempts || ctx.Err() != nil {
+			if resp != nil {
+				resp.Attempts = attempt
+			}
+			return resp, err
+		}
+	}
+}
+
+func (m *mockConn) answer(ctx context.Context, req *connector.Request, timeout time.Duration) (*connector.Response, error) {
 	call := m.source + "." + req.Operation
 	m.set.mu.Lock()
 	m.set.byCall[call]++
@@ -269,15 +318,15 @@ func (m *mockConn) Call(ctx context.Context, req *connector.Request) (*connector
 		return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrUnavailable, Detail: "no mock"}
 	}
 	d := mk.Delay.D()
-	if mk.Error == "timeout" {
-		d = m.timeout
+	if mk.Error == "timeout" || d > timeout {
+		d = timeout
 	}
 	if d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-t.C:
-			if mk.Error == "timeout" {
+			if d == timeout {
 				return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrTimeout}
 			}
 		case <-ctx.Done():
@@ -291,7 +340,10 @@ func (m *mockConn) Call(ctx context.Context, req *connector.Request) (*connector
 	if resp.Status == 0 {
 		resp.Status = 200
 	}
-	if mk.Body != nil {
+	switch {
+	case mk.RawBody != "":
+		resp.Body = []byte(mk.RawBody)
+	case mk.Body != nil:
 		b, err := json.Marshal(mk.Body.V)
 		if err != nil {
 			return nil, err

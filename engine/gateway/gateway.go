@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -79,8 +80,22 @@ func New(cfg Config) *Gateway {
 		p := cfg.Plans[n]
 		app.Add(p.Method, fiberPath(p.Path), g.handler(p))
 	}
+	routes := make([]route, 0, len(names))
+	for _, n := range names {
+		routes = append(routes, route{method: cfg.Plans[n].Method, re: pathPattern(cfg.Plans[n].Path)})
+	}
 	app.Use(func(c *fiber.Ctx) error {
-		return fiber.ErrNotFound
+		var allow []string
+		for _, r := range routes {
+			if r.re.MatchString(c.Path()) {
+				allow = append(allow, r.method)
+			}
+		}
+		if len(allow) == 0 {
+			return fiber.ErrNotFound
+		}
+		c.Set(fiber.HeaderAllow, strings.Join(allow, ", "))
+		return fiber.ErrMethodNotAllowed
 	})
 	g.app = app
 	return g
@@ -88,6 +103,25 @@ func New(cfg Config) *Gateway {
 
 // App returns the fiber app (for Listen, Test, Shutdown).
 func (g *Gateway) App() *fiber.App { return g.app }
+
+// route is a served path and its method, for 405 answers.
+type route struct {
+	method string
+	re     *regexp.Regexp
+}
+
+// pathPattern turns /a/v1/items/{id} into a regexp matching concrete paths.
+func pathPattern(p string) *regexp.Regexp {
+	parts := strings.Split(p, "/")
+	for i, part := range parts {
+		if strings.HasPrefix(part, "{") {
+			parts[i] = "[^/]+"
+		} else {
+			parts[i] = regexp.QuoteMeta(part)
+		}
+	}
+	return regexp.MustCompile("^" + strings.Join(parts, "/") + "$")
+}
 
 // fiberPath turns /a/v1/items/{id} into /a/v1/items/:id.
 func fiberPath(p string) string {
@@ -111,7 +145,7 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		id := g.traceHeaders(c)
-		req := &flow.Request{Query: map[string]string{}}
+		req := &flow.Request{Query: map[string][]string{}}
 		if len(params) > 0 {
 			req.Path = make(map[string]string, len(params))
 			for _, name := range params {
@@ -122,7 +156,17 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 				req.Path[name] = strings.Clone(v)
 			}
 		}
-		c.Context().QueryArgs().VisitAll(func(k, v []byte) { req.Query[string(k)] = string(v) })
+		c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+			req.Query[string(k)] = append(req.Query[string(k)], string(v))
+		})
+		if p.ReadsHeaders {
+			req.Headers = map[string]string{}
+			c.Request().Header.VisitAll(func(k, v []byte) {
+				if name := string(k); !credentialHeaders[name] {
+					req.Headers[name] = string(v)
+				}
+			})
+		}
 		body := c.Body()
 		if int64(len(body)) > p.MaxBodySize {
 			return g.problem(c, problem.TooLarge("the request body exceeds the limit of this service"))
@@ -142,11 +186,17 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 		if out.Problem != nil {
 			return g.problem(c, out.Problem)
 		}
+		for k, v := range out.Headers {
+			c.Set(k, v)
+		}
 		c.Status(out.Status)
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(out.Body)
 	}
 }
+
+// credentialHeaders never reach flow expressions.
+var credentialHeaders = map[string]bool{"Authorization": true, "Cookie": true, "Proxy-Authorization": true}
 
 func pathParams(p string) []string {
 	var out []string

@@ -65,6 +65,9 @@ func (s *Set) check(errs *ErrorList) {
 		}
 		routes[key] = fl
 	}
+	for _, fl := range s.dupFlows {
+		c.flow(fl) // a duplicate name is an error, but its other errors count too
+	}
 	names := map[string]bool{}
 	for _, t := range s.Tests {
 		c.test(t)
@@ -121,13 +124,7 @@ func (c *checker) source(src *Source) {
 			c.errorf(a.Pos, "auth type %q is unknown; use bearer, basic or header", a.Type)
 		}
 	}
-	for _, h := range []string{"authorization", "proxy-authorization", "cookie"} {
-		for k := range r.Headers {
-			if strings.ToLower(k) == h {
-				c.errorf(r.Pos, "header %q may carry a secret: use an auth block reading it from env or a file, not an inline value", k)
-			}
-		}
-	}
+	c.staticHeaders(r.Headers, where(r.At, "headers", r.Pos))
 	for _, name := range sortedKeys(r.Operations) {
 		op := r.Operations[name]
 		op.Name = name
@@ -146,8 +143,28 @@ func (c *checker) source(src *Source) {
 			}
 		}
 		c.retry(op.Retry)
+		c.staticHeaders(op.Headers, where(op.At, "headers", op.Pos))
 	}
 }
+
+// secretHeaders may only be set through an auth block (env or file).
+var secretHeaders = map[string]bool{"authorization": true, "proxy-authorization": true, "cookie": true}
+
+func (c *checker) staticHeaders(h map[string]string, at Pos) {
+	for _, k := range sortedKeys(h) {
+		if secretHeaders[strings.ToLower(k)] {
+			c.errorf(at, "header %q may carry a secret: use an auth block reading it from env or a file, not an inline value", k)
+		}
+	}
+}
+
+// reservedResponseHeaders are set by the gateway; a flow may not.
+var reservedResponseHeaders = map[string]bool{
+	"content-type": true, "content-length": true, "transfer-encoding": true, "connection": true,
+	"belgov-trace-id": true, "belgov-related-trace-id": true, "set-cookie": true, "date": true, "server": true,
+}
+
+var headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 func (c *checker) secret(at Pos, field string, s *Secret) {
 	switch {
@@ -194,6 +211,14 @@ func (c *checker) flow(fl *Flow) {
 	}
 	if fl.Status != 0 && (fl.Status < 200 || fl.Status > 299) {
 		c.errorf(where(fl.At, "status", fl.Pos), "status %d must be a 2xx success status", fl.Status)
+	}
+	for _, k := range sortedKeys(fl.Headers) {
+		switch {
+		case !headerName.MatchString(k):
+			c.errorf(where(fl.At, "headers", fl.Pos), "%q is not a valid header name", k)
+		case reservedResponseHeaders[strings.ToLower(k)]:
+			c.errorf(fl.Headers[k].Pos, "header %q is set by the gateway, not by a flow", k)
+		}
 	}
 	ids := map[string]*Step{}
 	c.steps(fl, fl.Steps, ids)
@@ -368,8 +393,11 @@ func (c *checker) test(t *Test) {
 		default:
 			c.errorf(where(m.At, "error", m.Pos), "mock error %q is unknown; use timeout or unavailable", m.Error)
 		}
-		if m.Error != "" && (m.Status != 0 || m.Body != nil) {
+		if m.Error != "" && (m.Status != 0 || m.Body != nil || m.RawBody != "") {
 			c.errorf(m.Pos, "a mock either fails (error) or answers (status, body), not both")
+		}
+		if m.Body != nil && m.RawBody != "" {
+			c.errorf(where(m.At, "rawBody", m.Pos), "a mock has body or rawBody, not both")
 		}
 	}
 	if t.Expect.Status == 0 && t.Expect.Problem == nil {
@@ -388,39 +416,51 @@ func where(at map[string]Pos, key string, fallback Pos) Pos {
 	return fallback
 }
 
-// suggest returns a hint naming the closest known name, if any is close.
+// suggest returns a hint naming the closest known name, or listing the
+// known names when there are few and none is close.
 func suggest(name string, known []string) string {
-	best, bestD := "", 4
+	if best := Closest(name, known); best != "" {
+		return "; did you mean " + strconv.Quote(best) + "?"
+	}
+	if len(known) > 0 && len(known) <= 8 {
+		return " (known: " + strings.Join(known, ", ") + ")"
+	}
+	return ""
+}
+
+// Closest returns the known name nearest to name (at most a few edits
+// away, ignoring case), or "" when none is close. Used for "did you mean".
+func Closest(name string, known []string) string {
+	best, bestD := "", min(3, max(1, len(name)/2)+1)
 	for _, k := range known {
 		if d := distance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
 		}
 	}
-	if best == "" {
-		if len(known) > 0 && len(known) <= 8 {
-			return " (known: " + strings.Join(known, ", ") + ")"
-		}
-		return ""
-	}
-	return "; did you mean " + strconv.Quote(best) + "?"
+	return best
 }
 
+// distance is the Damerau–Levenshtein (optimal string alignment) distance.
 func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev = cur
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }

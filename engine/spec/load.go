@@ -22,6 +22,8 @@ type Set struct {
 	Tests   []*Test
 	Files   []string
 	Src     Sources // lines of every file, for error snippets
+
+	dupFlows []*Flow // flows whose name was taken: checked, never compiled
 }
 
 // FlowNames returns the flow names in sorted order.
@@ -167,7 +169,7 @@ func (s *Set) addSource(src *Source, errs *ErrorList) {
 		return
 	}
 	if prev, dup := s.Sources[src.Name]; dup {
-		*errs = append(*errs, s.Src.Errorf(src.Pos, "duplicate source name %q (first defined at %s)", src.Name, prev.Pos))
+		*errs = append(*errs, s.Src.Errorf(where(src.At, "name", src.Pos), "duplicate source name %q (first defined at %s)", src.Name, prev.Pos))
 		return
 	}
 	s.Sources[src.Name] = src
@@ -178,7 +180,8 @@ func (s *Set) addFlow(fl *Flow, errs *ErrorList) {
 		return
 	}
 	if prev, dup := s.Flows[fl.Name]; dup {
-		*errs = append(*errs, s.Src.Errorf(fl.Pos, "duplicate flow name %q (first defined at %s)", fl.Name, prev.Pos))
+		*errs = append(*errs, s.Src.Errorf(where(fl.At, "name", fl.Pos), "duplicate flow name %q (first defined at %s)", fl.Name, prev.Pos))
+		s.dupFlows = append(s.dupFlows, fl)
 		return
 	}
 	s.Flows[fl.Name] = fl

@@ -106,19 +106,20 @@ type Secret struct {
 type Flow struct {
 	At          map[string]Pos // position of each key's value
 	Pos         Pos
-	Kind        string   `yaml:"kind"`
-	Name        string   `yaml:"name,required"`
-	Version     string   `yaml:"version,required"`
-	Method      string   `yaml:"method,required"`
-	Path        string   `yaml:"path,required"`
-	Catalog     *Catalog `yaml:"catalog"`
-	Legal       *Legal   `yaml:"legal"`
-	Input       *Input   `yaml:"input"`
-	Timeout     Duration `yaml:"timeout"`
-	Steps       []*Step  `yaml:"steps"`
-	Output      *Output  `yaml:"output,required"`
-	Status      int      `yaml:"status"`
-	MaxBodySize ByteSize `yaml:"maxBodySize"`
+	Kind        string           `yaml:"kind"`
+	Name        string           `yaml:"name,required"`
+	Version     string           `yaml:"version,required"`
+	Method      string           `yaml:"method,required"`
+	Path        string           `yaml:"path,required"`
+	Catalog     *Catalog         `yaml:"catalog"`
+	Legal       *Legal           `yaml:"legal"`
+	Input       *Input           `yaml:"input"`
+	Timeout     Duration         `yaml:"timeout"`
+	Steps       []*Step          `yaml:"steps"`
+	Output      *Output          `yaml:"output,required"`
+	Headers     map[string]*Expr `yaml:"headers"` // response headers, e.g. Location
+	Status      int              `yaml:"status"`
+	MaxBodySize ByteSize         `yaml:"maxBodySize"`
 }
 
 // Catalog is what the service catalogue shows about a flow.
@@ -247,7 +248,8 @@ type Mock struct {
 	Status  int               `yaml:"status"`
 	Headers map[string]string `yaml:"headers"`
 	Body    *Value            `yaml:"body"`
-	Error   string            `yaml:"error"` // timeout | unavailable
+	RawBody string            `yaml:"rawBody"` // sent as is, e.g. to test malformed JSON
+	Error   string            `yaml:"error"`   // timeout | unavailable
 	Delay   Duration          `yaml:"delay"`
 }
 
