@@ -163,10 +163,15 @@ func (r *run) step(ctx context.Context, env *expr.Env, n *node) *stepError {
 		res.Skipped, res.OK = false, true
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		// the flow is ending (a sibling failed, or the deadline passed): this
+		// step's own failure is not the cause, so report why it ended
+		return r.deadline(n.id, err)
+	}
 	if se.prob.Step == "" {
 		se.prob.Step = n.id
 	}
-	if n.optional && n.kind != kindFail && ctx.Err() == nil {
+	if n.optional && n.kind != kindFail {
 		res.Skipped, res.OK = false, false
 		res.Error = se.prob.Detail
 		res.Body = n.def

@@ -40,20 +40,30 @@ type Result struct {
 // Name is "flow/test name".
 func (r *Result) Name() string { return r.Test.Flow + "/" + r.Test.Name }
 
-// Run runs every test of the set whose "flow/name" matches filter (nil: all).
+// Run runs every test of the set whose "flow/name" matches filter (nil:
+// all). Tests are independent (each has its own gateway and mocks), so they
+// run concurrently; results come back in file order.
 func Run(set *spec.Set, plans map[string]*flow.Plan, filter *regexp.Regexp) []*Result {
 	var out []*Result
 	for _, t := range set.Tests {
 		r := &Result{Test: t}
-		if filter != nil && !filter.MatchString(r.Name()) {
-			continue
+		if filter == nil || filter.MatchString(r.Name()) {
+			out = append(out, r)
 		}
-		start := time.Now()
-		r.Failures = runOne(set, plans, t)
-		r.Pass = len(r.Failures) == 0
-		r.Duration = time.Since(start)
-		out = append(out, r)
 	}
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, r := range out {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			start := time.Now()
+			r.Failures = runOne(set, plans, r.Test)
+			r.Pass = len(r.Failures) == 0
+			r.Duration = time.Since(start)
+		})
+	}
+	wg.Wait()
 	return out
 }
 

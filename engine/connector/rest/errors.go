@@ -65,9 +65,30 @@ func retryable(kind error) bool {
 }
 
 // staleConn reports a request lost on a kept-alive connection that the source
-// had closed meanwhile. fasthttp re-sends it once on a fresh connection, for
-// idempotent operations only (see retryIfErr).
+// had closed meanwhile: the connection was closed or reset before the first
+// answer byte (fasthttp turns any error on that byte into io.EOF, and io.EOF
+// into ErrConnectionClosed), or writing the request failed.
 func staleConn(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// resendable reports whether a request lost on a stale connection may be sent
+// again on a fresh one. An idempotent request always may. Any other only when
+// writing it failed: the source then holds at most part of it and cannot have
+// acted on it; once it is written, the source may have, even if the connection
+// died before the answer.
+func resendable(idempotent bool, err error) bool {
+	if !staleConn(err) {
+		return false
+	}
+	return idempotent || writeFailed(err)
+}
+
+// writeFailed reports a request whose write was refused by a connection the
+// source had reset or closed. (A write timeout reaches us as ErrTimeout.)
+func writeFailed(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "write" &&
+		(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }

@@ -74,7 +74,7 @@ var keptHeaders = func() []string {
 }()
 
 // idempotentKey marks a fasthttp request whose operation is idempotent, for
-// retryIfErr.
+// resendStale.
 type idempotentKey struct{}
 
 // New validates cfg, applies its defaults and builds the client. Nothing is
@@ -164,11 +164,11 @@ func build(cfg Config) (*Client, error) {
 		// (its normalisation would decode %2F in a value back into a slash).
 		DisablePathNormalizing: true,
 		// One transparent re-send for a request lost on a connection the
-		// source had closed; every other retry is ours (see retryIfErr).
+		// source had closed; every other retry is ours (see resendStale).
 		MaxIdemponentCallAttempts: 2,
-		RetryIfErr:                retryIfErr,
 		SecureErrorLogMessage:     true,
 	}
+	c.hc.RetryIfErr = c.resendStale
 	return c, nil
 }
 
@@ -220,10 +220,21 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-// retryIfErr lets fasthttp re-send a request only when it was lost on a
-// stale kept-alive connection, and only for idempotent operations.
-func retryIfErr(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
-	return false, req.UserValue(idempotentKey{}) != nil && staleConn(err)
+// resendStale is fasthttp's RetryIfErr. It is asked once per DoDeadline
+// (MaxIdemponentCallAttempts is 2), after the first failed try, and lets
+// fasthttp re-send only a request lost on a stale kept-alive connection
+// (see resendable). fasthttp keeps the attempt's deadline for the re-send.
+//
+// A source that closed one idle connection has usually closed them all (it
+// restarted, or its keep-alive timeout passed for all of them), and the pool
+// would hand the re-send the next stale one: so every idle connection is
+// dropped first, and the re-send (and the calls that follow) dial afresh.
+func (c *Client) resendStale(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+	if !staleConn(err) {
+		return false, false
+	}
+	c.hc.CloseIdleConnections()
+	return false, resendable(req.UserValue(idempotentKey{}) != nil, err)
 }
 
 // dial opens a connection within timeout, TLS handshake included, so a
