@@ -62,6 +62,8 @@ type Error struct {
 	Kind      error // one of the sentinels above
 	Detail    string
 	Err       error // underlying cause, for logs only
+	// Attempts is how many tries were made before giving up (0: unknown).
+	Attempts int
 }
 
 func (e *Error) Error() string {

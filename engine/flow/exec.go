@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"net/textproto"
 	"strconv"
 	"sync"
@@ -391,14 +392,9 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		p := problem.BadGateway(fmt.Sprintf("step %q: source %q answered with status %d", n.id, n.source, resp.Status))
 		if resp.Status == 503 {
 			p = problem.Unavailable(fmt.Sprintf("step %q: source %q is unavailable", n.id, n.source))
-			if ra, err := strconv.Atoi(resp.Headers["Retry-After"]); err == nil && ra > 0 {
-				p.RetryAfter = ra
-			}
+			p.RetryAfter = retryAfter(resp.Headers["Retry-After"])
 		}
 		return &stepError{step: n.id, prob: p, err: fmt.Errorf("status %d", resp.Status)}
-	}
-	if n.slot >= 0 {
-		r.raw[n.slot] = resp.Body
 	}
 	if n.decode {
 		v, err := decodeJSON(resp.Body)
@@ -406,6 +402,9 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 			return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: source %q answered with malformed JSON", n.id, n.source)), err: err}
 		}
 		res.Body = v
+	}
+	if n.slot >= 0 {
+		r.raw[n.slot] = resp.Body // only once it is known good enough to keep
 	}
 	return nil
 }
@@ -437,7 +436,25 @@ func (r *run) observe(ctx context.Context, n *node, req *connector.Request, resp
 	if resp != nil {
 		c.Status, c.Bytes, c.Attempts, c.SourceTraceID = resp.Status, len(resp.Body), max(resp.Attempts, 1), resp.Headers[sourceTraceKey]
 	}
+	var ce *connector.Error
+	if errors.As(err, &ce) && ce.Attempts > 0 {
+		c.Attempts = ce.Attempts
+	}
 	r.rt.Observer.SourceCall(ctx, c)
+}
+
+// retryAfter reads a Retry-After header (seconds or an HTTP date) as seconds.
+func retryAfter(h string) int {
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(h); err == nil {
+		return max(n, 0)
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(int(time.Until(t).Seconds()+0.5), 0)
+	}
+	return 0
 }
 
 func backoff(p *retryPolicy, attempt int) time.Duration {

@@ -3,6 +3,7 @@ package flow
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -296,11 +297,31 @@ func valueAt(v any, path []string) any {
 			return nil
 		}
 	}
-	switch v.(type) {
+	switch x := v.(type) {
 	case map[string]any, []any:
 		return nil // do not echo whole structures
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return nil
+		}
 	}
 	return v
+}
+
+// dropRepeated removes issues from index from on that name an input already
+// reported before it (a number out of range need not also fail its schema).
+func dropRepeated(issues *[]problem.Issue, from int) {
+	seen := map[string]bool{}
+	for _, is := range (*issues)[:from] {
+		seen[is.In+is.Name] = true
+	}
+	out := (*issues)[:from]
+	for _, is := range (*issues)[from:] {
+		if !seen[is.In+is.Name] {
+			out = append(out, is)
+		}
+	}
+	*issues = out
 }
 
 // applyDefaults fills in missing properties that declare a default.
@@ -370,15 +391,13 @@ func (ps *paramSchema) decodeBody(b []byte, issues *[]problem.Issue) map[string]
 	}
 	body := map[string]any{}
 	if !empty {
-		v, err := decodeStrictJSON(b)
-		var dup *duplicateKeyError
-		if errors.As(err, &dup) {
-			*issues = append(*issues, problem.NewIssue(problem.InvalidInput, "body", dup.pointer, nil, "the property is given more than once"))
-			return body
-		}
+		v, bad, err := decodeStrictJSON(b)
 		if err != nil {
 			*issues = append(*issues, problem.NewIssue(problem.SchemaViolation, "body", "", nil, "the body is not valid JSON"))
 			return body
+		}
+		for _, e := range bad {
+			*issues = append(*issues, problem.NewIssue(problem.InvalidInput, "body", e.pointer, nil, e.detail))
 		}
 		obj, ok := v.(map[string]any)
 		if !ok {
@@ -387,7 +406,9 @@ func (ps *paramSchema) decodeBody(b []byte, issues *[]problem.Issue) map[string]
 		}
 		body = obj
 	}
+	before := len(*issues)
 	ps.validate("body", body, issues)
+	dropRepeated(issues, before)
 	applyDefaults(ps.raw, body)
 	return body
 }

@@ -30,30 +30,26 @@ func decodeJSON(b []byte) (any, error) {
 	return fromFast(v, "", nil), nil
 }
 
-// decodeStrictJSON is decodeJSON that refuses duplicate object keys, for
-// consumer input: which of two values "wins" must not be left to chance.
-func decodeStrictJSON(b []byte) (any, error) {
+// decodeStrictJSON is decodeJSON for consumer input: it also reports, by
+// JSON pointer, every repeated object key (which value wins must not be left
+// to chance) and every number too large for a float64.
+func decodeStrictJSON(b []byte) (any, []inputError, error) {
 	p := parsers.Get()
 	defer parsers.Put(p)
 	v, err := p.ParseBytes(b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var dup *duplicateKeyError
-	out := fromFast(v, "", &dup)
-	if dup != nil {
-		return nil, dup
-	}
-	return out, nil
+	bad := []inputError{}
+	return fromFast(v, "", &bad), bad, nil
 }
 
-type duplicateKeyError struct{ pointer string }
+// inputError is a value that JSON allows but consumer input must not have.
+type inputError struct{ pointer, detail string }
 
-func (e *duplicateKeyError) Error() string { return "duplicate key at " + e.pointer }
-
-// fromFast converts a parsed value; when dup is not nil, a repeated object
-// key is recorded there (with its JSON pointer) instead of overwriting.
-func fromFast(v *fastjson.Value, ptr string, dup **duplicateKeyError) any {
+// fromFast converts a parsed value; when bad is not nil, input errors are
+// collected there, each with its JSON pointer.
+func fromFast(v *fastjson.Value, ptr string, bad *[]inputError) any {
 	switch v.Type() {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
@@ -61,13 +57,13 @@ func fromFast(v *fastjson.Value, ptr string, dup **duplicateKeyError) any {
 		o.Visit(func(k []byte, x *fastjson.Value) {
 			key := string(k)
 			var sub string
-			if dup != nil {
+			if bad != nil {
 				sub = ptr + "/" + strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
-				if _, seen := m[key]; seen && *dup == nil {
-					*dup = &duplicateKeyError{pointer: sub}
+				if _, seen := m[key]; seen {
+					*bad = append(*bad, inputError{pointer: sub, detail: "the property is given more than once"})
 				}
 			}
-			m[key] = fromFast(x, sub, dup)
+			m[key] = fromFast(x, sub, bad)
 		})
 		return m
 	case fastjson.TypeArray:
@@ -75,16 +71,20 @@ func fromFast(v *fastjson.Value, ptr string, dup **duplicateKeyError) any {
 		out := make([]any, len(a))
 		for i, x := range a {
 			sub := ptr
-			if dup != nil {
+			if bad != nil {
 				sub = ptr + "/" + strconv.Itoa(i)
 			}
-			out[i] = fromFast(x, sub, dup)
+			out[i] = fromFast(x, sub, bad)
 		}
 		return out
 	case fastjson.TypeString:
 		return string(v.GetStringBytes())
 	case fastjson.TypeNumber:
-		return v.GetFloat64()
+		f := v.GetFloat64()
+		if bad != nil && (math.IsInf(f, 0) || math.IsNaN(f)) {
+			*bad = append(*bad, inputError{pointer: ptr, detail: "the number is out of range"})
+		}
+		return f
 	case fastjson.TypeTrue:
 		return true
 	case fastjson.TypeFalse:
@@ -115,7 +115,42 @@ func rawAt(dst, raw []byte, path []string) (out []byte, absent bool, err error) 
 	if v == nil || v.Type() == fastjson.TypeNull {
 		return dst, true, nil
 	}
-	return v.MarshalTo(dst), false, nil
+	return appendFast(dst, v), false, nil
+}
+
+// appendFast writes a parsed value as JSON. fastjson's own MarshalTo quotes
+// strings Go-style (\a, \x00), which is not JSON, so strings and keys go
+// through appendString.
+func appendFast(dst []byte, v *fastjson.Value) []byte {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		dst = append(dst, '{')
+		first := true
+		o.Visit(func(k []byte, x *fastjson.Value) {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = appendString(dst, string(k))
+			dst = append(dst, ':')
+			dst = appendFast(dst, x)
+		})
+		return append(dst, '}')
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		dst = append(dst, '[')
+		for i, x := range a {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendFast(dst, x)
+		}
+		return append(dst, ']')
+	case fastjson.TypeString:
+		return appendString(dst, string(v.GetStringBytes()))
+	}
+	return v.MarshalTo(dst) // numbers keep their source text; true, false, null
 }
 
 var keyBufs = sync.Pool{New: func() any { s := make([]string, 0, 16); return &s }}

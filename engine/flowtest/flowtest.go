@@ -259,8 +259,6 @@ type mockConn struct {
 	spec   *spec.RESTSource
 }
 
-var idempotentMethods = map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "PUT": true, "DELETE": true}
-
 // policy returns the operation's timeout, attempts and retried statuses.
 func (m *mockConn) policy(opName string) (timeout time.Duration, attempts int, onStatus map[int]bool) {
 	timeout, attempts = rest.DefaultTimeout, 1
@@ -279,11 +277,7 @@ func (m *mockConn) policy(opName string) (timeout time.Duration, attempts int, o
 	if op != nil && op.Retry != nil {
 		r = op.Retry
 	}
-	idempotent := op != nil && idempotentMethods[op.Method]
-	if op != nil && op.Idempotent != nil {
-		idempotent = *op.Idempotent
-	}
-	if r != nil && idempotent {
+	if r != nil && op != nil && op.IsIdempotent() {
 		attempts = r.Attempts
 		if len(r.OnStatus) > 0 {
 			onStatus = map[int]bool{}

@@ -5,10 +5,10 @@ package gateway_test
 // a real net/http client. Nothing of OpenFSB is mocked.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -377,8 +378,37 @@ func checkTraceID(t *testing.T, r reply) string {
 	return id
 }
 
-// isNetErr reports a client-side transport error.
-func isNetErr(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+// rawPost writes a POST with the given Content-Length but only the first
+// part of its body on a fresh TCP connection, and reads the answer: a server
+// that refuses a body by its announced length answers without waiting for
+// the rest. hdr is name, value pairs.
+func (h *harness) rawPost(path string, contentLength int, prefix string, hdr ...string) reply {
+	h.t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(h.base, "http://"), 5*time.Second)
+	if err != nil {
+		h.t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var b strings.Builder
+	b.WriteString("POST " + path + " HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n")
+	b.WriteString("Content-Length: " + strconv.Itoa(contentLength) + "\r\n")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		b.WriteString(hdr[i] + ": " + hdr[i+1] + "\r\n")
+	}
+	b.WriteString("\r\n" + prefix)
+	t0 := time.Now()
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		h.t.Fatalf("write: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		h.t.Fatalf("read response: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("read body: %v", err)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: body, elapsed: time.Since(t0)}
 }

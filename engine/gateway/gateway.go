@@ -16,6 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/valyala/fasthttp"
 
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/problem"
@@ -167,7 +168,21 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 				}
 			})
 		}
-		body := c.Body()
+		// Not c.Body(): fiber inflates a gzip/br/deflate body there without
+		// any limit (a decompression bomb). Inflate within the flow's limit.
+		body := c.Request().Body()
+		if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+			b, err := c.Request().BodyUncompressedWithLimit(int(p.MaxBodySize))
+			switch {
+			case errors.Is(err, fasthttp.ErrBodyTooLarge):
+				return g.problem(c, problem.TooLarge("the request body exceeds the limit of this service once decompressed"))
+			case errors.Is(err, fasthttp.ErrContentEncodingUnsupported):
+				return g.problem(c, problem.UnsupportedMedia("use Content-Encoding gzip, deflate, br or zstd, or none"))
+			case err != nil:
+				return g.problem(c, problem.BadRequest("the request body does not match its Content-Encoding"))
+			}
+			body = b
+		}
 		if int64(len(body)) > p.MaxBodySize {
 			return g.problem(c, problem.TooLarge("the request body exceeds the limit of this service"))
 		}

@@ -111,8 +111,10 @@ func NewIssue(typ, in, name string, value any, detail string) Issue {
 // JSON renders the problem document.
 func (p *Problem) JSON() []byte {
 	b, err := json.Marshal(p)
-	if err != nil { // only an unmarshalable issue value can do this
-		p.Issues = nil
+	if err != nil { // only an unencodable issue value can do this: drop the values, keep the issues
+		for i := range p.Issues {
+			p.Issues[i].Value = nil
+		}
 		b, _ = json.Marshal(p)
 	}
 	return b

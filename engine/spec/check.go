@@ -147,6 +147,19 @@ func (c *checker) source(src *Source) {
 	}
 }
 
+// IsIdempotent reports whether repeating the operation is safe: as
+// declared, or by its method (GET, HEAD, OPTIONS, PUT, DELETE).
+func (op *Operation) IsIdempotent() bool {
+	if op.Idempotent != nil {
+		return *op.Idempotent
+	}
+	switch op.Method {
+	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
 // secretHeaders may only be set through an auth block (env or file).
 var secretHeaders = map[string]bool{"authorization": true, "proxy-authorization": true, "cookie": true}
 
@@ -367,6 +380,9 @@ func (c *checker) call(st *Step) {
 		if !want[p] {
 			c.errorf(given[p].Pos, "operation %q has no path parameter %q (its path is %s)", st.Call, p, op.Path)
 		}
+	}
+	if st.Retry != nil && !op.IsIdempotent() {
+		c.errorf(st.Retry.Pos, "operation %q uses %s, which is not idempotent: a retry could repeat its effect; if repeating it is safe, mark the operation idempotent: true", st.Call, op.Method)
 	}
 	if st.With != nil && st.With.Body != nil && (op.Method == "GET" || op.Method == "HEAD") {
 		c.errorf(st.With.Body.Pos, "operation %q uses %s, which sends no body", st.Call, op.Method)
