@@ -33,7 +33,8 @@ type Response struct {
 
 // Connector reaches one source. Implementations are safe for concurrent use.
 type Connector interface {
-	// Call performs one operation. It honours ctx's deadline. A non-2xx
+	// Call performs one operation. It honours ctx's deadline and returns
+	// promptly when ctx is cancelled. A non-2xx
 	// status is NOT an error: it is returned in Response for the flow to judge.
 	// Errors are transport failures, wrapped around one of the sentinel
 	// errors below so callers can classify them with errors.Is.

@@ -65,6 +65,9 @@ type Program struct {
 	UsesItem bool
 	// ReadsHeaders is true when the expression reads input.headers.
 	ReadsHeaders bool
+	// chain is set when the whole expression is a plain member chain
+	// (input.path.id, steps.x.body.a): Run then walks maps without the VM.
+	chain []string
 }
 
 // StepRef is one steps.X access, with where it occurs in the expression.
@@ -74,6 +77,9 @@ type StepRef struct {
 	// Body is true unless the access only reads a field other than body
 	// (status, ok, headers …): the executor must decode that step's body.
 	Body bool
+	// Headers is true unless the access only reads a field other than
+	// headers: the executor must keep that step's response headers.
+	Headers bool
 }
 
 // CompileError is a compile failure with its place in the expression text.
@@ -116,10 +122,84 @@ func Compile(src string, kind Kind) (*Program, error) {
 	for i, m := range v.nodes {
 		prop, read := v.parent[m]
 		v.refs[i].Body = !read || prop == "body"
+		v.refs[i].Headers = !read || prop == "headers"
 		v.refs[i].Line, v.refs[i].Col = lineCol(src, m.Location().From)
 	}
 	p.StepRefs = v.refs
+	p.chain = memberChain(node)
 	return p, nil
+}
+
+// memberChain returns [root, names…] for input.a.b / steps.x.y.z, else nil.
+func memberChain(node ast.Node) []string {
+	var rev []string
+	for {
+		switch n := node.(type) {
+		case *ast.MemberNode:
+			s, ok := n.Property.(*ast.StringNode)
+			if !ok || n.Method || n.Optional {
+				return nil
+			}
+			rev = append(rev, s.Value)
+			node = n.Node
+			continue
+		case *ast.IdentifierNode:
+			if n.Value != "input" && n.Value != "steps" || len(rev) < 2 {
+				return nil
+			}
+			rev = append(rev, n.Value)
+			out := make([]string, len(rev))
+			for i, x := range rev {
+				out[len(rev)-1-i] = x
+			}
+			return out
+		}
+		return nil
+	}
+}
+
+// walk evaluates a member chain; ok is false when the VM must decide
+// (a nil or non-map on the way, whose error the VM reports).
+func walk(chain []string, env *Env) (any, bool) {
+	var cur any
+	rest := chain[2:]
+	switch chain[0] {
+	case "input":
+		switch chain[1] {
+		case "body":
+			cur = env.Input.Body
+		case "query":
+			cur = env.Input.Query
+		case "path":
+			cur = env.Input.Path
+		case "headers":
+			cur = env.Input.Headers
+		default:
+			return nil, false
+		}
+	case "steps":
+		r := env.Steps[chain[1]]
+		if r == nil || len(rest) == 0 {
+			return nil, false
+		}
+		switch rest[0] {
+		case "body":
+			cur = r.Body
+		case "headers":
+			cur = r.Headers
+		default:
+			return nil, false
+		}
+		rest = rest[1:]
+	}
+	for _, name := range rest {
+		m, ok := cur.(map[string]any)
+		if !ok || m == nil {
+			return nil, false
+		}
+		cur = m[name]
+	}
+	return cur, true
 }
 
 func compileError(err error) error {
@@ -171,6 +251,11 @@ func closest(name string, known []string) string {
 
 // Run evaluates the program.
 func (p *Program) Run(env *Env) (any, error) {
+	if p.chain != nil {
+		if v, ok := walk(p.chain, env); ok {
+			return v, nil
+		}
+	}
 	return exprlang.Run(p.prog, env)
 }
 

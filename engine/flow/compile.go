@@ -335,8 +335,9 @@ func (c *compiler) expr(e *spec.Expr, kind expr.Kind, sc scope) *expr.Program {
 		}
 		switch {
 		case sc.visible[ref.ID]:
-			if ref.Body {
-				c.markDecode(ref.ID)
+			if n := c.nodes[ref.ID]; n != nil {
+				n.decode = n.decode || ref.Body
+				n.keepHeaders = n.keepHeaders || ref.Headers
 			}
 		case c.all[ref.ID] == nil:
 			c.errorf(pos, "no step %q in flow %q%s", ref.ID, c.fl.Name, hint(ref.ID, c.all))
@@ -351,14 +352,6 @@ func (c *compiler) expr(e *spec.Expr, kind expr.Kind, sc scope) *expr.Program {
 		}
 	}
 	return p
-}
-
-// markDecode records that a step's body is read by an expression; only
-// earlier (already compiled) steps can be read, so the node exists.
-func (c *compiler) markDecode(id string) {
-	if n := c.nodes[id]; n != nil {
-		n.decode = true
-	}
 }
 
 func hint(id string, all map[string]*spec.Step) string {

@@ -384,9 +384,11 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		return r.transportError(ctx, n, err)
 	}
 	res.Status, res.TraceID = resp.Status, req.TraceID
-	res.Headers = make(map[string]any, len(resp.Headers))
-	for k, v := range resp.Headers {
-		res.Headers[k] = v
+	if n.keepHeaders {
+		res.Headers = make(map[string]any, len(resp.Headers))
+		for k, v := range resp.Headers {
+			res.Headers[k] = v
+		}
 	}
 	if !(resp.Status >= 200 && resp.Status < 300 || n.accept[resp.Status]) {
 		p := problem.BadGateway(fmt.Sprintf("step %q: source %q answered with status %d", n.id, n.source, resp.Status))

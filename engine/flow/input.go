@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -165,7 +166,13 @@ func deepCopy(v any) any {
 
 // Params coerces string parameters (query or path) to the types their
 // schema declares, then validates them. Unknown names are refused.
+// empty is the shared value of an absent input part; expressions only read it.
+var empty = map[string]any{}
+
 func (ps *paramSchema) params(in string, raw map[string][]string, issues *[]problem.Issue) map[string]any {
+	if len(raw) == 0 && ps == nil {
+		return empty
+	}
 	out := make(map[string]any, len(raw))
 	names := make([]string, 0, len(raw))
 	for k := range raw {
@@ -357,9 +364,12 @@ type Request struct {
 // expression input, or a badRequest problem listing every issue found.
 func (p *Plan) Validate(req *Request) (expr.Input, *problem.Problem) {
 	var issues []problem.Issue
-	in := expr.Input{Headers: make(map[string]any, len(req.Headers))}
-	for k, v := range req.Headers {
-		in.Headers[k] = v
+	in := expr.Input{Headers: empty}
+	if req.Headers != nil {
+		in.Headers = make(map[string]any, len(req.Headers))
+		for k, v := range req.Headers {
+			in.Headers[k] = v
+		}
 	}
 	in.Query = p.input.query.params("query", req.Query, &issues)
 	if p.input.path != nil {
@@ -368,11 +378,13 @@ func (p *Plan) Validate(req *Request) (expr.Input, *problem.Problem) {
 			path[k] = []string{v}
 		}
 		in.Path = p.input.path.params("path", path, &issues)
-	} else {
+	} else if len(req.Path) > 0 {
 		in.Path = make(map[string]any, len(req.Path))
 		for k, v := range req.Path {
 			in.Path[k] = v
 		}
+	} else {
+		in.Path = empty
 	}
 	in.Body = p.input.body.decodeBody(req.Body, &issues)
 	if len(issues) > 0 {
@@ -382,15 +394,15 @@ func (p *Plan) Validate(req *Request) (expr.Input, *problem.Problem) {
 }
 
 func (ps *paramSchema) decodeBody(b []byte, issues *[]problem.Issue) map[string]any {
-	empty := len(strings.TrimSpace(string(b))) == 0
+	blank := len(bytes.TrimSpace(b)) == 0
 	if ps == nil {
-		if !empty {
+		if !blank {
 			*issues = append(*issues, problem.NewIssue(problem.UnknownInput, "body", "", nil, "this service takes no request body"))
 		}
-		return map[string]any{}
+		return empty
 	}
 	body := map[string]any{}
-	if !empty {
+	if !blank {
 		v, bad, err := decodeStrictJSON(b)
 		if err != nil {
 			*issues = append(*issues, problem.NewIssue(problem.SchemaViolation, "body", "", nil, "the body is not valid JSON"))

@@ -41,15 +41,16 @@ const (
 )
 
 type node struct {
-	id       string
-	kind     nodeKind
-	slot     int  // index into run.raw; -1 inside a foreach
-	decode   bool // decode the call's body: some expression reads into it
-	when     *expr.Program
-	timeout  time.Duration
-	retry    *retryPolicy
-	optional bool
-	def      any
+	id          string
+	kind        nodeKind
+	slot        int  // index into run.raw; -1 inside a foreach
+	decode      bool // decode the call's body: some expression reads into it
+	keepHeaders bool // keep the call's response headers: some expression reads them
+	when        *expr.Program
+	timeout     time.Duration
+	retry       *retryPolicy
+	optional    bool
+	def         any
 
 	// call
 	source, op string

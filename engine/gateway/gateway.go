@@ -146,7 +146,7 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		id := g.traceHeaders(c)
-		req := &flow.Request{Query: map[string][]string{}}
+		req := &flow.Request{}
 		if len(params) > 0 {
 			req.Path = make(map[string]string, len(params))
 			for _, name := range params {
@@ -157,9 +157,12 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 				req.Path[name] = strings.Clone(v)
 			}
 		}
-		c.Context().QueryArgs().VisitAll(func(k, v []byte) {
-			req.Query[string(k)] = append(req.Query[string(k)], string(v))
-		})
+		if args := c.Context().QueryArgs(); args.Len() > 0 {
+			req.Query = make(map[string][]string, args.Len())
+			args.VisitAll(func(k, v []byte) {
+				req.Query[string(k)] = append(req.Query[string(k)], string(v))
+			})
+		}
 		if p.ReadsHeaders {
 			req.Headers = map[string]string{}
 			c.Request().Header.VisitAll(func(k, v []byte) {
@@ -232,14 +235,13 @@ func isJSON(ct string) bool {
 	return ct == "application/json" || strings.HasSuffix(ct, "+json")
 }
 
-// traceHeaders sets this response's BelGov-Trace-Id and echoes a valid
-// caller id as BelGov-Related-Trace-Id; it returns the new id.
+// traceHeaders sets this response's BelGov-Trace-Id (once) and echoes a
+// valid caller id as BelGov-Related-Trace-Id; it returns the response's id.
 func (g *Gateway) traceHeaders(c *fiber.Ctx) string {
-	if id := c.Locals("traceId"); id != nil {
-		return id.(string)
+	if id := c.Response().Header.Peek(trace.Header); len(id) > 0 {
+		return string(id)
 	}
 	id := trace.NewID()
-	c.Locals("traceId", id)
 	c.Set(trace.Header, id)
 	if rel := c.Get(trace.Header); rel != "" && trace.Valid(rel) {
 		c.Set(trace.RelatedHeader, rel)

@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -268,13 +270,25 @@ func (c *Client) Call(ctx context.Context, r *connector.Request) (*connector.Res
 		return nil, c.ctxFail(op.name, err)
 	}
 
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
+	req := acquireRequest()
+	resp := acquireResponse()
+	// Once an attempt is abandoned (ctx cancelled while it was in flight),
+	// req and resp belong to the worker still running it, which releases
+	// them when it ends.
+	abandoned := false
+	defer func() {
+		if !abandoned {
+			releaseRequest(req)
+			releaseResponse(resp)
+		}
+	}()
 	resp.Header.SetNoDefaultContentType(true)
 
-	if err := c.buildRequest(req, op, r); err != nil {
+	// A context that can be cancelled gets abortable attempts (see
+	// doAbortable), which may outlive the call: the request then owns a copy
+	// of the body rather than the caller's slice.
+	abortable := ctx.Done() != nil
+	if err := c.buildRequest(req, op, r, abortable); err != nil {
 		return nil, c.fail(op.name, connector.ErrBadRequest, err.Error(), err)
 	}
 
@@ -283,13 +297,23 @@ func (c *Client) Call(ctx context.Context, r *connector.Request) (*connector.Res
 		attempts = op.retry.attempts
 	}
 	for n := 1; ; n++ {
-		err := c.hc.DoDeadline(req, resp, attemptDeadline(ctx, op.timeout))
+		deadline := attemptDeadline(ctx, op.timeout)
+		var err error
+		if abortable {
+			if abandoned, err = c.doAbortable(ctx, req, resp, deadline); abandoned {
+				return nil, c.ctxFail(op.name, err)
+			}
+		} else {
+			err = c.hc.DoDeadline(req, resp, deadline)
+		}
 		var last error
 		var after time.Duration // Retry-After, when the source sent one
 		switch {
 		case err != nil:
 			kind, detail := classify(err)
-			last = c.fail(op.name, kind, detail, err)
+			ce := c.fail(op.name, kind, detail, err)
+			ce.Attempts = n
+			last = ce
 			if !retryable(kind) || n >= attempts {
 				return nil, last
 			}
@@ -318,7 +342,118 @@ func (c *Client) Call(ctx context.Context, r *connector.Request) (*connector.Res
 	}
 }
 
-func (c *Client) buildRequest(req *fasthttp.Request, op *operation, r *connector.Request) error {
+// Pooled request objects, through variables so tests can count them.
+var (
+	acquireRequest  = fasthttp.AcquireRequest
+	releaseRequest  = fasthttp.ReleaseRequest
+	acquireResponse = fasthttp.AcquireResponse
+	releaseResponse = fasthttp.ReleaseResponse
+)
+
+// inflight is one attempt run by doAbortable on another goroutine. It is
+// pooled with its done channel, so handing an attempt over allocates nothing.
+type inflight struct {
+	hc       *fasthttp.HostClient
+	req      *fasthttp.Request
+	resp     *fasthttp.Response
+	deadline time.Time
+	err      error
+	// state goes from stateRunning to stateFinished (the worker, when
+	// DoDeadline returns) or to stateAbandoned (the caller, when ctx is
+	// cancelled first); whoever moves it decides who releases req and resp.
+	state atomic.Int32
+	done  chan struct{} // capacity 1; sent on only when finished
+}
+
+const (
+	stateRunning int32 = iota
+	stateFinished
+	stateAbandoned
+)
+
+var inflightPool = sync.Pool{New: func() any { return &inflight{done: make(chan struct{}, 1)} }}
+
+// do runs the attempt on a worker.
+func (f *inflight) do() {
+	f.err = f.hc.DoDeadline(f.req, f.resp, f.deadline)
+	if f.state.CompareAndSwap(stateRunning, stateFinished) {
+		f.done <- struct{}{} // the caller waits and puts f back
+		return
+	}
+	// The caller has gone: req and resp are ours.
+	releaseRequest(f.req)
+	releaseResponse(f.resp)
+	f.put()
+}
+
+// put returns f to the pool, holding nothing.
+func (f *inflight) put() {
+	f.hc, f.req, f.resp, f.deadline, f.err = nil, nil, nil, time.Time{}, nil
+	f.state.Store(stateRunning)
+	inflightPool.Put(f)
+}
+
+// Abortable attempts run on workers: goroutines that wait up to workerIdle
+// for the next attempt (idle workers take attempts in turn, so under steady
+// load their number stays at the peak of concurrent attempts). A fresh
+// goroutine per attempt would grow its stack to DoDeadline's depth every
+// time, which cost more than the rest of the hand-over together.
+var work = make(chan *inflight) // idle workers wait here
+
+// workerIdle is how long a worker waits for the next attempt before it ends.
+const workerIdle = 10 * time.Second
+
+// startAttempt hands f to an idle worker, or starts one.
+func startAttempt(f *inflight) {
+	select {
+	case work <- f:
+	default:
+		go worker(f)
+	}
+}
+
+func worker(f *inflight) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		f.do()
+		f = nil
+		idle.Reset(workerIdle)
+		select {
+		case f = <-work:
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+// doAbortable is DoDeadline that returns as soon as ctx is cancelled.
+// fasthttp cannot abort a request, so the attempt runs on a worker and, when
+// ctx is cancelled first, is abandoned: doAbortable reports abandoned and
+// ctx.Err(), and the worker releases req and resp when the request ends
+// (answer, failure or deadline), holding its connection until then. A ctx
+// that expires is not abandoned: the attempt's deadline is never later than
+// ctx's, so fasthttp ends it then, as it would without the worker.
+func (c *Client) doAbortable(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (abandoned bool, err error) {
+	f := inflightPool.Get().(*inflight)
+	f.hc, f.req, f.resp, f.deadline = c.hc, req, resp, deadline
+	startAttempt(f)
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) && f.state.CompareAndSwap(stateRunning, stateAbandoned) {
+			return true, err
+		}
+		<-f.done // finished meanwhile, or ends by its deadline
+	}
+	err = f.err
+	f.put()
+	return false, err
+}
+
+// buildRequest fills req for op. With ownBody the body is copied into req
+// (which may outlive the call); otherwise req refers to the caller's slice.
+func (c *Client) buildRequest(req *fasthttp.Request, op *operation, r *connector.Request, ownBody bool) error {
 	var buf [256]byte
 	uri := append(buf[:0], op.prefix...)
 	uri, err := appendPath(uri, op.path, r.Path)
@@ -348,9 +483,14 @@ func (c *Client) buildRequest(req *fasthttp.Request, op *operation, r *connector
 	}
 	if r.Body != nil {
 		req.Header.SetContentType(contentJSON)
-		// The caller keeps the body alive for the whole call, so it is not
-		// copied; it is sent again, unchanged, on each attempt.
-		req.SetBodyRaw(r.Body)
+		// It is sent again, unchanged, on each attempt. The caller keeps
+		// the body alive for the whole call, so it need not be copied —
+		// unless an abandoned attempt may still be sending it afterwards.
+		if ownBody {
+			req.SetBody(r.Body)
+		} else {
+			req.SetBodyRaw(r.Body)
+		}
 	}
 	if op.idempotent {
 		req.SetUserValue(idempotentKey{}, true)
@@ -457,13 +597,13 @@ func (c *Client) Check(ctx context.Context) error {
 		return conn.Close()
 	}
 
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
+	req := acquireRequest()
+	defer releaseRequest(req)
 	// The body is read (not skipped) so the connection can go back to the
 	// pool clean; MaxResponseBodySize bounds it.
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
-	if err := c.buildRequest(req, c.health, &connector.Request{}); err != nil {
+	resp := acquireResponse()
+	defer releaseResponse(resp)
+	if err := c.buildRequest(req, c.health, &connector.Request{}, false); err != nil {
 		return c.fail(op, connector.ErrBadRequest, err.Error(), err)
 	}
 	if err := c.hc.DoDeadline(req, resp, deadline); err != nil {
@@ -487,7 +627,8 @@ func (c *Client) fail(op string, kind error, detail string, cause error) *connec
 	return &connector.Error{Source: c.source, Operation: op, Kind: kind, Detail: detail, Err: cause}
 }
 
-// ctxFail reports a context that ended before a call could start. The
+// ctxFail reports a context that ended before a call could start, or was
+// cancelled while its request was in flight (see doAbortable). The
 // connector contract has no sentinel for cancellation: a cancelled call is
 // reported as unavailable, and errors.Is(err, context.Canceled) still holds.
 func (c *Client) ctxFail(op string, err error) *connector.Error {
