@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Request is one call to a source operation, already rendered from the flow's
@@ -33,8 +34,10 @@ type Response struct {
 
 // Connector reaches one source. Implementations are safe for concurrent use.
 type Connector interface {
-	// Call performs one operation. It honours ctx's deadline and returns
-	// promptly when ctx is cancelled. A non-2xx
+	// Call performs one operation. It must bound the call by ctx.Deadline()
+	// itself — the executor passes calls that nothing but time can end a
+	// context whose Done is nil — and return promptly when ctx is cancelled.
+	// A non-2xx
 	// status is NOT an error: it is returned in Response for the flow to judge.
 	// Errors are transport failures, wrapped around one of the sentinel
 	// errors below so callers can classify them with errors.Is.
@@ -76,3 +79,21 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+// Sleep waits d, or until ctx is cancelled or its deadline passes (also for
+// a context whose Done is nil), whichever comes first. It returns nil after
+// the full wait, else context.DeadlineExceeded or ctx's error.
+func Sleep(ctx context.Context, d time.Duration) error {
+	cut := error(nil)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		d, cut = max(time.Until(dl), 0), context.DeadlineExceeded
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return cut
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

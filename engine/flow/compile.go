@@ -57,6 +57,9 @@ type scope struct {
 	visible   map[string]bool
 	self      string // the step being compiled, for messages
 	inForeach bool   // item and index exist
+	// concurrent: inside a parallel or foreach, where a failing sibling
+	// cancels the step, so its calls must be abortable
+	concurrent bool
 }
 
 func (s scope) with(ids ...string) scope {
@@ -165,7 +168,7 @@ func (c *compiler) seq(steps []*spec.Step, sc scope, inForeach bool) ([]*node, s
 // step compiles one step; it returns the ids it makes visible to later steps.
 func (c *compiler) step(st *spec.Step, sc scope, inForeach bool) (*node, []string) {
 	sc.self = st.ID
-	n := &node{id: st.ID, slot: -1, timeout: st.Timeout.D(), optional: st.Optional}
+	n := &node{id: st.ID, slot: -1, timeout: st.Timeout.D(), optional: st.Optional, cancellable: sc.concurrent}
 	if !inForeach {
 		n.slot = c.plan.nslots
 		c.plan.nslots++
@@ -188,8 +191,11 @@ func (c *compiler) step(st *spec.Step, sc scope, inForeach bool) (*node, []strin
 		c.call(n, st, sc)
 	case st.Parallel != nil:
 		n.kind = kindParallel
+		c.plan.concurrent = true
+		branch := sc
+		branch.concurrent = true
 		for _, b := range st.Parallel {
-			child, ids := c.step(b, sc, inForeach)
+			child, ids := c.step(b, branch, inForeach)
 			n.children = append(n.children, child)
 			produced = append(produced, ids...)
 		}
@@ -218,8 +224,9 @@ func (c *compiler) step(st *spec.Step, sc scope, inForeach bool) (*node, []strin
 			n.concurrency = DefaultConcurrency
 		}
 		var end scope
+		c.plan.concurrent = true
 		inner := sc
-		inner.inForeach = true
+		inner.inForeach, inner.concurrent = true, true
 		n.children, end = c.seq(fe.Steps, inner, true)
 		n.inner = newIDs(sc, end)
 		if fe.Output != nil {

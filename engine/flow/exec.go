@@ -18,6 +18,40 @@ import (
 	"github.com/openfsb/fsb/engine/trace"
 )
 
+// deadlineCtx carries a deadline without a timer. Nothing can cancel it, so
+// its Done is nil; Err reports the deadline once it has passed; callees
+// (connectors) bound their work by Deadline. Steps outside parallel and
+// foreach run under it: a timer context per request costs ~2µs, and a
+// cancellable context makes connectors hand each call to another goroutine.
+type deadlineCtx struct {
+	context.Context // values only
+	deadline        time.Time
+}
+
+func (c deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c deadlineCtx) Done() <-chan struct{}       { return nil }
+func (c deadlineCtx) Err() error {
+	if time.Now().Before(c.deadline) {
+		return nil
+	}
+	return context.DeadlineExceeded
+}
+
+// withDeadline returns a deadlineCtx ending at the earlier of d and ctx's
+// deadline (a zero d keeps ctx's).
+func withDeadline(ctx context.Context, d time.Time) context.Context {
+	if pd, ok := ctx.Deadline(); ok && (d.IsZero() || pd.Before(d)) {
+		d = pd
+	}
+	if d.IsZero() {
+		return ctx
+	}
+	if dc, ok := ctx.(deadlineCtx); ok {
+		return deadlineCtx{dc.Context, d}
+	}
+	return deadlineCtx{context.WithoutCancel(ctx), d}
+}
+
 // sourceTraceKey is how connectors spell the trace header (canonical MIME form).
 var sourceTraceKey = textproto.CanonicalMIMEHeaderKey(trace.Header)
 
@@ -80,8 +114,13 @@ type stepError struct {
 // Run executes the plan. It never panics on bad data and never returns
 // internals in the problem: details go to the log.
 func (p *Plan) Run(ctx context.Context, rt *Runtime, inv *Invocation) *Outcome {
-	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
-	defer cancel()
+	if p.concurrent {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.Timeout)
+		defer cancel()
+	} else {
+		ctx = withDeadline(ctx, time.Now().Add(p.Timeout))
+	}
 	r := &run{plan: p, rt: rt, inv: inv, raw: make([][]byte, p.nslots)}
 	env := &expr.Env{Input: inv.Input, Consumer: inv.Consumer, Steps: make(map[string]*expr.Result, len(p.ids))}
 	for _, id := range p.ids {
@@ -154,10 +193,13 @@ func (r *run) step(ctx context.Context, env *expr.Env, n *node) *stepError {
 		}
 	}
 	sctx := ctx
-	if n.timeout > 0 {
+	switch {
+	case n.timeout > 0 && n.cancellable:
 		var cancel context.CancelFunc
 		sctx, cancel = context.WithTimeout(ctx, n.timeout)
 		defer cancel()
+	case n.timeout > 0:
+		sctx = withDeadline(ctx, time.Now().Add(n.timeout))
 	}
 	se := r.do(sctx, env, n, res)
 	if se == nil {
@@ -370,10 +412,14 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		attempts = n.retry.attempts
 	}
 	var resp *connector.Response
+	callCtx := ctx
+	if !n.cancellable {
+		callCtx = withDeadline(ctx, time.Time{}) // only the deadline can end it: no abortable machinery
+	}
 	for attempt := 1; ; attempt++ {
 		req.TraceID = trace.NewID()
 		start := time.Now()
-		resp, err = conn.Call(ctx, req)
+		resp, err = conn.Call(callCtx, req)
 		r.observe(ctx, n, req, resp, err, time.Since(start))
 		retryable := err != nil && !errors.Is(err, connector.ErrTooLarge) || err == nil && n.retry != nil && n.retry.onStatus[resp.Status]
 		if !retryable || attempt >= attempts || !sleep(ctx, backoff(n.retry, attempt)) {

@@ -54,12 +54,13 @@ func status(code int, body string) func(context.Context, *connector.Request) (*c
 
 func slow(d time.Duration, body string) func(context.Context, *connector.Request) (*connector.Response, error) {
 	return func(ctx context.Context, _ *connector.Request) (*connector.Response, error) {
-		select {
-		case <-time.After(d):
-			return &connector.Response{Status: 200, Body: []byte(body)}, nil
-		case <-ctx.Done():
-			return nil, &connector.Error{Kind: connector.ErrTimeout, Err: ctx.Err()}
+		switch err := connector.Sleep(ctx, d); {
+		case errors.Is(err, context.Canceled):
+			return nil, &connector.Error{Kind: connector.ErrUnavailable, Err: err}
+		case err != nil:
+			return nil, &connector.Error{Kind: connector.ErrTimeout, Err: err}
 		}
+		return &connector.Response{Status: 200, Body: []byte(body)}, nil
 	}
 }
 

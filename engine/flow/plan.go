@@ -25,7 +25,10 @@ type Plan struct {
 	output  *outNode
 	ids     []string // every step id visible in the top-level environment
 	nslots  int
-	slotIDs []string // step id by slot
+	// concurrent: the plan has parallel or foreach steps, whose failures
+	// cancel their siblings (otherwise only deadlines end a call)
+	concurrent bool
+	slotIDs    []string // step id by slot
 }
 
 type nodeKind int
@@ -45,6 +48,7 @@ type node struct {
 	kind        nodeKind
 	slot        int  // index into run.raw; -1 inside a foreach
 	decode      bool // decode the call's body: some expression reads into it
+	cancellable bool // inside a parallel or foreach: a sibling's failure cancels it
 	keepHeaders bool // keep the call's response headers: some expression reads them
 	when        *expr.Program
 	timeout     time.Duration

@@ -326,15 +326,11 @@ func (m *mockConn) answer(ctx context.Context, req *connector.Request, timeout t
 		d = timeout
 	}
 	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			if d == timeout {
-				return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrTimeout}
-			}
-		case <-ctx.Done():
-			return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrTimeout, Err: ctx.Err()}
+		switch err := connector.Sleep(ctx, d); {
+		case errors.Is(err, context.Canceled):
+			return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrUnavailable, Err: err}
+		case err != nil || d == timeout:
+			return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrTimeout, Err: err}
 		}
 	}
 	if mk.Error == "unavailable" {

@@ -75,6 +75,16 @@ var keptHeaders = func() []string {
 	return names
 }()
 
+// kept reports whether a (canonical) response header name is in keptHeaders.
+func kept(k []byte) bool {
+	for _, name := range keptHeaders {
+		if string(k) == name {
+			return true
+		}
+	}
+	return false
+}
+
 // idempotentKey marks a fasthttp request whose operation is idempotent, for
 // resendStale.
 type idempotentKey struct{}
@@ -508,14 +518,17 @@ func (c *Client) response(op *operation, resp *fasthttp.Response, attempts int) 
 	if len(body) > 0 {
 		out.Body = append([]byte(nil), body...)
 	}
-	for _, name := range keptHeaders {
-		if v := resp.Header.Peek(name); len(v) > 0 {
-			if out.Headers == nil {
-				out.Headers = make(map[string]string, 4)
-			}
-			out.Headers[name] = string(v)
+	// One pass over the headers (fasthttp keeps names canonical), rather
+	// than a Peek per kept name: each Peek normalises its key again.
+	resp.Header.VisitAll(func(k, v []byte) {
+		if len(v) == 0 || !kept(k) {
+			return
 		}
-	}
+		if out.Headers == nil {
+			out.Headers = make(map[string]string, 4)
+		}
+		out.Headers[string(k)] = string(v)
+	})
 	return out, nil
 }
 
