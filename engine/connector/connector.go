@@ -26,10 +26,28 @@ type Request struct {
 // connector never decodes it (decoding is the executor's job, done lazily).
 type Response struct {
 	Status  int
-	Headers map[string]string // selected response headers, canonical names
+	Headers Headers // selected response headers, canonical names
 	Body    []byte
 	// Attempts is how many tries the connector made (1 without retries).
 	Attempts int
+}
+
+// Header is one response header a connector kept.
+type Header struct{ Name, Value string }
+
+// Headers are the response headers a connector kept (Content-Type, Etag,
+// Last-Modified, Location, Retry-After, Belgov-Trace-Id), in canonical form.
+// A short slice: cheaper on the hot path than a map.
+type Headers []Header
+
+// Get returns the value of the header with that canonical name, or "".
+func (h Headers) Get(name string) string {
+	for _, x := range h {
+		if x.Name == name {
+			return x.Value
+		}
+	}
+	return ""
 }
 
 // Connector reaches one source. Implementations are safe for concurrent use.

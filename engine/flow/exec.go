@@ -416,11 +416,17 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 	if !n.cancellable {
 		callCtx = withDeadline(ctx, time.Time{}) // only the deadline can end it: no abortable machinery
 	}
+	observed := r.rt.Observer != nil
 	for attempt := 1; ; attempt++ {
 		req.TraceID = trace.NewID()
-		start := time.Now()
+		var start time.Time
+		if observed {
+			start = time.Now()
+		}
 		resp, err = conn.Call(callCtx, req)
-		r.observe(ctx, n, req, resp, err, time.Since(start))
+		if observed {
+			r.observe(ctx, n, req, resp, err, time.Since(start))
+		}
 		retryable := err != nil && !errors.Is(err, connector.ErrTooLarge) || err == nil && n.retry != nil && n.retry.onStatus[resp.Status]
 		if !retryable || attempt >= attempts || !sleep(ctx, backoff(n.retry, attempt)) {
 			break
@@ -432,15 +438,15 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 	res.Status, res.TraceID = resp.Status, req.TraceID
 	if n.keepHeaders {
 		res.Headers = make(map[string]any, len(resp.Headers))
-		for k, v := range resp.Headers {
-			res.Headers[k] = v
+		for _, h := range resp.Headers {
+			res.Headers[h.Name] = h.Value
 		}
 	}
 	if !(resp.Status >= 200 && resp.Status < 300 || n.accept[resp.Status]) {
 		p := problem.BadGateway(fmt.Sprintf("step %q: source %q answered with status %d", n.id, n.source, resp.Status))
 		if resp.Status == 503 {
 			p = problem.Unavailable(fmt.Sprintf("step %q: source %q is unavailable", n.id, n.source))
-			p.RetryAfter = retryAfter(resp.Headers["Retry-After"])
+			p.RetryAfter = retryAfter(resp.Headers.Get("Retry-After"))
 		}
 		return &stepError{step: n.id, prob: p, err: fmt.Errorf("status %d", resp.Status)}
 	}
@@ -477,12 +483,9 @@ func (r *run) transportError(ctx context.Context, n *node, err error) *stepError
 }
 
 func (r *run) observe(ctx context.Context, n *node, req *connector.Request, resp *connector.Response, err error, d time.Duration) {
-	if r.rt.Observer == nil {
-		return
-	}
 	c := &SourceCall{Flow: r.plan.Name, Step: n.id, Source: n.source, Operation: n.op, TraceID: req.TraceID, ParentTraceID: r.inv.TraceID, Duration: d, Err: err, Attempts: 1}
 	if resp != nil {
-		c.Status, c.Bytes, c.Attempts, c.SourceTraceID = resp.Status, len(resp.Body), max(resp.Attempts, 1), resp.Headers[sourceTraceKey]
+		c.Status, c.Bytes, c.Attempts, c.SourceTraceID = resp.Status, len(resp.Body), max(resp.Attempts, 1), resp.Headers.Get(sourceTraceKey)
 	}
 	var ce *connector.Error
 	if errors.As(err, &ce) && ce.Attempts > 0 {

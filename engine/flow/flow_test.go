@@ -48,7 +48,7 @@ func ok(body string) func(context.Context, *connector.Request) (*connector.Respo
 
 func status(code int, body string) func(context.Context, *connector.Request) (*connector.Response, error) {
 	return func(context.Context, *connector.Request) (*connector.Response, error) {
-		return &connector.Response{Status: code, Body: []byte(body), Headers: map[string]string{"Retry-After": "3"}}, nil
+		return &connector.Response{Status: code, Body: []byte(body), Headers: connector.Headers{{Name: "Retry-After", Value: "3"}}}, nil
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"net/url"
 	"regexp"
 	"sort"
@@ -336,7 +337,10 @@ func (m *mockConn) answer(ctx context.Context, req *connector.Request, timeout t
 	if mk.Error == "unavailable" {
 		return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrUnavailable}
 	}
-	resp := &connector.Response{Status: mk.Status, Headers: mk.Headers, Attempts: 1}
+	resp := &connector.Response{Status: mk.Status, Attempts: 1}
+	for _, k := range sortedKeys(mk.Headers) {
+		resp.Headers = append(resp.Headers, connector.Header{Name: textproto.CanonicalMIMEHeaderKey(k), Value: mk.Headers[k]})
+	}
 	if resp.Status == 0 {
 		resp.Status = 200
 	}

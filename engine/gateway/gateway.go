@@ -144,7 +144,11 @@ func fiberPath(p string) string {
 func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 	params := pathParams(p.Path)
 	return func(c *fiber.Ctx) error {
-		start := time.Now()
+		logged := g.log.Enabled(context.Background(), slog.LevelInfo)
+		var start time.Time
+		if logged {
+			start = time.Now()
+		}
 		id := g.traceHeaders(c)
 		req := &flow.Request{}
 		if len(params) > 0 {
@@ -198,7 +202,7 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 			return g.problem(c, prob)
 		}
 		out := p.Run(context.Background(), g.cfg.Runtime, &flow.Invocation{Input: in, TraceID: id})
-		if g.log.Enabled(context.Background(), slog.LevelInfo) {
+		if logged {
 			g.log.Info("request", "flow", p.Name, "trace", id, "status", out.Status, "duration", time.Since(start))
 		}
 		if out.Problem != nil {
@@ -209,7 +213,8 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 		}
 		c.Status(out.Status)
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(out.Body)
+		c.Response().SetBodyRaw(out.Body) // ours alone: no copy
+		return nil
 	}
 }
 

@@ -524,10 +524,7 @@ func (c *Client) response(op *operation, resp *fasthttp.Response, attempts int) 
 		if len(v) == 0 || !kept(k) {
 			return
 		}
-		if out.Headers == nil {
-			out.Headers = make(map[string]string, 4)
-		}
-		out.Headers[string(k)] = string(v)
+		out.Headers = append(out.Headers, connector.Header{Name: string(k), Value: string(v)})
 	})
 	return out, nil
 }

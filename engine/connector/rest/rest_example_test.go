@@ -43,7 +43,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(resp.Status, resp.Headers["Content-Type"], string(resp.Body))
+	fmt.Println(resp.Status, resp.Headers.Get("Content-Type"), string(resp.Body))
 
 	_, err = c.Call(context.Background(), &connector.Request{Operation: "deletePerson"})
 	fmt.Println(err)

@@ -183,7 +183,7 @@ func TestCallBuildsRequest(t *testing.T) {
 			if resp.Status != 200 || resp.Attempts != 1 {
 				t.Fatalf("status %d attempts %d", resp.Status, resp.Attempts)
 			}
-			if ct := resp.Headers["Content-Type"]; ct != "application/json" {
+			if ct := resp.Headers.Get("Content-Type"); ct != "application/json" {
 				t.Fatalf("response Content-Type %q", ct)
 			}
 			var s seen
@@ -312,8 +312,8 @@ func TestNonSuccessIsResponse(t *testing.T) {
 				t.Errorf("headers %v, want %v", resp.Headers, want)
 			}
 			for k, v := range want {
-				if resp.Headers[k] != v {
-					t.Errorf("header %s = %q, want %q", k, resp.Headers[k], v)
+				if resp.Headers.Get(k) != v {
+					t.Errorf("header %s = %q, want %q", k, resp.Headers.Get(k), v)
 				}
 			}
 		})
