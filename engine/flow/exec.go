@@ -47,9 +47,15 @@ func withDeadline(ctx context.Context, d time.Time) context.Context {
 		return ctx
 	}
 	if dc, ok := ctx.(deadlineCtx); ok {
+		if d.Equal(dc.deadline) {
+			return ctx
+		}
 		return deadlineCtx{dc.Context, d}
 	}
-	return deadlineCtx{context.WithoutCancel(ctx), d}
+	if ctx.Done() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	return deadlineCtx{ctx, d}
 }
 
 // sourceTraceKey is how connectors spell the trace header (canonical MIME form).
