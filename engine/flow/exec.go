@@ -434,7 +434,7 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 			r.observe(ctx, n, req, resp, err, time.Since(start))
 		}
 		retryable := err != nil && !errors.Is(err, connector.ErrTooLarge) || err == nil && n.retry != nil && n.retry.onStatus[resp.Status]
-		if !retryable || attempt >= attempts || !sleep(ctx, backoff(n.retry, attempt)) {
+		if !retryable || attempt >= attempts || !connector.Backoff(ctx, backoff(n.retry, attempt)) {
 			break
 		}
 	}
@@ -523,22 +523,6 @@ func backoff(p *retryPolicy, attempt int) time.Duration {
 		d = p.maxBackoff
 	}
 	return rand.N(d + 1) // full jitter
-}
-
-// sleep waits d unless ctx ends first or would end before d; it reports
-// whether the wait completed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-		return false
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func (r *run) strings(progs []namedProg, env *expr.Env) (map[string]string, error) {

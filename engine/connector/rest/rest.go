@@ -334,7 +334,7 @@ func (c *Client) Call(ctx context.Context, r *connector.Request) (*connector.Res
 		}
 
 		delay := backoff(op.retry, n, after)
-		if !sleep(ctx, delay) {
+		if !connector.Backoff(ctx, delay) {
 			// No time left for another try: hand back what the last one got.
 			if last != nil {
 				return nil, last
@@ -569,25 +569,6 @@ func retryAfter(v []byte) time.Duration {
 		return time.Until(t)
 	}
 	return 0
-}
-
-// sleep waits d unless ctx ends first or its deadline falls within d; it
-// reports whether there is time left for another attempt.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
-		return false
-	}
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // Check probes the source: GET HealthPath wanting a 2xx when configured,

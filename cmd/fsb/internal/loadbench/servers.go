@@ -33,8 +33,8 @@ type fiberApp struct {
 	done chan error
 }
 
-func serveFiber(app *fiber.App) (*fiberApp, error) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+func serveFiber(app *fiber.App, listen string) (*fiberApp, error) {
+	ln, err := net.Listen("tcp4", listen)
 	if err != nil {
 		return nil, err
 	}
@@ -54,12 +54,12 @@ func (f *fiberApp) Close() {
 // startFiberMerge starts the hand-written baseline: a fiber v2 handler that
 // calls the three backends in parallel with fasthttp clients and merges the
 // bodies into {"a":…,"b":…,"c":…} through encoding/json maps — what a
-// developer writes without a flow engine.
-func startFiberMerge(backends [3]*backend, poolConns int) (*fiberApp, error) {
+// developer writes without a flow engine. addrs are the backends' host:port.
+func startFiberMerge(addrs [3]string, poolConns int, listen string) (*fiberApp, error) {
 	var clients [3]*fasthttp.HostClient
-	for i, b := range backends {
+	for i, addr := range addrs {
 		clients[i] = &fasthttp.HostClient{
-			Addr:                b.addr,
+			Addr:                addr,
 			Name:                "fiber-merge",
 			MaxConns:            poolConns,
 			MaxIdleConnDuration: 30 * time.Second,
@@ -115,7 +115,7 @@ func startFiberMerge(backends [3]*backend, poolConns int) (*fiberApp, error) {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(out)
 	})
-	f, err := serveFiber(app)
+	f, err := serveFiber(app, listen)
 	if err != nil {
 		return nil, fmt.Errorf("fiber-merge: %w", err)
 	}
@@ -210,11 +210,9 @@ type fsbServer struct {
 	close func()
 }
 
-func startFSB(backends [3]*backend, poolConns int) (*fsbServer, error) {
-	var urls [3]string
-	for i, b := range backends {
-		urls[i] = b.URL()
-	}
+// startFSB starts an OpenFSB gateway serving both benchmark flows, with
+// the backends at the base URLs urls as its sources.
+func startFSB(urls [3]string, poolConns int, listen string) (*fsbServer, error) {
 	set, err := spec.Load(FlowFiles(urls, poolConns))
 	if err != nil {
 		return nil, fmt.Errorf("fsb: load the bench flows: %w", err)
@@ -233,7 +231,7 @@ func startFSB(backends [3]*backend, poolConns int) (*fsbServer, error) {
 		Runtime: &flow.Runtime{Conns: conns, Observer: gateway.CallLogger{Log: log}, Log: log},
 		Log:     log,
 	})
-	f, err := serveFiber(gw.App())
+	f, err := serveFiber(gw.App(), listen)
 	if err != nil {
 		sources.Close(conns)
 		return nil, errors.Join(errors.New("fsb: listen"), err)
