@@ -4,12 +4,16 @@
 //	go run ./cmd/fsb bench -d 5s -rounds 3      # alternate the candidates, report the median round
 //	go run ./cmd/fsb bench -only fsb-three,fiber-merge -json
 //
-// It starts three loopback backends and, side by side in one process, the
-// candidates serving them: the backend called directly, nginx proxy_pass
-// (when an nginx binary is found), a hand-written fiber merge of the three
-// backends, and OpenFSB serving a passthrough flow and a three-source flow.
-// Each gets the same closed-loop load; the report ends with the ratios the
-// project is judged on. The harness is cmd/fsb/internal/loadbench.
+// It starts three loopback backends and the candidates serving them: the
+// backend called directly, nginx proxy_pass (when an nginx binary is
+// found), a hand-written fiber merge of the three backends, and OpenFSB
+// serving a passthrough flow and a three-source flow. The load generator
+// and the backends run in this process; every proxy candidate runs in a
+// process of its own — nginx, and for the Go candidates this binary's
+// hidden `fsb bench-serve` — so that each gets the same share of the
+// machine. Each gets the same closed-loop load; the report ends with the
+// ratios the project is judged on. The harness is
+// cmd/fsb/internal/loadbench.
 
 package main
 
@@ -38,13 +42,15 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	only := fs.String("only", "", "comma-separated candidates to run: "+strings.Join(loadbench.Candidates, ", "))
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	strict := fs.Bool("strict", false, "exit 1 when a target ratio is missed")
-	cpuprofile := fs.String("cpuprofile", "", "") // hidden: write a CPU profile of the whole run
+	cpuprofile := fs.String("cpuprofile", "", "") // hidden: write a CPU profile of this process (not of the candidates' processes)
+	inProcess := fs.Bool("inprocess", false, "")  // hidden: run the Go candidates in this process, as before they had their own
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `usage: fsb bench [flags]
 
 Load-benchmarks OpenFSB against baselines, side by side on loopback:
   direct           the backend called directly
   nginx            nginx proxy_pass to the backend (when nginx is installed)
+  fiber-proxy      a bare fiber handler forwarding to the backend (the floor of a Go proxy)
   fiber-merge      a hand-written fiber handler merging three backends with encoding/json
   fsb-passthrough  an OpenFSB flow answering one source's body
   fsb-three        an OpenFSB flow calling three sources in parallel
@@ -82,6 +88,14 @@ Set CI=true and FSB_BENCH_REQUIRE_NGINX=1 to fail when nginx is missing.`)
 		RequireNginx: os.Getenv("CI") == "true" && os.Getenv("FSB_BENCH_REQUIRE_NGINX") == "1",
 		Progress:     stderr,
 	}
+	if !*inProcess {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "fsb bench: cannot find this program to run the candidates:", err)
+			return 1
+		}
+		cfg.ServeCommand = []string{exe, benchServeCommand}
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -116,6 +130,59 @@ Set CI=true and FSB_BENCH_REQUIRE_NGINX=1 to fail when nginx is missing.`)
 		return 1
 	case *strict && res.MissedTargets():
 		fmt.Fprintln(stderr, "fsb bench: a target was missed (-strict)")
+		return 1
+	}
+	return 0
+}
+
+// benchServeCommand is the hidden command serving one Go candidate of
+// `fsb bench` in a process of its own; not listed by usage.
+const benchServeCommand = "bench-serve"
+
+// cmdBenchServe serves one candidate for `fsb bench`, which runs it as a
+// child process: it prints "listening ADDR" once ready and serves until its
+// standard input is closed or it gets SIGTERM or SIGINT.
+func cmdBenchServe(args []string, stdout, stderr io.Writer) int {
+	tuneGC() // every candidate server runs as `fsb serve` would
+	fs := flag.NewFlagSet(benchServeCommand, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	candidate := fs.String("candidate", "", "the candidate to serve: "+strings.Join(loadbench.ServedCandidates, ", "))
+	backends := fs.String("backends", "", "the three backends' base URLs, comma-separated (http://127.0.0.1:PORT)")
+	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
+	pool := fs.Int("pool", 64, "connections to each backend")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `usage: fsb bench-serve -candidate NAME -backends URL1,URL2,URL3 [flags]
+
+Serves one candidate of 'fsb bench' (which runs it as a child process),
+prints "listening ADDR" once ready, and serves until standard input is
+closed or SIGTERM or SIGINT arrives.`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	urls := strings.Split(*backends, ",")
+	if fs.NArg() != 0 || *candidate == "" || len(urls) != 3 {
+		fs.Usage()
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		// The parent closes our stdin to stop us; so does its death.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	err := loadbench.Serve(ctx, loadbench.ServeConfig{
+		Candidate: *candidate,
+		Backends:  [3]string{strings.TrimSpace(urls[0]), strings.TrimSpace(urls[1]), strings.TrimSpace(urls[2])},
+		Listen:    *listen,
+		Pool:      *pool,
+	}, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb bench-serve:", err)
 		return 1
 	}
 	return 0

@@ -23,6 +23,11 @@ var commands = map[string]command{
 	"bench":    {"load-benchmark OpenFSB against baselines on loopback", cmdBench},
 }
 
+// hiddenCommands run like commands but are not listed by usage.
+var hiddenCommands = map[string]command{
+	benchServeCommand: {"serve one candidate of fsb bench in a child process", cmdBenchServe},
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -33,6 +38,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	c, ok := commands[args[0]]
+	if !ok {
+		c, ok = hiddenCommands[args[0]]
+	}
 	if !ok {
 		fmt.Fprintf(stderr, "fsb: unknown command %q\n\n", args[0])
 		usage(stderr)

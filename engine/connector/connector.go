@@ -30,6 +30,18 @@ type Response struct {
 	Body    []byte
 	// Attempts is how many tries the connector made (1 without retries).
 	Attempts int
+	// Release, when set, hands Body's memory back to the connector (it may
+	// lend a pooled buffer rather than copy it). Call it once, after the
+	// last use of Body; a nil Release means Body is the caller's to keep.
+	Release func()
+}
+
+// Done calls r.Release if it is set.
+func (r *Response) Done() {
+	if r != nil && r.Release != nil {
+		r.Release()
+		r.Release = nil
+	}
 }
 
 // Header is one response header a connector kept.

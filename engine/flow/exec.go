@@ -100,7 +100,24 @@ type Outcome struct {
 	Body    []byte
 	Headers map[string]string // set by the flow's headers (e.g. Location)
 	Problem *problem.Problem
+	buf     *[]byte // pooled storage of Body
 }
+
+// Release hands Body's buffer back for reuse; Body must not be used after.
+// Calling it is optional (an unreleased buffer is garbage collected).
+func (o *Outcome) Release() {
+	if o.buf != nil && cap(*o.buf) <= maxPooledBody {
+		*o.buf = o.Body[:0]
+		bodyBufs.Put(o.buf)
+	}
+	o.buf, o.Body = nil, nil
+}
+
+// Output buffers are pooled: a gateway answers thousands of bodies a second,
+// and allocating each one is most of what its garbage collector has to do.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledBody = 256 << 10
 
 // run is the state of one execution.
 type run struct {
@@ -108,6 +125,7 @@ type run struct {
 	rt   *Runtime
 	inv  *Invocation
 	raw  [][]byte // raw call bodies by node slot (not for foreach iterations)
+	lent []*connector.Response // responses whose bodies are lent, by slot
 }
 
 // stepError is a failure that ends the flow (or an optional step).
@@ -127,7 +145,12 @@ func (p *Plan) Run(ctx context.Context, rt *Runtime, inv *Invocation) *Outcome {
 	} else {
 		ctx = withDeadline(ctx, time.Now().Add(p.Timeout))
 	}
-	r := &run{plan: p, rt: rt, inv: inv, raw: make([][]byte, p.nslots)}
+	r := &run{plan: p, rt: rt, inv: inv, raw: make([][]byte, p.nslots), lent: make([]*connector.Response, p.nslots)}
+	defer func() {
+		for _, resp := range r.lent {
+			resp.Done()
+		}
+	}()
 	env := &expr.Env{Input: inv.Input, Consumer: inv.Consumer, Steps: make(map[string]*expr.Result, len(p.ids))}
 	for _, id := range p.ids {
 		env.Steps[id] = &expr.Result{Skipped: true}
@@ -135,11 +158,8 @@ func (p *Plan) Run(ctx context.Context, rt *Runtime, inv *Invocation) *Outcome {
 	if se := r.seq(ctx, env, p.root); se != nil {
 		return r.fail(se)
 	}
-	size := 256
-	for _, b := range r.raw {
-		size += len(b)
-	}
-	body, _, err := r.render(make([]byte, 0, size), p.output, env, true)
+	buf := bodyBufs.Get().(*[]byte)
+	body, _, err := r.render((*buf)[:0], p.output, env, true)
 	var me *malformedError
 	switch {
 	case errors.As(err, &me):
@@ -155,7 +175,7 @@ func (p *Plan) Run(ctx context.Context, rt *Runtime, inv *Invocation) *Outcome {
 	if err != nil {
 		return r.fail(&stepError{prob: problem.Internal("the flow's response headers could not be built"), err: err})
 	}
-	return &Outcome{Status: p.Status, Body: body, Headers: headers}
+	return &Outcome{Status: p.Status, Body: body, Headers: headers, buf: buf}
 }
 
 func (r *run) fail(se *stepError) *Outcome {
@@ -437,9 +457,17 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		if !retryable || attempt >= attempts || !connector.Backoff(ctx, backoff(n.retry, attempt)) {
 			break
 		}
+		resp.Done()
 	}
 	if err != nil {
 		return r.transportError(ctx, n, err)
+	}
+	// The body may be lent by the connector: keep it until the output is
+	// built when the output may copy it raw, else give it back once read.
+	if n.slot >= 0 {
+		r.lent[n.slot] = resp
+	} else {
+		defer resp.Done()
 	}
 	res.Status, res.TraceID = resp.Status, req.TraceID
 	if n.keepHeaders {

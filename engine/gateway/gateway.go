@@ -213,7 +213,8 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 		}
 		c.Status(out.Status)
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		c.Response().SetBodyRaw(out.Body) // ours alone: no copy
+		c.Response().SetBody(out.Body) // a copy: the buffer goes back to the pool
+		out.Release()
 		return nil
 	}
 }

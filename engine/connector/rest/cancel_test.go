@@ -142,9 +142,11 @@ func TestCancelInFlight(t *testing.T) {
 	c2 := newClient(t, Config{BaseURL: srvFast.URL, Operations: map[string]Operation{"get": {Method: "GET", Path: "/"}}})
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel2()
-	if _, err := c2.Call(ctx2, &connector.Request{Operation: "get"}); err != nil {
+	resp2, err := c2.Call(ctx2, &connector.Request{Operation: "get"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	resp2.Done() // the lent body goes back to the pool
 	p.drained(c2, time.Second)
 }
 
@@ -218,7 +220,9 @@ func TestHammerCancel(t *testing.T) {
 				}
 				ok.Add(1)
 				var s seen
-				if err := json.Unmarshal(resp.Body, &s); err != nil {
+				err = json.Unmarshal(resp.Body, &s)
+				resp.Done()
+				if err != nil {
 					t.Errorf("call %s: %v", id, err)
 					continue
 				}

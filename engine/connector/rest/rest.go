@@ -284,12 +284,14 @@ func (c *Client) Call(ctx context.Context, r *connector.Request) (*connector.Res
 	resp := acquireResponse()
 	// Once an attempt is abandoned (ctx cancelled while it was in flight),
 	// req and resp belong to the worker still running it, which releases
-	// them when it ends.
-	abandoned := false
+	// them when it ends. A successful answer lends resp to the caller.
+	abandoned, lent := false, false
 	defer func() {
 		if !abandoned {
 			releaseRequest(req)
-			releaseResponse(resp)
+			if !lent {
+				releaseResponse(resp)
+			}
 		}
 	}()
 	resp.Header.SetNoDefaultContentType(true)
@@ -330,7 +332,9 @@ func (c *Client) Call(ctx context.Context, r *connector.Request) (*connector.Res
 		case n < attempts && op.retry.retriesStatus(resp.StatusCode()):
 			after = retryAfter(resp.Header.Peek("Retry-After"))
 		default:
-			return c.response(op, resp, n)
+			out, err := c.response(op, resp, n)
+			lent = err == nil
+			return out, err
 		}
 
 		delay := backoff(op.retry, n, after)
@@ -339,7 +343,9 @@ func (c *Client) Call(ctx context.Context, r *connector.Request) (*connector.Res
 			if last != nil {
 				return nil, last
 			}
-			return c.response(op, resp, n)
+			out, err := c.response(op, resp, n)
+			lent = err == nil
+			return out, err
 		}
 		if slog.Default().Enabled(ctx, slog.LevelDebug) {
 			status := 0
@@ -514,10 +520,11 @@ func (c *Client) response(op *operation, resp *fasthttp.Response, attempts int) 
 	if len(body) > op.maxBytes {
 		return nil, c.fail(op.name, connector.ErrTooLarge, "", fasthttp.ErrBodyTooLarge)
 	}
-	out := &connector.Response{Status: resp.StatusCode(), Attempts: attempts}
-	if len(body) > 0 {
-		out.Body = append([]byte(nil), body...)
-	}
+	// Lend the pooled response's body instead of copying it: the caller
+	// calls Release when done (a passthrough then copies it only once, into
+	// the consumer's answer).
+	out := &connector.Response{Status: resp.StatusCode(), Attempts: attempts, Body: body,
+		Release: func() { releaseResponse(resp) }}
 	// One pass over the headers (fasthttp keeps names canonical), rather
 	// than a Peek per kept name: each Peek normalises its key again.
 	resp.Header.VisitAll(func(k, v []byte) {

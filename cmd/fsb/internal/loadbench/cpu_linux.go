@@ -15,7 +15,8 @@ type cpuSample struct {
 }
 
 // sampleCPU reads /proc: the machine's busy and total time, and ours: this
-// process plus pids and their children (nginx's master and workers).
+// process plus pids and their children (nginx's master and workers, a
+// bench-serve child): a candidate's own CPU is not "others'".
 func sampleCPU(pids []int) cpuSample {
 	var s cpuSample
 	b, err := os.ReadFile("/proc/stat")

@@ -24,8 +24,9 @@ type Load struct {
 	// Timeout bounds one request (default 10s, above the servers' own 5s
 	// deadlines so that their answer is seen).
 	Timeout time.Duration
-	// PIDs are the candidate's own processes (nginx): their CPU, and their
-	// children's, is not counted as other processes' in Stats.OthersCPU.
+	// PIDs are the candidate's own processes (nginx, a bench-serve child):
+	// their CPU, and their children's, is not counted as other processes'
+	// in Stats.OthersCPU.
 	PIDs []int
 }
 

@@ -6,6 +6,15 @@
 // connection — and reports requests/s, p50 and p99 with the ratios the
 // project is judged on.
 //
+// The load generator and the backends run in the calling process. Every
+// proxy candidate runs in a process of its own — nginx, and with
+// Config.ServeCommand set (as `fsb bench` sets it) the Go candidates too,
+// each a child `fsb bench-serve` — so that each candidate gets the same
+// share of the machine as the others: its own process scheduled by the OS
+// beside the load generator's, rather than the load generator's GOMAXPROCS
+// shared with it. Without ServeCommand (the package's tests) the Go
+// candidates run in the calling process.
+//
 // Everything listens on 127.0.0.1; every loop is bounded in time.
 package loadbench
 
@@ -29,13 +38,14 @@ import (
 const (
 	Direct         = "direct"
 	Nginx          = "nginx"
+	FiberProxy     = "fiber-proxy"
 	FiberMerge     = "fiber-merge"
 	FSBPassthrough = "fsb-passthrough"
 	FSBThree       = "fsb-three"
 )
 
 // Candidates lists every candidate name in report order.
-var Candidates = []string{Direct, Nginx, FiberMerge, FSBPassthrough, FSBThree}
+var Candidates = []string{Direct, Nginx, FiberProxy, FiberMerge, FSBPassthrough, FSBThree}
 
 // Config is one benchmark run.
 type Config struct {
@@ -52,6 +62,13 @@ type Config struct {
 	ID string
 	// Progress receives one line per measurement; nil is quiet.
 	Progress io.Writer
+	// ServeCommand is the argv that serves one Go candidate in a child
+	// process: `fsb bench-serve` (os.Executable() and "bench-serve"); the
+	// harness appends -candidate, -backends, -listen and -pool. Empty runs
+	// the Go candidates in this process, sharing its GOMAXPROCS with the
+	// load generator and the backends (what a test binary, which cannot
+	// serve, does).
+	ServeCommand []string
 }
 
 // Result is what a run measured.
@@ -60,7 +77,8 @@ type Result struct {
 	Duration   time.Duration
 	Warmup     time.Duration
 	Rounds     int
-	GOMAXPROCS int
+	GOMAXPROCS int  // this process's: the load generator's and the backends'
+	InProcess  bool // the Go candidates ran in this process (no ServeCommand)
 	Candidates []*CandidateResult
 	Ratios     []Ratio
 }
@@ -116,8 +134,9 @@ type candidate struct {
 	name  string
 	addr  string
 	path  string
-	pids  []int // processes of its own (nginx)
+	pids  []int // processes of its own (nginx, a bench-serve child)
 	check func(body []byte) error
+	alive func() error // non-nil: reports an error once its process has exited
 }
 
 // ParseOnly splits a comma list of candidate names and checks each.
@@ -191,7 +210,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	res := &Result{Conns: cfg.Conns, Duration: cfg.Duration, Warmup: cfg.Warmup, Rounds: cfg.Rounds, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	res := &Result{Conns: cfg.Conns, Duration: cfg.Duration, Warmup: cfg.Warmup, Rounds: cfg.Rounds, GOMAXPROCS: runtime.GOMAXPROCS(0),
+		InProcess: len(cfg.ServeCommand) == 0}
 
 	var closers []func()
 	defer func() {
@@ -208,6 +228,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		closers = append(closers, b.Close)
 		backends[i] = b
+	}
+	var backendURLs [3]string
+	for i, b := range backends {
+		backendURLs[i] = b.URL()
 	}
 	poolConns := max(64, cfg.Conns)
 	id := cfg.ID
@@ -250,21 +274,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			closers = append(closers, n.Close)
 			c = &candidate{name: name, addr: n.addr, path: "/items/" + id, pids: []int{n.cmd.Process.Pid}, check: checkOne}
-		case FiberMerge:
-			f, err := startFiberMerge(backends, poolConns)
-			if err != nil {
-				return nil, err
-			}
-			closers = append(closers, f.Close)
-			c = &candidate{name: name, addr: f.addr, path: mergePath + id, check: checkThree}
-		case FSBPassthrough, FSBThree:
-			s, err := fsbFor(&cands, backends, poolConns, &closers)
-			if err != nil {
-				return nil, err
-			}
-			c = &candidate{name: name, addr: s, path: passthroughPath + id, check: checkOne}
-			if name == FSBThree {
+		case FiberProxy, FiberMerge, FSBPassthrough, FSBThree:
+			c = &candidate{name: name, path: passthroughPath + id, check: checkOne}
+			switch name {
+			case FiberProxy:
+				c.path = proxyPath + id
+			case FiberMerge:
+				c.path, c.check = mergePath+id, checkThree
+			case FSBThree:
 				c.path, c.check = threePath+id, checkThree
+			}
+			if err := startServed(&cfg, c, backendURLs, poolConns, &closers); err != nil {
+				return nil, err
 			}
 		}
 		cands = append(cands, c)
@@ -274,6 +295,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var bad []error
 	for _, c := range cands {
 		if err := validate(c); err != nil {
+			if c.alive != nil {
+				if dead := c.alive(); dead != nil {
+					err = dead
+				}
+			}
 			bad = append(bad, fmt.Errorf("%s (GET http://%s%s): %w", c.name, c.addr, c.path, err))
 		}
 	}
@@ -292,6 +318,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			c := cands[(k+r)%len(cands)] // rotate the order each round
 			runtime.GC()                 // do not charge one candidate with another's garbage
 			s := Load{Addr: c.addr, Path: c.path, Conns: cfg.Conns, Warmup: cfg.Warmup, Duration: cfg.Duration, PIDs: c.pids}.Run(ctx)
+			if c.alive != nil && ctx.Err() == nil {
+				if err := c.alive(); err != nil {
+					return nil, fmt.Errorf("while measuring %w", err)
+				}
+			}
 			rounds[c.name] = append(rounds[c.name], s)
 			cfg.progress("round %d/%d  %-16s %10.0f req/s  p50 %s  p99 %s  errors %d  other processes %s CPU",
 				r+1, cfg.Rounds, c.name, s.RPS, fmtDur(s.P50), fmtDur(s.P99), s.Errors+s.Non2xx, fmtShare(s.OthersCPU))
@@ -314,20 +345,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// fsbFor starts the OpenFSB gateway once for both fsb candidates and
-// returns its address.
-func fsbFor(cands *[]*candidate, backends [3]*backend, poolConns int, closers *[]func()) (string, error) {
-	for _, c := range *cands {
-		if c.name == FSBPassthrough || c.name == FSBThree {
-			return c.addr, nil
+// startServed starts the server of Go candidate c — a child process
+// running cfg.ServeCommand, or in this process without one — and sets its
+// address, processes and liveness check. Each candidate gets a server of
+// its own.
+func startServed(cfg *Config, c *candidate, backendURLs [3]string, poolConns int, closers *[]func()) error {
+	if len(cfg.ServeCommand) == 0 {
+		s, err := StartServer(c.name, backendURLs, poolConns, "127.0.0.1:0")
+		if err != nil {
+			return err
 		}
+		*closers = append(*closers, s.Close)
+		c.addr = s.Addr
+		return nil
 	}
-	s, err := startFSB(backends, poolConns)
+	ch, err := startChild(cfg.ServeCommand, c.name, backendURLs, poolConns)
 	if err != nil {
-		return "", err
+		return err
 	}
-	*closers = append(*closers, s.Close)
-	return s.addr, nil
+	*closers = append(*closers, func() {
+		if err := ch.Close(); err != nil {
+			cfg.progress("%v", err)
+		}
+	})
+	c.addr, c.pids, c.alive = ch.addr, []int{ch.cmd.Process.Pid}, ch.alive
+	return nil
 }
 
 // medianRound returns the round with the median requests/s (the lower
@@ -413,6 +455,7 @@ func ratios(r *Result) []Ratio {
 		ratio(r, FSBPassthrough, Nginx, "rps", 0.8, false),
 		ratio(r, FSBThree, FiberMerge, "rps", 1.0, false),
 		ratio(r, FSBThree, FiberMerge, "p99", 1.5, true),
+		ratio(r, FSBPassthrough, FiberProxy, "rps", 0, false), // how far from a bare Go proxy
 	}
 	for _, c := range r.Candidates {
 		if c.Name != Direct {

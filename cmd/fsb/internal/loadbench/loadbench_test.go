@@ -23,6 +23,9 @@ func TestQuickRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !res.InProcess {
+		t.Error("without a ServeCommand the result does not say the Go candidates ran in this process")
+	}
 	if len(res.Candidates) != len(only) {
 		t.Fatalf("%d candidates, want %d", len(res.Candidates), len(only))
 	}

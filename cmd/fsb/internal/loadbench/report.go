@@ -25,6 +25,14 @@ func fmtShare(f float64) string {
 	return fmt.Sprintf("%.0f%%", 100*f)
 }
 
+// Layout says which process runs what.
+func (r *Result) Layout() string {
+	if r.InProcess {
+		return fmt.Sprintf("nginx in child processes; load generator, backends and the Go candidates in this process (GOMAXPROCS=%d)", r.GOMAXPROCS)
+	}
+	return fmt.Sprintf("candidates in child processes (default GOMAXPROCS); load generator and backends in this process (GOMAXPROCS=%d)", r.GOMAXPROCS)
+}
+
 // WriteTable prints the human report: one line per candidate, then the
 // target ratios with PASS/FAIL and every candidate relative to direct.
 func (r *Result) WriteTable(w io.Writer) {
@@ -32,8 +40,8 @@ func (r *Result) WriteTable(w io.Writer) {
 	if r.Rounds > 1 {
 		round = fmt.Sprintf("%d rounds, median round shown", r.Rounds)
 	}
-	fmt.Fprintf(w, "fsb bench: %d connections, %s warm-up + %s measured per candidate, %s, GOMAXPROCS=%d, loopback\n\n",
-		r.Conns, r.Warmup, r.Duration, round, r.GOMAXPROCS)
+	fmt.Fprintf(w, "fsb bench: %d connections, %s warm-up + %s measured per candidate, %s, loopback\n%s\n\n",
+		r.Conns, r.Warmup, r.Duration, round, r.Layout())
 	fmt.Fprintf(w, "%-16s %12s %11s %11s %8s %7s", "candidate", "requests/s", "p50", "p99", "errors", "others")
 	if r.Rounds > 1 {
 		fmt.Fprintf(w, "  %s", "requests/s of each round (others' CPU)")
@@ -73,7 +81,7 @@ func (r *Result) WriteTable(w io.Writer) {
 		}
 	}
 
-	fmt.Fprintln(w, "\nothers: share of the machine's CPU taken by other processes (and steal) while measuring;\nwell above 0% means a noisy neighbour, and that round's numbers are suspect.")
+	fmt.Fprintln(w, "\nothers: share of the machine's CPU taken by processes other than this one and the candidate's\n(and steal) while measuring; well above 0% means a noisy neighbour, and that round's numbers are suspect.")
 	noisy, total := 0, 0
 	for _, c := range r.Candidates {
 		for _, s := range c.Rounds {
@@ -122,6 +130,8 @@ type jsonResult struct {
 	WarmupMS    int64           `json:"warmupMs"`
 	Rounds      int             `json:"rounds"`
 	GOMAXPROCS  int             `json:"gomaxprocs"`
+	InProcess   bool            `json:"inProcess"`
+	Layout      string          `json:"layout"`
 	Candidates  []jsonCandidate `json:"candidates"`
 	Ratios      []jsonRatio     `json:"ratios"`
 	Failed      bool            `json:"failed"`
@@ -171,7 +181,7 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 func (r *Result) WriteJSON(w io.Writer) error {
 	out := jsonResult{
 		Connections: r.Conns, DurationMS: r.Duration.Milliseconds(), WarmupMS: r.Warmup.Milliseconds(),
-		Rounds: r.Rounds, GOMAXPROCS: r.GOMAXPROCS, Failed: r.Failed(), Missed: r.MissedTargets(),
+		Rounds: r.Rounds, GOMAXPROCS: r.GOMAXPROCS, InProcess: r.InProcess, Layout: r.Layout(), Failed: r.Failed(), Missed: r.MissedTargets(),
 		Candidates: []jsonCandidate{}, Ratios: []jsonRatio{},
 	}
 	for _, c := range r.Candidates {

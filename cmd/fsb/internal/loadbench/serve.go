@@ -13,7 +13,7 @@ import (
 // ServedCandidates are the candidates StartServer builds: the Go proxies,
 // which `fsb bench` runs in child processes of their own (`fsb
 // bench-serve`), as nginx runs in its own.
-var ServedCandidates = []string{FiberMerge, FSBPassthrough, FSBThree}
+var ServedCandidates = []string{FiberProxy, FiberMerge, FSBPassthrough, FSBThree}
 
 // Server is a running candidate server.
 type Server struct {
@@ -52,6 +52,12 @@ func StartServer(name string, backendURLs [3]string, poolConns int, listen strin
 		backendURLs[i] = "http://" + u.Host
 	}
 	switch name {
+	case FiberProxy:
+		f, err := startFiberProxy(addrs[0], poolConns, listen)
+		if err != nil {
+			return nil, err
+		}
+		return &Server{Addr: f.addr, close: f.Close}, nil
 	case FiberMerge:
 		f, err := startFiberMerge(addrs, poolConns, listen)
 		if err != nil {

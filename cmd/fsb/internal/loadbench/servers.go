@@ -22,6 +22,7 @@ import (
 // Paths the candidates serve.
 const (
 	mergePath       = "/merge/v1/items/"
+	proxyPath       = "/proxy/v1/items/"
 	passthroughPath = "/bench/v1/items/"
 	threePath       = "/bench/v1/merged/"
 )
@@ -49,6 +50,33 @@ func (f *fiberApp) Close() {
 	case <-f.done:
 	case <-time.After(5 * time.Second):
 	}
+}
+
+// startFiberProxy starts the floor of a Go proxy: a fiber v2 handler that
+// forwards to one backend with a fasthttp.HostClient and copies the answer,
+// with no validation, tracing or error mapping. fsb-passthrough / fiber-proxy
+// is what OpenFSB's flow machinery costs on top of the same HTTP stack.
+func startFiberProxy(addr string, poolConns int, listen string) (*fiberApp, error) {
+	hc := &fasthttp.HostClient{Addr: addr, Name: "fiber-proxy", MaxConns: poolConns,
+		MaxIdleConnDuration: 30 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get(proxyPath+":id", func(c *fiber.Ctx) error {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("http://" + addr + "/items/" + c.Params("id"))
+		if err := hc.DoTimeout(req, resp, 5*time.Second); err != nil {
+			return fiber.NewError(fiber.StatusBadGateway, err.Error())
+		}
+		c.Status(resp.StatusCode())
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(resp.Body())
+	})
+	f, err := serveFiber(app, listen)
+	if err != nil {
+		return nil, fmt.Errorf("fiber-proxy: %w", err)
+	}
+	return f, nil
 }
 
 // startFiberMerge starts the hand-written baseline: a fiber v2 handler that
