@@ -119,13 +119,54 @@ var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b
 
 const maxPooledBody = 256 << 10
 
-// run is the state of one execution.
+// run is the state of one execution. Runs are pooled per plan: a request
+// reuses the maps and structs of an earlier one instead of allocating them.
+// Nothing may keep a reference into a run after Plan.Run returns (every
+// branch and iteration has been joined by then, and connectors do not keep
+// requests after Call).
 type run struct {
-	plan *Plan
-	rt   *Runtime
-	inv  *Invocation
-	raw  [][]byte // raw call bodies by node slot (not for foreach iterations)
-	lent []*connector.Response // responses whose bodies are lent, by slot
+	plan    *Plan
+	rt      *Runtime
+	inv     *Invocation
+	env     expr.Env
+	results []expr.Result         // by index of plan.ids; env.Steps points here
+	raw     [][]byte              // raw call bodies by node slot (not for foreach iterations)
+	lent    []*connector.Response // responses whose bodies are lent, by slot
+	reqs    []connector.Request   // the request of each call by slot, maps reused
+}
+
+func (p *Plan) acquireRun(rt *Runtime, inv *Invocation) *run {
+	r, _ := p.runs.Get().(*run)
+	if r == nil {
+		r = &run{plan: p, results: make([]expr.Result, len(p.ids)), raw: make([][]byte, p.nslots),
+			lent: make([]*connector.Response, p.nslots), reqs: make([]connector.Request, p.nslots)}
+		r.env.Steps = make(map[string]*expr.Result, len(p.ids))
+		for i, id := range p.ids {
+			r.env.Steps[id] = &r.results[i]
+		}
+	}
+	for i := range r.results {
+		r.results[i] = expr.Result{Skipped: true}
+	}
+	r.rt, r.inv = rt, inv
+	r.env.Input, r.env.Consumer = inv.Input, inv.Consumer
+	return r
+}
+
+func (p *Plan) releaseRun(r *run) {
+	for i, resp := range r.lent {
+		resp.Done()
+		r.lent[i], r.raw[i] = nil, nil
+	}
+	for i := range r.reqs {
+		r.reqs[i].Body = nil
+	}
+	r.rt, r.inv = nil, nil
+	r.env.Input, r.env.Consumer = expr.Input{}, expr.Consumer{}
+	for i := range r.results {
+		r.results[i] = expr.Result{}
+	}
+	p.runs.Put(r)
 }
 
 // stepError is a failure that ends the flow (or an optional step).
@@ -145,16 +186,9 @@ func (p *Plan) Run(ctx context.Context, rt *Runtime, inv *Invocation) *Outcome {
 	} else {
 		ctx = withDeadline(ctx, time.Now().Add(p.Timeout))
 	}
-	r := &run{plan: p, rt: rt, inv: inv, raw: make([][]byte, p.nslots), lent: make([]*connector.Response, p.nslots)}
-	defer func() {
-		for _, resp := range r.lent {
-			resp.Done()
-		}
-	}()
-	env := &expr.Env{Input: inv.Input, Consumer: inv.Consumer, Steps: make(map[string]*expr.Result, len(p.ids))}
-	for _, id := range p.ids {
-		env.Steps[id] = &expr.Result{Skipped: true}
-	}
+	r := p.acquireRun(rt, inv)
+	defer p.releaseRun(r)
+	env := &r.env
 	if se := r.seq(ctx, env, p.root); se != nil {
 		return r.fail(se)
 	}
@@ -414,15 +448,19 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 	if conn == nil {
 		return &stepError{step: n.id, prob: problem.Unavailable(fmt.Sprintf("source %q is not available", n.source)), err: fmt.Errorf("no connector for source %q", n.source)}
 	}
-	req := &connector.Request{Operation: n.op}
+	req := &connector.Request{}
+	if n.slot >= 0 {
+		req = &r.reqs[n.slot] // reuses the maps of an earlier run
+	}
+	req.Operation = n.op
 	var err error
-	if req.Path, err = r.strings(n.path, env); err != nil {
+	if req.Path, err = r.fill(req.Path, n.path, env); err != nil {
 		return r.exprError(n.id, "path", err)
 	}
-	if req.Query, err = r.strings(n.query, env); err != nil {
+	if req.Query, err = r.fill(req.Query, n.query, env); err != nil {
 		return r.exprError(n.id, "query", err)
 	}
-	if req.Headers, err = r.strings(n.headers, env); err != nil {
+	if req.Headers, err = r.fill(req.Headers, n.headers, env); err != nil {
 		return r.exprError(n.id, "headers", err)
 	}
 	if n.body != nil {
@@ -554,10 +592,21 @@ func backoff(p *retryPolicy, attempt int) time.Duration {
 }
 
 func (r *run) strings(progs []namedProg, env *expr.Env) (map[string]string, error) {
+	return r.fill(nil, progs, env)
+}
+
+// fill evaluates progs into m (cleared, or made when nil); nil values are
+// left out. It returns nil when there is nothing to evaluate.
+func (r *run) fill(m map[string]string, progs []namedProg, env *expr.Env) (map[string]string, error) {
 	if len(progs) == 0 {
 		return nil, nil
 	}
-	out := make(map[string]string, len(progs))
+	out := m
+	if out == nil {
+		out = make(map[string]string, len(progs))
+	} else {
+		clear(out)
+	}
 	for _, np := range progs {
 		v, err := np.prog.Run(env)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -169,43 +170,44 @@ func deepCopy(v any) any {
 // empty is the shared value of an absent input part; expressions only read it.
 var empty = map[string]any{}
 
-func (ps *paramSchema) params(in string, raw map[string][]string, issues *[]problem.Issue) map[string]any {
+func (ps *paramSchema) params(in string, raw []Param, issues *[]problem.Issue) map[string]any {
 	if len(raw) == 0 && ps == nil {
 		return empty
 	}
-	out := make(map[string]any, len(raw))
-	names := make([]string, 0, len(raw))
-	for k := range raw {
-		names = append(names, k)
+	if len(raw) > 1 {
+		raw = slices.Clone(raw)
+		slices.SortStableFunc(raw, func(a, b Param) int { return strings.Compare(a.Name, b.Name) })
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		vs := raw[k]
+	out := make(map[string]any, len(raw))
+	for i, p := range raw {
+		k, v := p.Name, p.Value
 		t, known := "", false
 		if ps != nil {
 			t, known = ps.props[k]
 		}
+		repeated := i > 0 && raw[i-1].Name == k
 		if !known && (ps == nil || ps.raw["additionalProperties"] == false) {
-			detail := "unknown " + in + " parameter " + strconv.Quote(k)
-			if ps == nil {
-				detail = "this service takes no " + in + " parameter " + strconv.Quote(k)
+			if !repeated {
+				detail := "unknown " + in + " parameter " + strconv.Quote(k)
+				if ps == nil {
+					detail = "this service takes no " + in + " parameter " + strconv.Quote(k)
+				}
+				*issues = append(*issues, problem.NewIssue(problem.UnknownInput, in, k, v, detail))
 			}
-			*issues = append(*issues, problem.NewIssue(problem.UnknownInput, in, k, vs[0], detail))
 			continue
 		}
-		if t == "array" {
-			items := make([]any, len(vs))
-			for i, v := range vs {
-				items[i] = coerce(ps.itemTypes[k], v)
+		switch {
+		case t == "array":
+			items, _ := out[k].([]any)
+			out[k] = append(items, coerce(ps.itemTypes[k], v))
+		case repeated:
+			if i < 2 || raw[i-2].Name != k { // one issue per name
+				*issues = append(*issues, problem.NewIssue(problem.InvalidInput, in, k, nil, strconv.Quote(k)+" is given more than once"))
 			}
-			out[k] = items
-			continue
+			delete(out, k)
+		default:
+			out[k] = coerce(t, v)
 		}
-		if len(vs) > 1 {
-			*issues = append(*issues, problem.NewIssue(problem.InvalidInput, in, k, nil, strconv.Quote(k)+" is given more than once"))
-			continue
-		}
-		out[k] = coerce(t, vs[0])
 	}
 	if ps != nil {
 		ps.validate(in, out, issues)
@@ -354,11 +356,14 @@ func applyDefaults(schema map[string]any, v map[string]any) {
 
 // Request is a consumer request as the gateway read it off the wire.
 type Request struct {
-	Path    map[string]string
-	Query   map[string][]string // a parameter given twice has two values
-	Headers map[string]string   // only filled when the flow reads input.headers
+	Path    []Param           // path parameters, by the route's {names}
+	Query   []Param           // in wire order; a parameter given twice appears twice
+	Headers map[string]string // only filled when the flow reads input.headers
 	Body    []byte
 }
+
+// Param is one path or query parameter.
+type Param struct{ Name, Value string }
 
 // Validate checks a request against the flow's input schemas and returns the
 // expression input, or a badRequest problem listing every issue found.
@@ -373,15 +378,11 @@ func (p *Plan) Validate(req *Request) (expr.Input, *problem.Problem) {
 	}
 	in.Query = p.input.query.params("query", req.Query, &issues)
 	if p.input.path != nil {
-		path := make(map[string][]string, len(req.Path))
-		for k, v := range req.Path {
-			path[k] = []string{v}
-		}
-		in.Path = p.input.path.params("path", path, &issues)
+		in.Path = p.input.path.params("path", req.Path, &issues)
 	} else if len(req.Path) > 0 {
 		in.Path = make(map[string]any, len(req.Path))
-		for k, v := range req.Path {
-			in.Path[k] = v
+		for _, x := range req.Path {
+			in.Path[x.Name] = x.Value
 		}
 	} else {
 		in.Path = empty

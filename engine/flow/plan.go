@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"sync"
 	"time"
 
 	"github.com/openfsb/fsb/engine/expr"
@@ -25,6 +26,8 @@ type Plan struct {
 	output  *outNode
 	ids     []string // every step id visible in the top-level environment
 	nslots  int
+	runs    sync.Pool // of *run
+
 	// concurrent: the plan has parallel or foreach steps, whose failures
 	// cancel their siblings (otherwise only deadlines end a call)
 	concurrent bool

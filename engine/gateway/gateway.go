@@ -152,19 +152,19 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 		id := g.traceHeaders(c)
 		req := &flow.Request{}
 		if len(params) > 0 {
-			req.Path = make(map[string]string, len(params))
+			req.Path = make([]flow.Param, 0, len(params))
 			for _, name := range params {
 				v, err := url.PathUnescape(c.Params(name))
 				if err != nil {
 					return g.problem(c, problem.BadRequest("malformed path", problem.NewIssue(problem.SchemaViolation, "path", name, nil, "not a valid URL path segment")))
 				}
-				req.Path[name] = strings.Clone(v)
+				req.Path = append(req.Path, flow.Param{Name: name, Value: strings.Clone(v)})
 			}
 		}
 		if args := c.Context().QueryArgs(); args.Len() > 0 {
-			req.Query = make(map[string][]string, args.Len())
+			req.Query = make([]flow.Param, 0, args.Len())
 			args.VisitAll(func(k, v []byte) {
-				req.Query[string(k)] = append(req.Query[string(k)], string(v))
+				req.Query = append(req.Query, flow.Param{Name: string(k), Value: string(v)})
 			})
 		}
 		if p.ReadsHeaders {
