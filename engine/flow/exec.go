@@ -28,9 +28,9 @@ type deadlineCtx struct {
 	deadline        time.Time
 }
 
-func (c deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
-func (c deadlineCtx) Done() <-chan struct{}       { return nil }
-func (c deadlineCtx) Err() error {
+func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *deadlineCtx) Done() <-chan struct{}       { return nil }
+func (c *deadlineCtx) Err() error {
 	if time.Now().Before(c.deadline) {
 		return nil
 	}
@@ -46,16 +46,22 @@ func withDeadline(ctx context.Context, d time.Time) context.Context {
 	if d.IsZero() {
 		return ctx
 	}
-	if dc, ok := ctx.(deadlineCtx); ok {
+	if dc, ok := ctx.(*deadlineCtx); ok {
 		if d.Equal(dc.deadline) {
 			return ctx
 		}
-		return deadlineCtx{dc.Context, d}
+		return &deadlineCtx{dc.Context, d}
 	}
-	if ctx.Done() != nil {
-		ctx = context.WithoutCancel(ctx)
+	return &deadlineCtx{withoutCancel(ctx), d}
+}
+
+// withoutCancel drops ctx's cancellation (keeping its values); a context
+// that cannot be cancelled is returned as is.
+func withoutCancel(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		return ctx
 	}
-	return deadlineCtx{ctx, d}
+	return context.WithoutCancel(ctx)
 }
 
 // sourceTraceKey is how connectors spell the trace header (canonical MIME form).
@@ -100,22 +106,26 @@ type Outcome struct {
 	Body    []byte
 	Headers map[string]string // set by the flow's headers (e.g. Location)
 	Problem *problem.Problem
-	buf     *[]byte // pooled storage of Body
+	buf     []byte // pooled storage of Body
+	pooled  bool
 }
 
-// Release hands Body's buffer back for reuse; Body must not be used after.
-// Calling it is optional (an unreleased buffer is garbage collected).
+// Release hands the outcome and its body buffer back for reuse; neither may
+// be used after. Calling it is optional (unreleased, they are collected).
 func (o *Outcome) Release() {
-	if o.buf != nil && cap(*o.buf) <= maxPooledBody {
-		*o.buf = o.Body[:0]
-		bodyBufs.Put(o.buf)
+	if !o.pooled || cap(o.buf) > maxPooledBody {
+		return
 	}
-	o.buf, o.Body = nil, nil
+	*o = Outcome{buf: o.buf[:0], pooled: true}
+	outcomes.Put(o)
 }
 
-// Output buffers are pooled: a gateway answers thousands of bodies a second,
-// and allocating each one is most of what its garbage collector has to do.
-var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// Outcomes and their output buffers are pooled: a gateway answers thousands
+// of bodies a second, and allocating each one is most of what its garbage
+// collector would have to do.
+var outcomes = sync.Pool{New: func() any { return &Outcome{buf: make([]byte, 0, 4096), pooled: true} }}
+
+func acquireOutcome() *Outcome { return outcomes.Get().(*Outcome) }
 
 const maxPooledBody = 256 << 10
 
@@ -127,15 +137,18 @@ const maxPooledBody = 256 << 10
 type run struct {
 	plan    *Plan
 	rt      *Runtime
-	inv     *Invocation
+	inv     Invocation
+	dctx    deadlineCtx // the run's context when nothing but its deadline can end it
 	env     expr.Env
+	inPath  map[string]any // input.path and input.query, reused
+	inQuery map[string]any
 	results []expr.Result         // by index of plan.ids; env.Steps points here
 	raw     [][]byte              // raw call bodies by node slot (not for foreach iterations)
 	lent    []*connector.Response // responses whose bodies are lent, by slot
 	reqs    []connector.Request   // the request of each call by slot, maps reused
 }
 
-func (p *Plan) acquireRun(rt *Runtime, inv *Invocation) *run {
+func (p *Plan) acquireRun(rt *Runtime) *run {
 	r, _ := p.runs.Get().(*run)
 	if r == nil {
 		r = &run{plan: p, results: make([]expr.Result, len(p.ids)), raw: make([][]byte, p.nslots),
@@ -148,8 +161,7 @@ func (p *Plan) acquireRun(rt *Runtime, inv *Invocation) *run {
 	for i := range r.results {
 		r.results[i] = expr.Result{Skipped: true}
 	}
-	r.rt, r.inv = rt, inv
-	r.env.Input, r.env.Consumer = inv.Input, inv.Consumer
+	r.rt = rt
 	return r
 }
 
@@ -161,8 +173,10 @@ func (p *Plan) releaseRun(r *run) {
 	for i := range r.reqs {
 		r.reqs[i].Body = nil
 	}
-	r.rt, r.inv = nil, nil
+	r.rt, r.inv, r.dctx = nil, Invocation{}, deadlineCtx{}
 	r.env.Input, r.env.Consumer = expr.Input{}, expr.Consumer{}
+	clear(r.inPath)
+	clear(r.inQuery)
 	for i := range r.results {
 		r.results[i] = expr.Result{}
 	}
@@ -176,24 +190,45 @@ type stepError struct {
 	err  error // for logs only
 }
 
-// Run executes the plan. It never panics on bad data and never returns
-// internals in the problem: details go to the log.
+// Run executes the plan for an already validated input. It never panics on
+// bad data and never returns internals in the problem: details go to the log.
 func (p *Plan) Run(ctx context.Context, rt *Runtime, inv *Invocation) *Outcome {
+	r := p.acquireRun(rt)
+	defer p.releaseRun(r)
+	r.inv = *inv
+	return r.exec(ctx)
+}
+
+// Serve validates a consumer request and, when it is valid, runs the plan;
+// the whole exchange reuses pooled state. The gateway's entry point.
+func (p *Plan) Serve(ctx context.Context, rt *Runtime, req *Request, traceID string, consumer expr.Consumer) *Outcome {
+	r := p.acquireRun(rt)
+	defer p.releaseRun(r)
+	in, prob := p.validate(req, r)
+	if prob != nil {
+		return &Outcome{Status: prob.Status, Problem: prob}
+	}
+	r.inv = Invocation{Input: in, Consumer: consumer, TraceID: traceID}
+	return r.exec(ctx)
+}
+
+func (r *run) exec(ctx context.Context) *Outcome {
+	p := r.plan
 	if p.concurrent {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.Timeout)
 		defer cancel()
 	} else {
-		ctx = withDeadline(ctx, time.Now().Add(p.Timeout))
+		r.dctx = deadlineCtx{withoutCancel(ctx), time.Now().Add(p.Timeout)}
+		ctx = &r.dctx
 	}
-	r := p.acquireRun(rt, inv)
-	defer p.releaseRun(r)
 	env := &r.env
+	env.Input, env.Consumer = r.inv.Input, r.inv.Consumer
 	if se := r.seq(ctx, env, p.root); se != nil {
 		return r.fail(se)
 	}
-	buf := bodyBufs.Get().(*[]byte)
-	body, _, err := r.render((*buf)[:0], p.output, env, true)
+	out := acquireOutcome()
+	body, _, err := r.render(out.buf[:0], p.output, env, true)
 	var me *malformedError
 	switch {
 	case errors.As(err, &me):
@@ -209,7 +244,8 @@ func (p *Plan) Run(ctx context.Context, rt *Runtime, inv *Invocation) *Outcome {
 	if err != nil {
 		return r.fail(&stepError{prob: problem.Internal("the flow's response headers could not be built"), err: err})
 	}
-	return &Outcome{Status: p.Status, Body: body, Headers: headers, buf: buf}
+	out.Status, out.Body, out.Headers, out.buf = p.Status, body, headers, body
+	return out
 }
 
 func (r *run) fail(se *stepError) *Outcome {
@@ -448,9 +484,11 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 	if conn == nil {
 		return &stepError{step: n.id, prob: problem.Unavailable(fmt.Sprintf("source %q is not available", n.source)), err: fmt.Errorf("no connector for source %q", n.source)}
 	}
-	req := &connector.Request{}
+	var req *connector.Request
 	if n.slot >= 0 {
 		req = &r.reqs[n.slot] // reuses the maps of an earlier run
+	} else {
+		req = &connector.Request{}
 	}
 	req.Operation = n.op
 	var err error

@@ -170,7 +170,8 @@ func deepCopy(v any) any {
 // empty is the shared value of an absent input part; expressions only read it.
 var empty = map[string]any{}
 
-func (ps *paramSchema) params(in string, raw []Param, issues *[]problem.Issue) map[string]any {
+// params types and checks parameters into out (made when nil).
+func (ps *paramSchema) params(in string, raw []Param, out map[string]any, issues *[]problem.Issue) map[string]any {
 	if len(raw) == 0 && ps == nil {
 		return empty
 	}
@@ -178,7 +179,9 @@ func (ps *paramSchema) params(in string, raw []Param, issues *[]problem.Issue) m
 		raw = slices.Clone(raw)
 		slices.SortStableFunc(raw, func(a, b Param) int { return strings.Compare(a.Name, b.Name) })
 	}
-	out := make(map[string]any, len(raw))
+	if out == nil {
+		out = make(map[string]any, len(raw))
+	}
 	for i, p := range raw {
 		k, v := p.Name, p.Value
 		t, known := "", false
@@ -368,6 +371,18 @@ type Param struct{ Name, Value string }
 // Validate checks a request against the flow's input schemas and returns the
 // expression input, or a badRequest problem listing every issue found.
 func (p *Plan) Validate(req *Request) (expr.Input, *problem.Problem) {
+	return p.validate(req, nil)
+}
+
+// validate is Validate filling the maps of a pooled run when r is not nil.
+func (p *Plan) validate(req *Request, r *run) (expr.Input, *problem.Problem) {
+	var pathMap, queryMap map[string]any
+	if r != nil {
+		if r.inPath == nil {
+			r.inPath, r.inQuery = map[string]any{}, map[string]any{}
+		}
+		pathMap, queryMap = r.inPath, r.inQuery
+	}
 	var issues []problem.Issue
 	in := expr.Input{Headers: empty}
 	if req.Headers != nil {
@@ -376,11 +391,14 @@ func (p *Plan) Validate(req *Request) (expr.Input, *problem.Problem) {
 			in.Headers[k] = v
 		}
 	}
-	in.Query = p.input.query.params("query", req.Query, &issues)
+	in.Query = p.input.query.params("query", req.Query, queryMap, &issues)
 	if p.input.path != nil {
-		in.Path = p.input.path.params("path", req.Path, &issues)
+		in.Path = p.input.path.params("path", req.Path, pathMap, &issues)
 	} else if len(req.Path) > 0 {
-		in.Path = make(map[string]any, len(req.Path))
+		in.Path = pathMap
+		if in.Path == nil {
+			in.Path = make(map[string]any, len(req.Path))
+		}
 		for _, x := range req.Path {
 			in.Path[x.Name] = x.Value
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/valyala/fasthttp"
 
+	"github.com/openfsb/fsb/engine/expr"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/problem"
 	"github.com/openfsb/fsb/engine/trace"
@@ -197,11 +198,7 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 			return g.problem(c, problem.UnsupportedMedia("send the request body as application/json"))
 		}
 		req.Body = body
-		in, prob := p.Validate(req)
-		if prob != nil {
-			return g.problem(c, prob)
-		}
-		out := p.Run(context.Background(), g.cfg.Runtime, &flow.Invocation{Input: in, TraceID: id})
+		out := p.Serve(context.Background(), g.cfg.Runtime, req, id, expr.Consumer{})
 		if logged {
 			g.log.Info("request", "flow", p.Name, "trace", id, "status", out.Status, "duration", time.Since(start))
 		}

@@ -75,14 +75,15 @@ var keptHeaders = func() []string {
 	return names
 }()
 
-// kept reports whether a (canonical) response header name is in keptHeaders.
-func kept(k []byte) bool {
+// kept returns the keptHeaders entry equal to a (canonical) response header
+// name, or "": the constant, so that the name costs no allocation.
+func kept(k []byte) string {
 	for _, name := range keptHeaders {
 		if string(k) == name {
-			return true
+			return name
 		}
 	}
-	return false
+	return ""
 }
 
 // idempotentKey marks a fasthttp request whose operation is idempotent, for
@@ -528,10 +529,11 @@ func (c *Client) response(op *operation, resp *fasthttp.Response, attempts int) 
 	// One pass over the headers (fasthttp keeps names canonical), rather
 	// than a Peek per kept name: each Peek normalises its key again.
 	resp.Header.VisitAll(func(k, v []byte) {
-		if len(v) == 0 || !kept(k) {
+		name := kept(k)
+		if len(v) == 0 || name == "" {
 			return
 		}
-		out.Headers = append(out.Headers, connector.Header{Name: string(k), Value: string(v)})
+		out.Headers = append(out.Headers, connector.Header{Name: name, Value: string(v)})
 	})
 	return out, nil
 }
