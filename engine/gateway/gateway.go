@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/textproto"
 	"net/url"
 	"regexp"
 	"sort"
@@ -150,7 +151,7 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 		if logged {
 			start = time.Now()
 		}
-		id := g.traceHeaders(c)
+		id := g.newTrace(c)
 		req := &flow.Request{}
 		if len(params) > 0 {
 			req.Path = make([]flow.Param, 0, len(params))
@@ -241,16 +242,28 @@ func isJSON(ct string) bool {
 // traceHeaders sets this response's BelGov-Trace-Id (once) and echoes a
 // valid caller id as BelGov-Related-Trace-Id; it returns the response's id.
 func (g *Gateway) traceHeaders(c *fiber.Ctx) string {
-	if id := c.Response().Header.Peek(trace.Header); len(id) > 0 {
+	if id := c.Response().Header.PeekBytes(traceKey); len(id) > 0 {
 		return string(id)
 	}
+	return g.newTrace(c)
+}
+
+// newTrace sets a fresh BelGov-Trace-Id and the related one, and returns
+// the fresh id; for a response that has none yet.
+func (g *Gateway) newTrace(c *fiber.Ctx) string {
 	id := trace.NewID()
-	c.Set(trace.Header, id)
-	if rel := c.Get(trace.Header); rel != "" && trace.Valid(rel) {
-		c.Set(trace.RelatedHeader, rel)
+	c.Response().Header.SetCanonical(traceKey, []byte(id))
+	if rel := c.Request().Header.PeekBytes(traceKey); len(rel) > 0 && trace.Valid(string(rel)) {
+		c.Response().Header.SetCanonical(relatedKey, rel)
 	}
 	return id
 }
+
+// Canonical header keys (SetCanonical and PeekBytes skip re-normalising).
+var (
+	traceKey   = []byte(textproto.CanonicalMIMEHeaderKey(trace.Header))
+	relatedKey = []byte(textproto.CanonicalMIMEHeaderKey(trace.RelatedHeader))
+)
 
 func (g *Gateway) problem(c *fiber.Ctx, p *problem.Problem) error {
 	g.traceHeaders(c)

@@ -194,7 +194,12 @@ func buildTLS(t *TLS, host string) (*tls.Config, error) {
 }
 
 // header is one validated static header, name in canonical form.
-type header struct{ name, value string }
+// header is a static header; the byte forms (name canonical) let a call
+// set it without normalising or converting again.
+type header struct {
+	name, value   string
+	nameB, valueB []byte
+}
 
 // reservedHeaders are managed by the transport; letting a configuration or a
 // flow set them would allow request smuggling or a wrong Host.
@@ -248,7 +253,7 @@ func mergeHeaders(layers ...map[string]string) ([]header, error) {
 	}
 	out := make([]header, 0, len(merged))
 	for k, v := range merged {
-		out = append(out, header{k, v})
+		out = append(out, header{name: k, value: v, nameB: []byte(k), valueB: []byte(v)})
 	}
 	slices.SortFunc(out, func(a, b header) int { return strings.Compare(a.name, b.name) })
 	return out, nil

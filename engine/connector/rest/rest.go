@@ -67,6 +67,14 @@ const (
 	contentJSON   = "application/json"
 )
 
+// Canonical byte forms of the headers every call sets (SetCanonical skips
+// fasthttp's key normalisation).
+var (
+	acceptKey        = []byte(headerAccept)
+	traceKey         = []byte(textproto.CanonicalMIMEHeaderKey(headerTraceID))
+	contentJSONBytes = []byte(contentJSON)
+)
+
 var keptHeaders = func() []string {
 	names := []string{"Content-Type", "ETag", "Last-Modified", "Location", "Retry-After", headerTraceID}
 	for i, n := range names {
@@ -483,7 +491,7 @@ func (c *Client) buildRequest(req *fasthttp.Request, op *operation, r *connector
 	req.Header.SetNoDefaultContentType(true)
 
 	for _, h := range op.headers {
-		req.Header.Set(h.name, h.value)
+		req.Header.SetCanonical(h.nameB, h.valueB)
 	}
 	for k, v := range r.Headers {
 		if err := checkHeader(k, v); err != nil {
@@ -491,12 +499,12 @@ func (c *Client) buildRequest(req *fasthttp.Request, op *operation, r *connector
 		}
 		req.Header.Set(k, v)
 	}
-	req.Header.Set(headerAccept, contentJSON)
+	req.Header.SetCanonical(acceptKey, contentJSONBytes)
 	if r.TraceID != "" {
 		if err := checkHeader(headerTraceID, r.TraceID); err != nil {
 			return err
 		}
-		req.Header.Set(headerTraceID, r.TraceID)
+		req.Header.SetCanonical(traceKey, []byte(r.TraceID))
 	}
 	if r.Body != nil {
 		req.Header.SetContentType(contentJSON)
