@@ -109,9 +109,12 @@ func (r *Result) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-34s %s  (target %s %.2f)  %s\n", x.Name, val, op, x.Target, x.Status)
 	}
+	if x := r.ratio(FSBPassthrough, FiberProxy); x != nil && x.Value > 0 {
+		fmt.Fprintf(w, "  %-34s %6.2f  (what the flow machinery costs over a bare Go proxy)\n", x.Name, x.Value)
+	}
 	fmt.Fprintln(w, "\nrequests/s relative to direct:")
 	for _, x := range r.Ratios {
-		if x.Target != 0 {
+		if x.Target != 0 || x.Den != Direct {
 			continue
 		}
 		val := "   n/a"
@@ -216,4 +219,14 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// ratio finds the computed ratio num / den, or nil.
+func (r *Result) ratio(num, den string) *Ratio {
+	for i := range r.Ratios {
+		if r.Ratios[i].Num == num && r.Ratios[i].Den == den {
+			return &r.Ratios[i]
+		}
+	}
+	return nil
 }
