@@ -75,7 +75,9 @@ type Runtime struct {
 	Log      *slog.Logger
 }
 
-// Observer hears about every source call (for logs, audit, metrics).
+// Observer hears about every source call (for logs, audit, metrics). It is
+// called synchronously and must not keep ctx or c after it returns (both
+// may belong to a pooled run); copy what it needs.
 type Observer interface {
 	SourceCall(ctx context.Context, c *SourceCall)
 }
