@@ -1,7 +1,7 @@
 // fsb bench: the load benchmark. From the repository root,
 //
-//	go run ./cmd/fsb bench                      # all candidates, 64 connections, 1s + 5s each
-//	go run ./cmd/fsb bench -d 5s -rounds 3      # alternate the candidates, report the median round
+//	go run ./cmd/fsb bench                      # all candidates, 64 connections, 5 rounds of 1s + 3s, median round
+//	go run ./cmd/fsb bench -d 5s -rounds 9      # longer and more rounds on a noisy machine
 //	go run ./cmd/fsb bench -only fsb-three,fiber-merge -json
 //
 // It starts three loopback backends and the candidates serving them: the

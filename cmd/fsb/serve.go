@@ -104,8 +104,10 @@ func start(set *spec.Set, plans map[string]*flow.Plan, opt sources.Options, f se
 		return nil, err
 	}
 	var proxies []string
-	if f.proxies != "" {
-		proxies = strings.Split(f.proxies, ",")
+	for _, p := range strings.Split(f.proxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			proxies = append(proxies, p)
+		}
 	}
 	gw := gateway.New(gateway.Config{
 		Plans:          plans,

@@ -8,6 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -65,10 +68,10 @@ func (h Headers) Get(name string) string {
 // Connector reaches one source. Implementations are safe for concurrent use.
 type Connector interface {
 	// Call performs one operation. It must bound the call by ctx.Deadline()
-	// itself — the executor passes calls that nothing but time can end a
-	// context whose Done is nil — and return promptly when ctx is cancelled.
-	// A non-2xx
-	// status is NOT an error: it is returned in Response for the flow to judge.
+	// itself, because the executor gives a call that only time can end a
+	// context whose Done is nil; and it must return promptly when ctx is
+	// cancelled. It must not keep req after returning. A non-2xx status is
+	// not an error: it is returned in Response for the flow to judge.
 	// Errors are transport failures, wrapped around one of the sentinel
 	// errors below so callers can classify them with errors.Is.
 	Call(ctx context.Context, req *Request) (*Response, error)
@@ -146,4 +149,46 @@ func Backoff(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// Retryable reports whether a failed call may succeed if tried again: a
+// timeout or an unreachable source, and not a cancellation. Connectors and
+// the executor's step retries use this one rule.
+func Retryable(err error) bool {
+	return (errors.Is(err, ErrTimeout) || errors.Is(err, ErrUnavailable)) && !errors.Is(err, context.Canceled)
+}
+
+// RetryDelay is the wait before attempt n+1 (n ≥ 1): exponential from base,
+// capped at maxDelay, with full jitter; a source's Retry-After (after > 0)
+// wins, capped too.
+func RetryDelay(base, maxDelay time.Duration, n int, after time.Duration) time.Duration {
+	if after > 0 {
+		return min(after, maxDelay)
+	}
+	d := maxDelay
+	if shift := n - 1; shift < 32 {
+		d = min(base<<shift, maxDelay)
+	}
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d + 1)
+}
+
+// RetryAfter reads a Retry-After header: delay seconds or an HTTP date
+// (any of the three formats HTTP allows). 0 when absent or unreadable.
+func RetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, 1<<20)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
 }

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -48,5 +49,55 @@ func TestErrorClassifies(t *testing.T) {
 	}
 	if msg := err.Error(); msg != `source "s" operation "o": source unreachable` {
 		t.Errorf("message %q (it must not contain the cause's address)", msg)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	base, maxD := 100*time.Millisecond, time.Second
+	for n, ceiling := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 60: time.Second} {
+		for range 200 {
+			if d := RetryDelay(base, maxD, n, 0); d < 0 || d > ceiling {
+				t.Fatalf("RetryDelay(%d) = %s, want within [0, %s]", n, d, ceiling)
+			}
+		}
+	}
+	if d := RetryDelay(base, maxD, 1, 5*time.Second); d != time.Second {
+		t.Fatalf("Retry-After not capped: %s", d)
+	}
+	if d := RetryDelay(base, maxD, 1, 300*time.Millisecond); d != 300*time.Millisecond {
+		t.Fatalf("Retry-After not honoured: %s", d)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	future := time.Now().Add(90 * time.Second).UTC()
+	for v, want := range map[string][2]time.Duration{
+		"":                             {0, 0},
+		"7":                            {7 * time.Second, 7 * time.Second},
+		"-3":                           {0, 0},
+		"soon":                         {0, 0},
+		future.Format(http.TimeFormat): {80 * time.Second, 91 * time.Second},
+		future.Format(time.RFC850):     {80 * time.Second, 91 * time.Second},
+		future.Format(time.ANSIC):      {80 * time.Second, 91 * time.Second},
+		time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat): {0, 0},
+	} {
+		if got := RetryAfter(v); got < want[0] || got > want[1] {
+			t.Errorf("RetryAfter(%q) = %s, want within %v", v, got, want)
+		}
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	for err, want := range map[error]bool{
+		&Error{Kind: ErrTimeout}:                            true,
+		&Error{Kind: ErrUnavailable}:                        true,
+		&Error{Kind: ErrUnavailable, Err: context.Canceled}: false,
+		&Error{Kind: ErrBadRequest}:                         false,
+		&Error{Kind: ErrTooLarge}:                           false,
+		&Error{Kind: ErrUnknownOp}:                          false,
+	} {
+		if got := Retryable(err); got != want {
+			t.Errorf("Retryable(%v) = %v, want %v", err, got, want)
+		}
 	}
 }

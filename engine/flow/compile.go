@@ -17,6 +17,7 @@ const (
 	DefaultTimeout     = 10 * time.Second
 	DefaultMaxBodySize = 1 << 20
 	DefaultConcurrency = 4
+	DefaultMaxItems    = 1000
 )
 
 // Compile turns every flow of the set into a plan. It reports every error of
@@ -219,9 +220,12 @@ func (c *compiler) step(st *spec.Step, sc scope, inForeach bool) (*node, []strin
 		n.kind = kindForeach
 		fe := st.Foreach
 		n.items = c.expr(fe.Items, expr.Any, sc)
-		n.concurrency = fe.Concurrency
+		n.concurrency, n.maxItems = fe.Concurrency, fe.MaxItems
 		if n.concurrency == 0 {
 			n.concurrency = DefaultConcurrency
+		}
+		if n.maxItems == 0 {
+			n.maxItems = DefaultMaxItems
 		}
 		var end scope
 		c.plan.concurrent = true
@@ -231,6 +235,8 @@ func (c *compiler) step(st *spec.Step, sc scope, inForeach bool) (*node, []strin
 		n.inner = newIDs(sc, end)
 		if fe.Output != nil {
 			n.iterOut = c.out(fe.Output, end, false)
+		} else if k := len(n.children); k > 0 && n.children[k-1].kind == kindCall {
+			n.children[k-1].decode = true // the default output is the last step's body
 		}
 	case st.Set != nil:
 		n.kind = kindSet
@@ -296,7 +302,6 @@ func (c *compiler) named(m map[string]*spec.Expr, sc scope) []namedProg {
 	return out
 }
 
-// expr compiles an expression and checks every steps.X it reads.
 // cycle returns a read path from → … → to, or nil.
 func (c *compiler) cycle(from, to string, seen map[string]bool) []string {
 	if from == to {
@@ -314,6 +319,7 @@ func (c *compiler) cycle(from, to string, seen map[string]bool) []string {
 	return nil
 }
 
+// expr compiles an expression and checks every steps.X it reads.
 func (c *compiler) expr(e *spec.Expr, kind expr.Kind, sc scope) *expr.Program {
 	p, err := expr.Compile(e.Src, kind)
 	if err != nil {

@@ -1,12 +1,11 @@
 package flow
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net/http"
 	"net/textproto"
 	"strconv"
 	"sync"
@@ -53,6 +52,27 @@ func withDeadline(ctx context.Context, d time.Time) context.Context {
 		return &deadlineCtx{dc.Context, d}
 	}
 	return &deadlineCtx{withoutCancel(ctx), d}
+}
+
+// cancellable derives a context that the caller can cancel and that ends at
+// ctx's deadline — also when ctx is a deadlineCtx, whose Done never closes.
+func cancellable(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dc, ok := ctx.(*deadlineCtx); ok {
+		return context.WithDeadline(dc.Context, dc.deadline)
+	}
+	return context.WithCancel(ctx)
+}
+
+// ended is ctx.Err(), also reporting a deadline that has passed before the
+// context's own timer fired (a call may see its deadline a moment earlier).
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // withoutCancel drops ctx's cancellation (keeping its values); a context
@@ -133,7 +153,7 @@ const maxPooledBody = 256 << 10
 
 // run is the state of one execution. Runs are pooled per plan: a request
 // reuses the maps and structs of an earlier one instead of allocating them.
-// Nothing may keep a reference into a run after Plan.Run returns (every
+// Nothing may keep a reference into a run after Plan.Run or Plan.Serve returns (every
 // branch and iteration has been joined by then, and connectors do not keep
 // requests after Call).
 type run struct {
@@ -172,8 +192,12 @@ func (p *Plan) releaseRun(r *run) {
 		resp.Done()
 		r.lent[i], r.raw[i] = nil, nil
 	}
-	for i := range r.reqs {
-		r.reqs[i].Body = nil
+	for i := range r.reqs { // personal data does not linger in the pool
+		q := &r.reqs[i]
+		clear(q.Path)
+		clear(q.Query)
+		clear(q.Headers)
+		q.Body, q.TraceID = nil, ""
 	}
 	r.rt, r.inv, r.dctx = nil, Invocation{}, deadlineCtx{}
 	r.env.Input, r.env.Consumer = expr.Input{}, expr.Consumer{}
@@ -242,7 +266,7 @@ func (r *run) exec(ctx context.Context) *Outcome {
 	if len(body) == 0 { // the output expression yielded nil
 		body = append(body, "{}"...)
 	}
-	headers, err := r.strings(p.headers, env)
+	headers, err := r.responseHeaders(env)
 	if err != nil {
 		return r.fail(&stepError{prob: problem.Internal("the flow's response headers could not be built"), err: err})
 	}
@@ -262,7 +286,7 @@ func (r *run) fail(se *stepError) *Outcome {
 
 func (r *run) seq(ctx context.Context, env *expr.Env, nodes []*node) *stepError {
 	for _, n := range nodes {
-		if err := ctx.Err(); err != nil {
+		if err := ended(ctx); err != nil {
 			return r.deadline(n.id, err)
 		}
 		if se := r.step(ctx, env, n); se != nil {
@@ -304,7 +328,7 @@ func (r *run) step(ctx context.Context, env *expr.Env, n *node) *stepError {
 		res.Skipped, res.OK = false, true
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
+	if err := ended(ctx); err != nil {
 		// the flow is ending (a sibling failed, or the deadline passed): this
 		// step's own failure is not the cause, so report why it ended
 		return r.deadline(n.id, err)
@@ -379,7 +403,7 @@ func (r *run) exprError(step, what string, err error) *stepError {
 }
 
 func (r *run) parallel(ctx context.Context, env *expr.Env, n *node) *stepError {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := cancellable(ctx)
 	defer cancel()
 	errs := make([]*stepError, len(n.children))
 	var wg sync.WaitGroup
@@ -427,9 +451,18 @@ func (r *run) foreach(ctx context.Context, env *expr.Env, n *node, res *expr.Res
 	default:
 		return &stepError{step: n.id, prob: problem.Internal(fmt.Sprintf("step %q: items is not a list", n.id)), err: fmt.Errorf("items evaluated to %T", v)}
 	}
+	if len(items) > n.maxItems {
+		// Input-driven lists are the consumer's to shorten; lists a source
+		// sent are the source's doing.
+		msg := fmt.Sprintf("step %q: %d items exceed the limit of %d", n.id, len(items), n.maxItems)
+		if len(n.items.StepRefs) == 0 {
+			return &stepError{step: n.id, prob: problem.BadRequest(msg)}
+		}
+		return &stepError{step: n.id, prob: problem.BadGateway(msg)}
+	}
 	out := make([]any, len(items))
 	errs := make([]*stepError, len(items))
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := cancellable(ctx)
 	defer cancel()
 	sem := make(chan struct{}, n.concurrency)
 	var wg sync.WaitGroup
@@ -531,13 +564,14 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		if observed {
 			r.observe(ctx, n, req, resp, err, time.Since(start))
 		}
-		retryable := err != nil && !errors.Is(err, connector.ErrTooLarge) || err == nil && n.retry != nil && n.retry.onStatus[resp.Status]
-		if !retryable || attempt >= attempts || !connector.Backoff(ctx, backoff(n.retry, attempt)) {
+		retryable := err != nil && connector.Retryable(err) || err == nil && n.retry != nil && n.retry.onStatus[resp.Status]
+		if !retryable || attempt >= attempts || !connector.Backoff(ctx, connector.RetryDelay(n.retry.backoff, n.retry.maxBackoff, attempt, 0)) {
 			break
 		}
 		resp.Done()
 	}
 	if err != nil {
+		resp.Done() // a connector should not answer both, but never leak a lent body
 		return r.transportError(ctx, n, err)
 	}
 	// The body may be lent by the connector: keep it until the output is
@@ -558,19 +592,27 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		p := problem.BadGateway(fmt.Sprintf("step %q: source %q answered with status %d", n.id, n.source, resp.Status))
 		if resp.Status == 503 {
 			p = problem.Unavailable(fmt.Sprintf("step %q: source %q is unavailable", n.id, n.source))
-			p.RetryAfter = retryAfter(resp.Headers.Get("Retry-After"))
+			p.RetryAfter = int((connector.RetryAfter(resp.Headers.Get("Retry-After")) + time.Second - 1) / time.Second)
 		}
 		return &stepError{step: n.id, prob: p, err: fmt.Errorf("status %d", resp.Status)}
+	}
+	malformed := func(err error) *stepError {
+		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: source %q answered with malformed JSON", n.id, n.source)), err: err}
 	}
 	if n.decode {
 		v, err := decodeJSON(resp.Body)
 		if err != nil {
-			return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: source %q answered with malformed JSON", n.id, n.source)), err: err}
+			return malformed(err)
 		}
 		res.Body = v
 	}
-	if n.slot >= 0 {
-		r.raw[n.slot] = resp.Body // only once it is known good enough to keep
+	if n.slot >= 0 && len(bytes.TrimSpace(resp.Body)) > 0 { // an empty body reads as nil either way
+		if !n.decode { // checked here, so that an optional step falls back to its default
+			if err := framed(resp.Body); err != nil {
+				return malformed(err)
+			}
+		}
+		r.raw[n.slot] = resp.Body
 	}
 	return nil
 }
@@ -606,33 +648,9 @@ func (r *run) observe(ctx context.Context, n *node, req *connector.Request, resp
 	r.rt.Observer.SourceCall(ctx, c)
 }
 
-// retryAfter reads a Retry-After header (seconds or an HTTP date) as seconds.
-func retryAfter(h string) int {
-	if h == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(h); err == nil {
-		return max(n, 0)
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return max(int(time.Until(t).Seconds()+0.5), 0)
-	}
-	return 0
-}
-
-func backoff(p *retryPolicy, attempt int) time.Duration {
-	if p == nil {
-		return 0
-	}
-	d := p.backoff << (attempt - 1)
-	if d > p.maxBackoff || d <= 0 {
-		d = p.maxBackoff
-	}
-	return rand.N(d + 1) // full jitter
-}
-
-func (r *run) strings(progs []namedProg, env *expr.Env) (map[string]string, error) {
-	return r.fill(nil, progs, env)
+// responseHeaders evaluates the flow's response headers.
+func (r *run) responseHeaders(env *expr.Env) (map[string]string, error) {
+	return r.fill(nil, r.plan.headers, env)
 }
 
 // fill evaluates progs into m (cleared, or made when nil); nil values are

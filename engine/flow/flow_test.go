@@ -310,6 +310,10 @@ func TestForeachConcurrencyLimit(t *testing.T) {
 	if got := src.calls.Load(); got != 10 {
 		t.Errorf("calls %d, want 10", got)
 	}
+	// without an output, each element is the last step's body
+	if want := "[" + strings.TrimSuffix(strings.Repeat("{},", 10), ",") + "]"; string(out.Body) != want {
+		t.Errorf("body %s, want %s", out.Body, want)
+	}
 }
 
 func TestParallelRunsConcurrently(t *testing.T) {
@@ -417,4 +421,80 @@ func TestHammer(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestFramed(t *testing.T) {
+	for body, ok := range map[string]bool{
+		`{"a":1}`: true, ` [1,{"b":[2]}] `: true, `"x"`: true, `42`: true, `null`: true,
+		`{"a":"}"}`: true, `{"a":"\\"}`: true, `{"a":"\""}`: true,
+		``: false, `<html>`: false, `{"a":{"b":1}`: false, `{"a":1}{"b":2}`: false, `{"a":1]`: false,
+		`[1,2`: false, `{"a":"unterminated}`: false, `}`: false, `{"a":"ctl` + "\x01" + `"}`: false,
+	} {
+		if err := framed([]byte(body)); (err == nil) != ok {
+			t.Errorf("framed(%q) = %v, want ok=%v", body, err, ok)
+		}
+	}
+	deep := strings.Repeat("[", 100) + strings.Repeat("]", 100)
+	if err := framed([]byte(deep)); err != nil {
+		t.Errorf("deep array: %v", err)
+	}
+}
+
+func TestRawBodies(t *testing.T) {
+	tests := []struct {
+		name, steps, output, answer string
+		status                      int
+		want                        string
+	}{
+		{"optional step with a malformed raw body uses its default",
+			"  - id: x\n    call: a.get\n    optional: true\n    default: {fallback: true}\n    with: {path: {id: \"'1'\"}}\n",
+			"{x: steps.x.body, ok: steps.x.ok}", `<html>oops</html>`, 200, `{"x":{"fallback":true},"ok":false}`},
+		{"an empty raw body is absent, not an error",
+			"  - id: x\n    call: a.get\n    with: {path: {id: \"'1'\"}}\n",
+			"{x: steps.x.body, n: 1}", ``, 200, `{"n":1}`},
+		{"a truncated raw body is a bad gateway",
+			"  - id: x\n    call: a.get\n    with: {path: {id: \"'1'\"}}\n",
+			"{x: steps.x.body}", `{"a":{"b":1}`, 502, ``},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := compileFlow(t, flowDoc(tc.steps, tc.output))
+			out := runPlan(p, map[string]connector.Connector{"a": &fakeSource{answer: ok(tc.answer)}}, nil)
+			if out.Status != tc.status || tc.want != "" && string(out.Body) != tc.want {
+				t.Errorf("got %d %s %+v, want %d %s", out.Status, out.Body, out.Problem, tc.status, tc.want)
+			}
+		})
+	}
+}
+
+// TestGroupDeadline: a group's timeout bounds a foreach inside it, also
+// when the group runs under a deadline-only context.
+func TestGroupDeadline(t *testing.T) {
+	p := compileFlow(t, flowDoc(`  - id: group
+    timeout: 100ms
+    steps:
+      - id: each
+        foreach:
+          items: '[1,2,3,4,5,6]'
+          concurrency: 1
+          steps: [{id: one, call: a.get, optional: true, default: {late: true}, with: {path: {id: string(item)}}}]
+`, "steps.each.body"))
+	start := time.Now()
+	out := runPlan(p, map[string]connector.Connector{"a": &fakeSource{answer: slow(80*time.Millisecond, `{}`)}}, nil)
+	if out.Status != 504 {
+		t.Errorf("status %d (%s), want 504: the items after the deadline must not turn into defaults", out.Status, out.Body)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("took %s", d)
+	}
+}
+
+func TestStepRetryOnlyRetriesWhatMaySucceed(t *testing.T) {
+	src := &fakeSource{answer: func(context.Context, *connector.Request) (*connector.Response, error) {
+		return nil, &connector.Error{Kind: connector.ErrBadRequest}
+	}}
+	p := compileFlow(t, flowDoc("  - id: x\n    call: a.get\n    retry: {attempts: 3, backoff: 1ms}\n    with: {path: {id: \"'1'\"}}\n", "steps.x.body"))
+	if out := runPlan(p, map[string]connector.Connector{"a": src}, nil); out.Status != 502 || src.calls.Load() != 1 {
+		t.Errorf("status %d after %d calls, want 502 after 1", out.Status, src.calls.Load())
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -165,8 +164,10 @@ func deepCopy(v any) any {
 	return v
 }
 
-// Params coerces string parameters (query or path) to the types their
-// schema declares, then validates them. Unknown names are refused.
+// MaxIssues caps the issues a badRequest lists, so that a body of a million
+// unknown properties cannot make a problem document of a million issues.
+const MaxIssues = 50
+
 // empty is the shared value of an absent input part; expressions only read it.
 var empty = map[string]any{}
 
@@ -230,15 +231,6 @@ func coerce(t, v string) any {
 		}
 	}
 	return v
-}
-
-func sortedStrings(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // validate checks v against the schema and turns failures into Belgif issues.
@@ -406,8 +398,10 @@ func (p *Plan) validate(req *Request, r *run) (expr.Input, *problem.Problem) {
 		in.Path = empty
 	}
 	in.Body = p.input.body.decodeBody(req.Body, &issues)
-	if len(issues) > 0 {
-		return in, problem.BadRequest(fmt.Sprintf("the request has %d input issue(s)", len(issues)), issues...)
+	if n := len(issues); n > MaxIssues {
+		return in, problem.BadRequest(fmt.Sprintf("the request has %d input issues; the first %d are listed", n, MaxIssues), issues[:MaxIssues]...)
+	} else if n > 0 {
+		return in, problem.BadRequest(fmt.Sprintf("the request has %d input issue(s)", n), issues...)
 	}
 	return in, nil
 }
@@ -436,6 +430,23 @@ func (ps *paramSchema) decodeBody(b []byte, issues *[]problem.Issue) map[string]
 			return body
 		}
 		body = obj
+	}
+	if ps.raw["additionalProperties"] == false {
+		// Many unknown properties: report them without running the schema
+		// validator, whose error tree would grow with each one.
+		var unknown []string
+		for k := range body {
+			if _, ok := ps.props[k]; !ok {
+				unknown = append(unknown, k)
+			}
+		}
+		if len(unknown) > MaxIssues {
+			slices.Sort(unknown)
+			for _, k := range unknown {
+				*issues = append(*issues, problem.NewIssue(problem.UnknownInput, "body", "/"+k, nil, "unknown property "+strconv.Quote(k)))
+			}
+			return body
+		}
 	}
 	before := len(*issues)
 	ps.validate("body", body, issues)

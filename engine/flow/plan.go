@@ -74,6 +74,7 @@ type node struct {
 
 	items       *expr.Program
 	concurrency int
+	maxItems    int
 	iterOut     *outNode
 	inner       []string // step ids local to one foreach iteration
 

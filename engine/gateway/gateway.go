@@ -66,6 +66,7 @@ func New(cfg Config) *Gateway {
 		IdleTimeout:             120 * time.Second,
 		ErrorHandler:            g.errorHandler,
 		EnableTrustedProxyCheck: true,
+		EnableIPValidation:      true, // a forwarded address must parse as an IP
 		TrustedProxies:          cfg.TrustedProxies,
 	}
 	if len(cfg.TrustedProxies) > 0 {

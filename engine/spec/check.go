@@ -171,6 +171,14 @@ func (c *checker) staticHeaders(h map[string]string, at Pos) {
 	}
 }
 
+// transportHeaders are managed by the REST transport (framing, routing,
+// tracing); a call may not set them.
+var transportHeaders = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "connection": true, "te": true,
+	"trailer": true, "upgrade": true, "keep-alive": true, "proxy-connection": true, "expect": true,
+	"content-type": true, "belgov-trace-id": true,
+}
+
 // reservedResponseHeaders are set by the gateway; a flow may not.
 var reservedResponseHeaders = map[string]bool{
 	"content-type": true, "content-length": true, "transfer-encoding": true, "connection": true,
@@ -328,6 +336,9 @@ func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
 		if fe.Concurrency < 0 || fe.Concurrency > 64 {
 			c.errorf(where(fe.At, "concurrency", fe.Pos), "concurrency must be between 1 and 64")
 		}
+		if fe.MaxItems < 0 || fe.MaxItems > 100000 {
+			c.errorf(where(fe.At, "maxItems", fe.Pos), "maxItems must be between 1 and 100000")
+		}
 		c.steps(fl, fe.Steps, ids)
 	}
 	if f := st.Fail; f != nil {
@@ -379,6 +390,19 @@ func (c *checker) call(st *Step) {
 	for _, p := range sortedKeys(given) {
 		if !want[p] {
 			c.errorf(given[p].Pos, "operation %q has no path parameter %q (its path is %s)", st.Call, p, op.Path)
+		}
+	}
+	if st.With != nil {
+		for _, k := range sortedKeys(st.With.Headers) {
+			lk := strings.ToLower(k)
+			switch {
+			case !headerName.MatchString(k):
+				c.errorf(st.With.Headers[k].Pos, "%q is not a valid header name", k)
+			case secretHeaders[lk]:
+				c.errorf(st.With.Headers[k].Pos, "header %q may carry a credential: the source's auth block sets it, a flow may not", k)
+			case transportHeaders[lk]:
+				c.errorf(st.With.Headers[k].Pos, "header %q is set by the transport, not by a flow", k)
+			}
 		}
 	}
 	if st.Retry != nil && !op.IsIdempotent() {

@@ -203,6 +203,7 @@ type Foreach struct {
 	Pos         Pos
 	Items       *Expr   `yaml:"items,required"`
 	Concurrency int     `yaml:"concurrency"`
+	MaxItems    int     `yaml:"maxItems"` // default 1000
 	Steps       []*Step `yaml:"steps,required"`
 	Output      *Output `yaml:"output"`
 }

@@ -60,9 +60,7 @@ func classify(err error) (kind error, detail string) {
 
 // retryable reports whether a failure of this kind may succeed when tried
 // again. A too-large or malformed answer would come back the same.
-func retryable(kind error) bool {
-	return kind == connector.ErrTimeout || kind == connector.ErrUnavailable
-}
+func retryable(kind error) bool { return connector.Retryable(kind) }
 
 // staleConn reports a request lost on a kept-alive connection that the source
 // had closed meanwhile: the connection was closed or reset before the first

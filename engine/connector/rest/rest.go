@@ -15,11 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/textproto"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -339,14 +337,14 @@ func (c *Client) Call(ctx context.Context, r *connector.Request) (*connector.Res
 				return nil, last
 			}
 		case n < attempts && op.retry.retriesStatus(resp.StatusCode()):
-			after = retryAfter(resp.Header.Peek("Retry-After"))
+			after = connector.RetryAfter(string(resp.Header.Peek("Retry-After")))
 		default:
 			out, err := c.response(op, resp, n)
 			lent = err == nil
 			return out, err
 		}
 
-		delay := backoff(op.retry, n, after)
+		delay := connector.RetryDelay(op.retry.backoff, op.retry.maxBackoff, n, after)
 		if !connector.Backoff(ctx, delay) {
 			// No time left for another try: hand back what the last one got.
 			if last != nil {
@@ -523,7 +521,8 @@ func (c *Client) buildRequest(req *fasthttp.Request, op *operation, r *connector
 	return nil
 }
 
-// response copies what the caller keeps out of the pooled fasthttp response.
+// response builds the caller's view of the pooled fasthttp response: the kept
+// headers copied, the body lent (see Release).
 func (c *Client) response(op *operation, resp *fasthttp.Response, attempts int) (*connector.Response, error) {
 	body := resp.Body()
 	if len(body) > op.maxBytes {
@@ -553,39 +552,6 @@ func attemptDeadline(ctx context.Context, timeout time.Duration) time.Time {
 		return cd
 	}
 	return d
-}
-
-// backoff is the wait before attempt n+1: the source's Retry-After when it
-// sent one, else full jitter over base*2^(n-1); both capped by maxBackoff.
-func backoff(p policy, n int, after time.Duration) time.Duration {
-	if after > 0 {
-		return min(after, p.maxBackoff)
-	}
-	d := p.maxBackoff
-	if shift := n - 1; shift < 32 {
-		d = min(p.backoff<<shift, p.maxBackoff)
-	}
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d + 1)
-}
-
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-func retryAfter(v []byte) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	if secs, err := strconv.Atoi(string(v)); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(min(secs, 1<<20)) * time.Second
-	}
-	if t, err := time.Parse(time.RFC1123, string(v)); err == nil {
-		return time.Until(t)
-	}
-	return 0
 }
 
 // Check probes the source: GET HealthPath wanting a 2xx when configured,

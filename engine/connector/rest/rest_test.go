@@ -661,23 +661,6 @@ func TestRetryAfterHeader(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	p := policy{attempts: 10, backoff: 100 * time.Millisecond, maxBackoff: time.Second}
-	for n, ceiling := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 60: time.Second} {
-		for range 200 {
-			if d := backoff(p, n, 0); d < 0 || d > ceiling {
-				t.Fatalf("backoff(%d) = %s, want within [0, %s]", n, d, ceiling)
-			}
-		}
-	}
-	if d := backoff(p, 1, 5*time.Second); d != time.Second {
-		t.Fatalf("Retry-After not capped: %s", d)
-	}
-	if d := backoff(p, 1, 300*time.Millisecond); d != 300*time.Millisecond {
-		t.Fatalf("Retry-After not honoured: %s", d)
-	}
-}
-
 func TestTLS(t *testing.T) {
 	pki := newTestPKI(t)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
