@@ -498,3 +498,27 @@ func TestStepRetryOnlyRetriesWhatMaySucceed(t *testing.T) {
 		t.Errorf("status %d after %d calls, want 502 after 1", out.Status, src.calls.Load())
 	}
 }
+
+func TestIssueCapAndMaxItems(t *testing.T) {
+	p := compileFlow(t, strings.Replace(flowDoc("  - id: s\n    set: {v: '1'}\n", "steps.s.body"),
+		"body: {type: object, additionalProperties: true}", "body: {type: object, properties: {a: {type: string}}}", 1))
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 5000 {
+		fmt.Fprintf(&b, `"k%d":1,`, i)
+	}
+	b.WriteString(`"a":"x"}`)
+	_, prob := p.Validate(&Request{Body: []byte(b.String())})
+	if prob == nil || len(prob.Issues) != MaxIssues || !strings.Contains(prob.Detail, "5000 input issues") {
+		t.Fatalf("want %d issues of 5000, got %+v", MaxIssues, prob)
+	}
+
+	each := compileFlow(t, flowDoc("  - id: each\n    foreach:\n      items: input.body.list\n      maxItems: 3\n      steps: [{id: one, set: {v: item}}]\n", "steps.each.body"))
+	out := runPlan(each, nil, map[string]any{"list": []any{1.0, 2.0, 3.0, 4.0}})
+	if out.Status != 400 || out.Problem.Step != "each" {
+		t.Errorf("4 items over a limit of 3 from the input: %d %+v", out.Status, out.Problem)
+	}
+	if out := runPlan(each, nil, map[string]any{"list": []any{1.0, 2.0, 3.0}}); out.Status != 200 {
+		t.Errorf("3 items: %d %+v", out.Status, out.Problem)
+	}
+}
