@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -51,6 +52,7 @@ type compiler struct {
 	forward map[[2]string]*spec.Error
 	reads   map[string][]string
 	sources map[string]bool
+	plugins map[string]bool
 }
 
 // scope is what a step may read: the ids that finished before it.
@@ -100,6 +102,7 @@ func (c *compiler) compile() *Plan {
 	c.forward = map[[2]string]*spec.Error{}
 	c.reads = map[string][]string{}
 	c.sources = map[string]bool{}
+	c.plugins = map[string]bool{}
 	collect(fl.Steps, c.all)
 
 	c.plan.input = c.inputSchema(fl)
@@ -122,6 +125,10 @@ func (c *compiler) compile() *Plan {
 		c.plan.Sources = append(c.plan.Sources, s)
 	}
 	sort.Strings(c.plan.Sources)
+	for s := range c.plugins {
+		c.plan.Plugins = append(c.plan.Plugins, s)
+	}
+	sort.Strings(c.plan.Plugins)
 	for pair, e := range c.forward {
 		if path := c.cycle(pair[1], pair[0], map[string]bool{}); path != nil {
 			e = c.set.Src.Errorf(e.Pos, "cyclic dependency: %s; a step can only read steps that finished before it", strings.Join(append([]string{pair[0]}, path...), " → "))
@@ -235,12 +242,15 @@ func (c *compiler) step(st *spec.Step, sc scope, inForeach bool) (*node, []strin
 		n.inner = newIDs(sc, end)
 		if fe.Output != nil {
 			n.iterOut = c.out(fe.Output, end, false)
-		} else if k := len(n.children); k > 0 && n.children[k-1].kind == kindCall {
+		} else if k := len(n.children); k > 0 && (n.children[k-1].kind == kindCall || n.children[k-1].kind == kindTransform) {
 			n.children[k-1].decode = true // the default output is the last step's body
 		}
 	case st.Set != nil:
 		n.kind = kindSet
 		n.set = c.out(st.Set, sc, false)
+	case st.Transform != nil:
+		n.kind = kindTransform
+		c.transform(n, st.Transform, sc)
 	case st.Fail != nil:
 		n.kind = kindFail
 		f := st.Fail
@@ -285,6 +295,27 @@ func (c *compiler) call(n *node, st *spec.Step, sc scope) {
 	if st.With.Body != nil {
 		n.body = c.out(st.With.Body, sc, false)
 	}
+}
+
+func (c *compiler) transform(n *node, tr *spec.Transform, sc scope) {
+	n.plugin, n.pluginOp = tr.Plugin, tr.Op
+	if n.pluginOp == "" {
+		n.pluginOp = "transform"
+	}
+	c.plugins[tr.Plugin] = true
+	n.input = c.expr(tr.Input, expr.Any, sc)
+	config := map[string]any{}
+	if pl := c.set.Plugins[tr.Plugin]; pl != nil && pl.Config != nil {
+		if m, ok := pl.Config.V.(map[string]any); ok {
+			maps.Copy(config, m)
+		}
+	}
+	if tr.Config != nil {
+		if m, ok := tr.Config.V.(map[string]any); ok {
+			maps.Copy(config, m)
+		}
+	}
+	n.pluginConfig, _ = json.Marshal(config)
 }
 
 func (c *compiler) named(m map[string]*spec.Expr, sc scope) []namedProg {
@@ -405,7 +436,7 @@ func (c *compiler) out(o *spec.Output, sc scope, top bool) *outNode {
 		p, err := expr.Compile(o.Expr.Src, expr.Any)
 		if err == nil {
 			if id, path, ok := p.BodyPath(); ok && sc.visible[id] {
-				if tn := c.nodes[id]; tn != nil && tn.kind == kindCall && tn.slot >= 0 {
+				if tn := c.nodes[id]; tn != nil && (tn.kind == kindCall || tn.kind == kindTransform) && tn.slot >= 0 {
 					n.prog, n.rawSlot, n.rawPath = p, tn.slot, path
 					return n
 				}

@@ -91,8 +91,16 @@ var sourceTraceKey = textproto.CanonicalMIMEHeaderKey(trace.Header)
 // wants to hear about source calls. It is shared by all requests.
 type Runtime struct {
 	Conns    map[string]connector.Connector
-	Observer Observer // may be nil
+	Plugins  map[string]Plugin // by plugin name
+	Observer Observer          // may be nil
 	Log      *slog.Logger
+}
+
+// Plugin runs one operation of a sandboxed module (engine/wasm implements
+// it): JSON in, bytes out. Errors that are timeouts satisfy
+// errors.Is(err, context.DeadlineExceeded).
+type Plugin interface {
+	Call(ctx context.Context, op string, input, config []byte) ([]byte, error)
 }
 
 // Observer hears about every source call (for logs, audit, metrics). It is
@@ -378,6 +386,8 @@ func (r *run) do(ctx context.Context, env *expr.Env, n *node, res *expr.Result) 
 		return nil
 	case kindFail:
 		return r.failStep(env, n)
+	case kindTransform:
+		return r.transform(ctx, env, n, res)
 	}
 	return &stepError{step: n.id, prob: problem.Internal("unknown step kind")}
 }
@@ -596,25 +606,53 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		}
 		return &stepError{step: n.id, prob: p, err: fmt.Errorf("status %d", resp.Status)}
 	}
-	malformed := func(err error) *stepError {
-		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: source %q answered with malformed JSON", n.id, n.source)), err: err}
-	}
+	return r.keep(n, res, resp.Body, fmt.Sprintf("step %q: source %q answered with malformed JSON", n.id, n.source))
+}
+
+// keep makes a call's or transform's output the step's body: decoded when
+// an expression reads into it, kept raw when the output copies it.
+func (r *run) keep(n *node, res *expr.Result, body []byte, malformedDetail string) *stepError {
 	if n.decode {
-		v, err := decodeJSON(resp.Body)
+		v, err := decodeJSON(body)
 		if err != nil {
-			return malformed(err)
+			return &stepError{step: n.id, prob: problem.BadGateway(malformedDetail), err: err}
 		}
 		res.Body = v
 	}
-	if n.slot >= 0 && len(bytes.TrimSpace(resp.Body)) > 0 { // an empty body reads as nil either way
+	if n.slot >= 0 && len(bytes.TrimSpace(body)) > 0 { // an empty body reads as nil either way
 		if !n.decode { // checked here, so that an optional step falls back to its default
-			if err := framed(resp.Body); err != nil {
-				return malformed(err)
+			if err := framed(body); err != nil {
+				return &stepError{step: n.id, prob: problem.BadGateway(malformedDetail), err: err}
 			}
 		}
-		r.raw[n.slot] = resp.Body
+		r.raw[n.slot] = body
 	}
 	return nil
+}
+
+// transform runs a plugin on the JSON value of the step's input.
+func (r *run) transform(ctx context.Context, env *expr.Env, n *node, res *expr.Result) *stepError {
+	pl := r.rt.Plugins[n.plugin]
+	if pl == nil {
+		return &stepError{step: n.id, prob: problem.Unavailable(fmt.Sprintf("plugin %q is not available", n.plugin)), err: fmt.Errorf("no plugin %q loaded", n.plugin)}
+	}
+	v, err := n.input.Run(env)
+	if err != nil {
+		return r.exprError(n.id, "input", err)
+	}
+	input, err := appendJSON(nil, v)
+	if err != nil {
+		return r.exprError(n.id, "input", err)
+	}
+	out, err := pl.Call(ctx, n.pluginOp, input, n.pluginConfig)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || ended(ctx) != nil {
+			return &stepError{step: n.id, prob: problem.GatewayTimeout(fmt.Sprintf("step %q: plugin %q did not finish in time", n.id, n.plugin)), err: err}
+		}
+		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: plugin %q failed", n.id, n.plugin)), err: err}
+	}
+	res.Status = 200
+	return r.keep(n, res, out, fmt.Sprintf("step %q: plugin %q returned malformed JSON", n.id, n.plugin))
 }
 
 func (r *run) transportError(ctx context.Context, n *node, err error) *stepError {

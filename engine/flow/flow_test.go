@@ -522,3 +522,62 @@ func TestIssueCapAndMaxItems(t *testing.T) {
 		t.Errorf("3 items: %d %+v", out.Status, out.Problem)
 	}
 }
+
+// pluginFunc stands for a sandboxed module in these executor tests.
+type pluginFunc func(ctx context.Context, op string, in, cfg []byte) ([]byte, error)
+
+func (f pluginFunc) Call(ctx context.Context, op string, in, cfg []byte) ([]byte, error) {
+	return f(ctx, op, in, cfg)
+}
+
+func TestTransform(t *testing.T) {
+	const plugin = "kind: Plugin\nname: upper\nmodule: upper.wasm\ndigest: sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" + "\nconfig: {field: name, keep: true}\n---\n"
+	compile := func(steps, output string) *Plan {
+		t.Helper()
+		set, err := spec.Load(map[string][]byte{"sources.yaml": []byte(sources), "flow.yaml": []byte(plugin + flowDoc(steps, output))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plans, err := Compile(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plans["f"]
+	}
+	upper := pluginFunc(func(ctx context.Context, op string, in, cfg []byte) ([]byte, error) {
+		if op != "transform" || string(cfg) != `{"field":"name","keep":false}` {
+			return nil, fmt.Errorf("op %q config %s", op, cfg)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(in, &v); err != nil {
+			return nil, err
+		}
+		v["name"] = strings.ToUpper(v["name"].(string))
+		return json.Marshal(v)
+	})
+	steps := "  - id: up\n    transform: {plugin: upper, input: input.body, config: {keep: false}}\n"
+	rt := func(p Plugin) *Runtime { return &Runtime{Plugins: map[string]Plugin{"upper": p}} }
+	run := func(p *Plan, pl Plugin) *Outcome {
+		return p.Run(context.Background(), rt(pl), &Invocation{Input: expr.Input{Body: map[string]any{"name": "zon", "n": 1.0}}, TraceID: "t"})
+	}
+	if out := run(compile(steps, "steps.up.body"), upper); out.Status != 200 || string(out.Body) != `{"n":1,"name":"ZON"}` {
+		t.Errorf("raw output: %d %s %+v", out.Status, out.Body, out.Problem)
+	}
+	if out := run(compile(steps, "{n: steps.up.body.name}"), upper); string(out.Body) != `{"n":"ZON"}` {
+		t.Errorf("decoded output: %s %+v", out.Body, out.Problem)
+	}
+	failing := pluginFunc(func(context.Context, string, []byte, []byte) ([]byte, error) { return nil, errors.New("guest trap") })
+	if out := run(compile(steps, "steps.up.body"), failing); out.Status != 502 || out.Problem.Step != "up" || strings.Contains(out.Problem.Detail, "trap") {
+		t.Errorf("failing plugin: %d %+v", out.Status, out.Problem)
+	}
+	slowPlugin := pluginFunc(func(ctx context.Context, _ string, _, _ []byte) ([]byte, error) {
+		return nil, connector.Sleep(ctx, time.Second)
+	})
+	timed := compile(strings.Replace(steps, "transform:", "timeout: 30ms\n    transform:", 1), "steps.up.body")
+	if out := run(timed, slowPlugin); out.Status != 504 || out.Problem.Step != "up" {
+		t.Errorf("slow plugin: %d %+v", out.Status, out.Problem)
+	}
+	if _, err := spec.Load(map[string][]byte{"f.yaml": []byte(strings.Replace(plugin, "sha256:0123", "sha1:0123", 1))}); err == nil || !strings.Contains(err.Error(), "digest") {
+		t.Errorf("bad digest accepted: %v", err)
+	}
+}

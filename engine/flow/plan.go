@@ -17,6 +17,7 @@ type Plan struct {
 	Status                      int
 	MaxBodySize                 int64
 	Sources                     []string // sources the flow calls, sorted
+	Plugins                     []string // plugins the flow runs, sorted
 	Subject                     *expr.Program
 	ReadsHeaders                bool // some expression reads input.headers
 
@@ -44,6 +45,7 @@ const (
 	kindForeach
 	kindSet
 	kindFail
+	kindTransform
 )
 
 type node struct {
@@ -79,6 +81,10 @@ type node struct {
 	inner       []string // step ids local to one foreach iteration
 
 	set *outNode
+
+	plugin, pluginOp string
+	input            *expr.Program
+	pluginConfig     []byte // JSON: the plugin's config with the step's over it
 
 	problemType   string
 	problemStatus int

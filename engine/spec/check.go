@@ -2,6 +2,7 @@ package spec
 
 import (
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -64,6 +65,9 @@ func (s *Set) check(errs *ErrorList) {
 			c.errorf(fl.Pos, "flow %q has the same route %s %s as flow %q (%s)", fl.Name, fl.Method, fl.Path, prev.Name, prev.Pos)
 		}
 		routes[key] = fl
+	}
+	for _, name := range sortedKeys(s.Plugins) {
+		c.plugin(s.Plugins[name])
 	}
 	for _, fl := range s.dupFlows {
 		c.flow(fl) // a duplicate name is an error, but its other errors count too
@@ -145,6 +149,41 @@ func (c *checker) source(src *Source) {
 		c.retry(op.Retry)
 		c.staticHeaders(op.Headers, where(op.At, "headers", op.Pos))
 	}
+}
+
+var digestRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// pluginCapabilities are the only capabilities a plugin may be granted.
+var pluginCapabilities = map[string]bool{"clock": true, "random": true}
+
+func (c *checker) plugin(pl *Plugin) {
+	if pl.Name != "" && !identRe.MatchString(pl.Name) {
+		c.errorf(where(pl.At, "name", pl.Pos), "plugin name %q must be an identifier, e.g. mask", pl.Name)
+	}
+	if pl.Digest != "" && !digestRe.MatchString(pl.Digest) {
+		c.errorf(where(pl.At, "digest", pl.Pos), "digest %q must be sha256: and 64 lower-case hex digits (fsb plugin inspect prints it)", pl.Digest)
+	}
+	for _, cap := range pl.Capabilities {
+		if !pluginCapabilities[cap] {
+			c.errorf(where(pl.At, "capabilities", pl.Pos), "unknown capability %q: a plugin may be granted clock and random, nothing else", cap)
+		}
+	}
+	if pl.Pool < 0 || pl.Pool > 256 {
+		c.errorf(where(pl.At, "pool", pl.Pos), "pool must be between 1 and 256 instances")
+	}
+	if pl.Config != nil {
+		if _, ok := pl.Config.V.(map[string]any); !ok {
+			c.errorf(pl.Config.Pos, "config must be a mapping")
+		}
+	}
+}
+
+// ModulePath resolves a plugin's module path against its file's directory.
+func (pl *Plugin) ModulePath() string {
+	if filepath.IsAbs(pl.Module) {
+		return pl.Module
+	}
+	return filepath.Join(filepath.Dir(pl.Pos.File), pl.Module)
 }
 
 // IsIdempotent reports whether repeating the operation is safe: as
@@ -290,9 +329,12 @@ func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
 	if st.Fail != nil {
 		kinds = append(kinds, "fail")
 	}
+	if st.Transform != nil {
+		kinds = append(kinds, "transform")
+	}
 	switch len(kinds) {
 	case 0:
-		c.errorf(st.Pos, "step %q does nothing: give one of call, parallel, steps, switch, foreach, set or fail", st.ID)
+		c.errorf(st.Pos, "step %q does nothing: give one of call, parallel, steps, switch, foreach, set, fail or transform", st.ID)
 	case 1:
 	default:
 		c.errorf(st.Pos, "step %q has %s: a step does exactly one thing; nest steps to do more", st.ID, strings.Join(kinds, " and "))
@@ -314,6 +356,14 @@ func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
 	}
 	if st.Call != "" {
 		c.call(st)
+	}
+	if tr := st.Transform; tr != nil && tr.Plugin != "" && c.set.Plugins[tr.Plugin] == nil {
+		c.errorf(where(tr.At, "plugin", tr.Pos), "no plugin named %q%s", tr.Plugin, suggest(tr.Plugin, sortedKeys(c.set.Plugins)))
+	}
+	if tr := st.Transform; tr != nil && tr.Config != nil {
+		if _, ok := tr.Config.V.(map[string]any); !ok {
+			c.errorf(tr.Config.Pos, "config must be a mapping")
+		}
 	}
 	if st.Parallel != nil {
 		if len(st.Parallel) < 2 {

@@ -20,6 +20,7 @@ type Set struct {
 	Sources map[string]*Source
 	Flows   map[string]*Flow
 	Tests   []*Test
+	Plugins map[string]*Plugin
 	Files   []string
 	Src     Sources // lines of every file, for error snippets
 
@@ -79,7 +80,7 @@ func LoadFS(fsys fs.FS, prefix string) (*Set, error) {
 
 // Load decodes and checks the given files (name → content).
 func Load(files map[string][]byte) (*Set, error) {
-	set := &Set{Sources: map[string]*Source{}, Flows: map[string]*Flow{}, Src: Sources{}}
+	set := &Set{Sources: map[string]*Source{}, Flows: map[string]*Flow{}, Plugins: map[string]*Plugin{}, Src: Sources{}}
 	var errs ErrorList
 	for name := range files {
 		set.Files = append(set.Files, name)
@@ -120,7 +121,7 @@ func (s *Set) loadFile(name string, content []byte, errs *ErrorList) {
 		body := unwrap(d, doc.Body)
 		m, ok := body.(*ast.MappingNode)
 		if !ok {
-			d.errorf(body, "a document must be a mapping with a kind (Source, Flow or Test)")
+			d.errorf(body, "a document must be a mapping with a kind (Source, Flow, Plugin or Test)")
 			continue
 		}
 		kind := ""
@@ -128,7 +129,7 @@ func (s *Set) loadFile(name string, content []byte, errs *ErrorList) {
 			if k, _ := keyText(kv.Key); k == "kind" {
 				kind, _ = scalarText(unwrap(d, kv.Value))
 				if kind == "" {
-					d.errorf(kv.Value, "kind must be Source, Flow or Test")
+					d.errorf(kv.Value, "kind must be Source, Flow, Plugin or Test")
 				}
 			}
 		}
@@ -145,12 +146,20 @@ func (s *Set) loadFile(name string, content []byte, errs *ErrorList) {
 			t := &Test{}
 			d.decode(m, reflect.ValueOf(t).Elem())
 			s.Tests = append(s.Tests, t)
+		case KindPlugin:
+			pl := &Plugin{}
+			d.decode(m, reflect.ValueOf(pl).Elem())
+			if prev, dup := s.Plugins[pl.Name]; dup && pl.Name != "" {
+				*errs = append(*errs, s.Src.Errorf(where(pl.At, "name", pl.Pos), "duplicate plugin name %q (first defined at %s)", pl.Name, prev.Pos))
+			} else if pl.Name != "" {
+				s.Plugins[pl.Name] = pl
+			}
 		case "":
 			if d.errCount() == 0 {
-				d.errorf(m, "missing key \"kind\": every document names its kind (Source, Flow or Test)")
+				d.errorf(m, "missing key \"kind\": every document names its kind (Source, Flow, Plugin or Test)")
 			}
 		default:
-			d.errorf(m, "unknown kind %q: expected Source, Flow or Test", kind)
+			d.errorf(m, "unknown kind %q: expected Source, Flow, Plugin or Test", kind)
 		}
 	}
 }

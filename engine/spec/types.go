@@ -5,6 +5,7 @@ const (
 	KindSource = "Source"
 	KindFlow   = "Flow"
 	KindTest   = "Test"
+	KindPlugin = "Plugin"
 )
 
 // header is what every document starts with; the rest depends on kind.
@@ -102,6 +103,43 @@ type Secret struct {
 	File string `yaml:"file"`
 }
 
+// Plugin declares a WebAssembly module that transform steps run in the
+// sandbox (see sdk/ABI.md), pinned by its SHA-256 digest.
+type Plugin struct {
+	At           map[string]Pos // position of each key's value
+	Pos          Pos
+	Kind         string        `yaml:"kind"`
+	Name         string        `yaml:"name,required"`
+	Description  string        `yaml:"description"`
+	Module       string        `yaml:"module,required"` // .wasm path, relative to this file's directory
+	Digest       string        `yaml:"digest,required"` // sha256:<64 hex digits>
+	Trusted      bool          `yaml:"trusted"`         // operator-trusted: runs without timeout enforcement
+	Limits       *PluginLimits `yaml:"limits"`
+	Capabilities []string      `yaml:"capabilities"` // clock, random
+	Pool         int           `yaml:"pool"`         // instances kept, default 4
+	Config       *Value        `yaml:"config"`       // default configuration, a mapping
+}
+
+// PluginLimits bound what one call of a plugin may use.
+type PluginLimits struct {
+	At        map[string]Pos
+	Pos       Pos
+	MaxMemory ByteSize `yaml:"maxMemory"`
+	Timeout   Duration `yaml:"timeout"`
+	MaxInput  ByteSize `yaml:"maxInput"`
+	MaxOutput ByteSize `yaml:"maxOutput"`
+}
+
+// Transform runs a plugin operation on the JSON value of an expression.
+type Transform struct {
+	At     map[string]Pos
+	Pos    Pos
+	Plugin string `yaml:"plugin,required"`
+	Op     string `yaml:"op"` // default transform
+	Input  *Expr  `yaml:"input,required"`
+	Config *Value `yaml:"config"` // merged over the plugin's config
+}
+
 // Flow is a composite service: a route, an input schema, steps and an output.
 type Flow struct {
 	At          map[string]Pos // position of each key's value
@@ -164,12 +202,13 @@ type Step struct {
 	With         *CallArgs `yaml:"with"`
 	AcceptStatus []int     `yaml:"acceptStatus"`
 
-	Parallel []*Step  `yaml:"parallel"`
-	Steps    []*Step  `yaml:"steps"`
-	Switch   *Switch  `yaml:"switch"`
-	Foreach  *Foreach `yaml:"foreach"`
-	Set      *Output  `yaml:"set"`
-	Fail     *Fail    `yaml:"fail"`
+	Parallel  []*Step    `yaml:"parallel"`
+	Steps     []*Step    `yaml:"steps"`
+	Switch    *Switch    `yaml:"switch"`
+	Foreach   *Foreach   `yaml:"foreach"`
+	Set       *Output    `yaml:"set"`
+	Fail      *Fail      `yaml:"fail"`
+	Transform *Transform `yaml:"transform"`
 }
 
 // CallArgs map the request of a call step, each value an expression.
