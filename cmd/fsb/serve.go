@@ -17,8 +17,10 @@ import (
 
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/gateway"
+	"github.com/openfsb/fsb/engine/modules"
 	"github.com/openfsb/fsb/engine/sources"
 	"github.com/openfsb/fsb/engine/spec"
+	"github.com/openfsb/fsb/engine/wasm"
 )
 
 // serveFlags are the flags serve and demo share.
@@ -103,6 +105,20 @@ func start(set *spec.Set, plans map[string]*flow.Plan, opt sources.Options, f se
 	if err != nil {
 		return nil, err
 	}
+	closeAll := func() { sources.Close(conns) }
+	var plugins map[string]flow.Plugin
+	if len(set.Plugins) > 0 {
+		host, err := wasm.NewHost(context.Background(), wasm.HostConfig{Log: log})
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		closeAll = func() { sources.Close(conns); _ = host.Close(context.Background()) }
+		if plugins, err = modules.Load(context.Background(), host, set); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
 	var proxies []string
 	for _, p := range strings.Split(f.proxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -111,16 +127,16 @@ func start(set *spec.Set, plans map[string]*flow.Plan, opt sources.Options, f se
 	}
 	gw := gateway.New(gateway.Config{
 		Plans:          plans,
-		Runtime:        &flow.Runtime{Conns: conns, Observer: gateway.CallLogger{Log: log}, Log: log},
+		Runtime:        &flow.Runtime{Conns: conns, Plugins: plugins, Observer: gateway.CallLogger{Log: log}, Log: log},
 		Log:            log,
 		TrustedProxies: proxies,
 	})
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		sources.Close(conns)
+		closeAll()
 		return nil, fmt.Errorf("listen on %s: %w", f.addr, err)
 	}
-	s := &server{gw: gw, addr: ln.Addr().String(), errc: make(chan error, 1), close: func() { sources.Close(conns) }}
+	s := &server{gw: gw, addr: ln.Addr().String(), errc: make(chan error, 1), close: closeAll}
 	go func() { s.errc <- gw.App().Listener(ln) }()
 	return s, nil
 }

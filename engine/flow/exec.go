@@ -97,8 +97,8 @@ type Runtime struct {
 }
 
 // Plugin runs one operation of a sandboxed module (engine/wasm implements
-// it): JSON in, bytes out. Errors that are timeouts satisfy
-// errors.Is(err, context.DeadlineExceeded).
+// it): JSON in, bytes out. An error that is a timeout has a Timeout() bool
+// method saying so, or is context.DeadlineExceeded.
 type Plugin interface {
 	Call(ctx context.Context, op string, input, config []byte) ([]byte, error)
 }
@@ -646,7 +646,8 @@ func (r *run) transform(ctx context.Context, env *expr.Env, n *node, res *expr.R
 	}
 	out, err := pl.Call(ctx, n.pluginOp, input, n.pluginConfig)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || ended(ctx) != nil {
+		var to interface{ Timeout() bool }
+		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &to) && to.Timeout() || ended(ctx) != nil {
 			return &stepError{step: n.id, prob: problem.GatewayTimeout(fmt.Sprintf("step %q: plugin %q did not finish in time", n.id, n.plugin)), err: err}
 		}
 		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: plugin %q failed", n.id, n.plugin)), err: err}

@@ -1,0 +1,18 @@
+;; bigmem.wat — its memory starts at 512 pages (32 MiB), above the default
+;; maxMemory of 16 MiB: refused at load, before any instance exists.
+(module
+  (memory (export "memory") 512)
+  (func (export "abi_version") (result i32) i32.const 1)
+  (func (export "alloc") (param $size i32) (result i32)
+    local.get $size
+    i32.const 60000
+    i32.gt_u
+    if (result i32)
+      i32.const 0
+    else
+      i32.const 1024
+    end)
+  (func (export "free") (param $ptr i32) (param $size i32))
+  (func (export "transform") (param $ptr i32) (param $len i32) (result i64)
+    i64.const 0)
+)
