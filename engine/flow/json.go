@@ -110,24 +110,27 @@ func framed(b []byte) error {
 		return fastjson.ValidateBytes(b) // a scalar: short, check it whole
 	}
 	var stack [64]byte // open brackets; deeper documents are validated fully
-	depth, inString, escaped := 0, false, false
-	for i, c := range b {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			case c < 0x20:
-				return errNotFramed
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"': // jump to the closing quote: the next one not escaped
+			j := i + 1
+			for {
+				k := bytes.IndexByte(b[j:], '"')
+				if k < 0 {
+					return errNotFramed
+				}
+				j += k
+				backslashes := 0
+				for p := j - 1; p > i && b[p] == '\\'; p-- {
+					backslashes++
+				}
+				if backslashes%2 == 0 {
+					break
+				}
+				j++
 			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
+			i = j
 		case '{', '[':
 			if depth == len(stack) {
 				return fastjson.ValidateBytes(b)
@@ -144,7 +147,7 @@ func framed(b []byte) error {
 			}
 		}
 	}
-	if depth != 0 || inString {
+	if depth != 0 {
 		return errNotFramed
 	}
 	return nil

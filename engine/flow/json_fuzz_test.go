@@ -49,3 +49,26 @@ func FuzzJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFramed: the framing check never refuses valid JSON, and refuses
+// every valid document cut short.
+func FuzzFramed(f *testing.F) {
+	for _, s := range []string{`{"a":[1,{"b":"c\"}"}]}`, `[]`, `"x"`, `{"a":"\\"}`, `[[[]]]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) {
+			_ = framed(b) // must not panic
+			return
+		}
+		if err := framed(b); err != nil {
+			t.Fatalf("framed refuses valid JSON %q: %v", b, err)
+		}
+		trimmed := bytes.TrimSpace(b)
+		if len(trimmed) > 1 && (trimmed[0] == '{' || trimmed[0] == '[') {
+			if err := framed(trimmed[:len(trimmed)-1]); err == nil {
+				t.Fatalf("framed accepts %q cut short", trimmed[:len(trimmed)-1])
+			}
+		}
+	})
+}
