@@ -66,6 +66,9 @@ func cancellable(ctx context.Context) (context.Context, context.CancelFunc) {
 // ended is ctx.Err(), also reporting a deadline that has passed before the
 // context's own timer fired (a call may see its deadline a moment earlier).
 func ended(ctx context.Context) error {
+	if dc, ok := ctx.(*deadlineCtx); ok {
+		return dc.Err() // one clock reading
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -606,28 +609,36 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		}
 		return &stepError{step: n.id, prob: p, err: fmt.Errorf("status %d", resp.Status)}
 	}
-	return r.keep(n, res, resp.Body, fmt.Sprintf("step %q: source %q answered with malformed JSON", n.id, n.source))
+	return r.keep(n, res, resp.Body)
 }
 
 // keep makes a call's or transform's output the step's body: decoded when
 // an expression reads into it, kept raw when the output copies it.
-func (r *run) keep(n *node, res *expr.Result, body []byte, malformedDetail string) *stepError {
+func (r *run) keep(n *node, res *expr.Result, body []byte) *stepError {
 	if n.decode {
 		v, err := decodeJSON(body)
 		if err != nil {
-			return &stepError{step: n.id, prob: problem.BadGateway(malformedDetail), err: err}
+			return r.malformed(n, err)
 		}
 		res.Body = v
 	}
 	if n.slot >= 0 && len(bytes.TrimSpace(body)) > 0 { // an empty body reads as nil either way
 		if !n.decode { // checked here, so that an optional step falls back to its default
 			if err := framed(body); err != nil {
-				return &stepError{step: n.id, prob: problem.BadGateway(malformedDetail), err: err}
+				return r.malformed(n, err)
 			}
 		}
 		r.raw[n.slot] = body
 	}
 	return nil
+}
+
+func (r *run) malformed(n *node, err error) *stepError {
+	detail := fmt.Sprintf("step %q: source %q answered with malformed JSON", n.id, n.source)
+	if n.kind == kindTransform {
+		detail = fmt.Sprintf("step %q: plugin %q returned malformed JSON", n.id, n.plugin)
+	}
+	return &stepError{step: n.id, prob: problem.BadGateway(detail), err: err}
 }
 
 // transform runs a plugin on the JSON value of the step's input.
@@ -653,7 +664,7 @@ func (r *run) transform(ctx context.Context, env *expr.Env, n *node, res *expr.R
 		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: plugin %q failed", n.id, n.plugin)), err: err}
 	}
 	res.Status = 200
-	return r.keep(n, res, out, fmt.Sprintf("step %q: plugin %q returned malformed JSON", n.id, n.plugin))
+	return r.keep(n, res, out)
 }
 
 func (r *run) transportError(ctx context.Context, n *node, err error) *stepError {
