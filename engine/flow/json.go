@@ -10,9 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/openfsb/fsb/sdk/jsonx"
 )
 
 var parsers fastjson.ParserPool
@@ -82,7 +83,13 @@ func fromFast(v *fastjson.Value, ptr string, bad *[]inputError) any {
 	case fastjson.TypeString:
 		return string(v.GetStringBytes())
 	case fastjson.TypeNumber:
-		f := v.GetFloat64()
+		// strconv rounds correctly; fastjson's own float parser is off by an
+		// ulp for some large exponents (3e+100 became 3.0000000000000002e+100)
+		var scratch [32]byte
+		f, err := strconv.ParseFloat(string(v.MarshalTo(scratch[:0])), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			f = v.GetFloat64()
+		}
 		if bad != nil && (math.IsInf(f, 0) || math.IsNaN(f)) {
 			*bad = append(*bad, inputError{pointer: ptr, detail: "the number is out of range"})
 		}
@@ -174,42 +181,7 @@ func rawAt(dst, raw []byte, path []string) (out []byte, absent bool, err error) 
 	if v == nil || v.Type() == fastjson.TypeNull {
 		return dst, true, nil
 	}
-	return appendFast(dst, v), false, nil
-}
-
-// appendFast writes a parsed value as JSON. fastjson's own MarshalTo quotes
-// strings Go-style (\a, \x00), which is not JSON, so strings and keys go
-// through appendString.
-func appendFast(dst []byte, v *fastjson.Value) []byte {
-	switch v.Type() {
-	case fastjson.TypeObject:
-		o, _ := v.Object()
-		dst = append(dst, '{')
-		first := true
-		o.Visit(func(k []byte, x *fastjson.Value) {
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
-			dst = appendString(dst, string(k))
-			dst = append(dst, ':')
-			dst = appendFast(dst, x)
-		})
-		return append(dst, '}')
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		dst = append(dst, '[')
-		for i, x := range a {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendFast(dst, x)
-		}
-		return append(dst, ']')
-	case fastjson.TypeString:
-		return appendString(dst, string(v.GetStringBytes()))
-	}
-	return v.MarshalTo(dst) // numbers keep their source text; true, false, null
+	return jsonx.AppendValue(dst, v), false, nil
 }
 
 var keyBufs = sync.Pool{New: func() any { s := make([]string, 0, 16); return &s }}
@@ -278,52 +250,4 @@ func appendJSON(dst []byte, v any) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
-const hexDigits = "0123456789abcdef"
-
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+func appendString(dst []byte, s string) []byte { return jsonx.AppendString(dst, s) }

@@ -77,6 +77,14 @@ var safe = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
+// AppendString appends s as a JSON string; each invalid UTF-8 byte is
+// written as \ufffd.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, s, true)
+	return append(dst, '"')
+}
+
 // appendEscaped appends the JSON escaping of s, without quotes. With
 // fixUTF8, each invalid UTF-8 byte is written as \ufffd; without it, kept.
 func appendEscaped(dst []byte, s string, fixUTF8 bool) []byte {
