@@ -322,10 +322,10 @@ func TestParallelRunsConcurrently(t *testing.T) {
       - {id: x, call: a.get, with: {path: {id: "'1'"}}}
       - {id: y, call: b.get, with: {path: {id: "'1'"}}}
 `, "{x: steps.x.body, y: steps.y.body}"))
-	conns := map[string]connector.Connector{"a": &fakeSource{answer: slow(150*time.Millisecond, `1`)}, "b": &fakeSource{answer: slow(150*time.Millisecond, `2`)}}
+	conns := map[string]connector.Connector{"a": &fakeSource{answer: slow(250*time.Millisecond, `1`)}, "b": &fakeSource{answer: slow(250*time.Millisecond, `2`)}}
 	start := time.Now()
 	out := runPlan(p, conns, nil)
-	if d := time.Since(start); d > 280*time.Millisecond {
+	if d := time.Since(start); d > 450*time.Millisecond { // one after the other would take 500ms
 		t.Errorf("parallel took %s: branches did not overlap", d)
 	}
 	if string(out.Body) != `{"x":1,"y":2}` {

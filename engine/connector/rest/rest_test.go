@@ -607,7 +607,7 @@ func TestRetryStopsAtContextDeadline(t *testing.T) {
 	if resp.Status != 503 || resp.Attempts >= 50 || resp.Attempts != int(srv.hits.Load()) {
 		t.Fatalf("status %d after %d attempts (server saw %d)", resp.Status, resp.Attempts, srv.hits.Load())
 	}
-	if elapsed > 310*time.Millisecond+100*time.Millisecond {
+	if elapsed > 310*time.Millisecond+250*time.Millisecond { // margin for a loaded CI machine
 		t.Fatalf("call returned after %s, past the 300ms deadline", elapsed)
 	}
 
@@ -623,7 +623,7 @@ func TestRetryStopsAtContextDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Status != 503 || resp.Attempts != 1 || time.Since(start) > 200*time.Millisecond {
+	if resp.Status != 503 || resp.Attempts != 1 || time.Since(start) > 450*time.Millisecond { // not the 1s Retry-After
 		t.Fatalf("status %d attempts %d after %s", resp.Status, resp.Attempts, time.Since(start))
 	}
 }

@@ -171,9 +171,13 @@ func (s *Sources) Close() error {
 		for i, name := range names {
 			srv := s.byName[name]
 			wg.Go(func() {
+				// A connection a client opened but never used keeps Shutdown
+				// waiting (net/http waits up to 5 s for new connections):
+				// after the grace period, closing them is the answer, not an error.
 				if err := srv.http.Shutdown(ctx); err != nil {
-					errs[i] = fmt.Errorf("mock source %s: shutdown: %w", name, err)
-					srv.http.Close()
+					if cerr := srv.http.Close(); cerr != nil {
+						errs[i] = fmt.Errorf("mock source %s: shutdown: %w", name, errors.Join(err, cerr))
+					}
 				}
 				<-srv.served
 			})
