@@ -21,6 +21,7 @@ var commands = map[string]command{
 	"serve":    {"serve the flows of a directory", cmdServe},
 	"demo":     {"start demo sources and serve the demo flows", cmdDemo},
 	"bench":    {"load-benchmark OpenFSB against baselines on loopback", cmdBench},
+	"plugin":   {"build, inspect or run a WebAssembly plugin", cmdPlugin},
 }
 
 // hiddenCommands run like commands but are not listed by usage.

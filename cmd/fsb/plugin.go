@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/openfsb/fsb/engine/wasm"
+)
+
+// cmdPlugin holds the plugin author's commands: build, inspect, run.
+func cmdPlugin(args []string, stdout, stderr io.Writer) int {
+	usage := func() {
+		fmt.Fprintln(stderr, `usage: fsb plugin <command> [flags] ARG
+
+commands:
+  build DIR     build the Go plugin in DIR to DIR/<name>.wasm and print its digest
+  inspect FILE  print a module's ABI version, exports, imports, size and digest
+  run FILE      run one operation of a module on an input, as a flow step would
+
+Run 'fsb plugin <command> -h' for its flags.`)
+	}
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	switch args[0] {
+	case "build":
+		return pluginBuild(args[1:], stdout, stderr)
+	case "inspect":
+		return pluginInspect(args[1:], stdout, stderr)
+	case "run":
+		return pluginRun(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		usage()
+		return 0
+	}
+	fmt.Fprintf(stderr, "fsb plugin: unknown command %q\n", args[0])
+	usage()
+	return 2
+}
+
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func pluginBuild(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plugin build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "output file (default DIR/<dir name>.wasm)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: fsb plugin build [-o FILE] DIR\n\nBuilds the Go plugin (package main using sdk/guest) in DIR with\nGOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath, and prints its digest.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	dir := fs.Arg(0)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin build:", err)
+		return 1
+	}
+	target := *out
+	if target == "" {
+		target = filepath.Join(abs, filepath.Base(abs)+".wasm")
+	}
+	target, _ = filepath.Abs(target)
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", target, ".")
+	cmd.Dir = abs
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(stderr, "fsb plugin build: go build failed: %v\n", err)
+		return 1
+	}
+	b, err := os.ReadFile(target)
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin build:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s\n%s  %d bytes\n", target, digestOf(b), len(b))
+	return 0
+}
+
+func pluginInspect(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plugin inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: fsb plugin inspect FILE\n\nPrints the module's digest, size, exports and imports, and whether the\nsandbox accepts it (ABI version, export signatures, imports).")
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	b, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin inspect:", err)
+		return 1
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	cm, err := rt.CompileModule(ctx, b)
+	if err != nil {
+		fmt.Fprintf(stderr, "fsb plugin inspect: not a WebAssembly module: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "file     %s\ndigest   %s\nsize     %d bytes\n", fs.Arg(0), digestOf(b), len(b))
+	exports := cm.ExportedFunctions()
+	names := make([]string, 0, len(exports))
+	for n := range exports {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(stdout, "exports")
+	for _, n := range names {
+		fmt.Fprintf(stdout, "  %-14s %s\n", n, signature(exports[n]))
+	}
+	for n := range cm.ExportedMemories() {
+		fmt.Fprintf(stdout, "  %-14s memory\n", n)
+	}
+	fmt.Fprintln(stdout, "imports")
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		fmt.Fprintf(stdout, "  %-30s %s\n", mod+"."+name, signature(f))
+	}
+	// The sandbox's own verdict: the same checks as at load, plus abi_version.
+	host, err := wasm.NewHost(ctx, wasm.HostConfig{})
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin inspect:", err)
+		return 1
+	}
+	defer host.Close(ctx)
+	m, err := host.Load(ctx, wasm.ModuleSpec{Name: filepath.Base(fs.Arg(0)), Wasm: b, Digest: strings.TrimPrefix(digestOf(b), "sha256:"), PoolSize: 1})
+	if err != nil {
+		fmt.Fprintf(stdout, "verdict  refused: %v\n", err)
+		return 1
+	}
+	defer m.Close(ctx)
+	fmt.Fprintf(stdout, "verdict  accepted: ABI version %d, operations %s\n", wasm.ABIVersion, strings.Join(m.Operations(), ", "))
+	return 0
+}
+
+func signature(f api.FunctionDefinition) string {
+	types := func(ts []api.ValueType) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = api.ValueTypeName(t)
+		}
+		return "(" + strings.Join(s, ", ") + ")"
+	}
+	return types(f.ParamTypes()) + " -> " + types(f.ResultTypes())
+}
+
+func pluginRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plugin run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	op := fs.String("op", "transform", "the operation to call")
+	inFile := fs.String("input", "-", "input file (- for standard input)")
+	config := fs.String("config", "{}", "configuration JSON")
+	timeout := fs.Duration("timeout", 2*time.Second, "wall-clock limit of the call")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: fsb plugin run [flags] FILE\n\nRuns one operation of a module in the sandbox, as a transform step would,\nand prints its output; guest logs go to standard error.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	b, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin run:", err)
+		return 1
+	}
+	var input []byte
+	if *inFile == "-" {
+		input, err = io.ReadAll(os.Stdin)
+	} else {
+		input, err = os.ReadFile(*inFile)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin run: input:", err)
+		return 1
+	}
+	log, _ := (&serveFlags{logLevel: "debug"}).logger(stderr)
+	ctx := context.Background()
+	host, err := wasm.NewHost(ctx, wasm.HostConfig{Log: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin run:", err)
+		return 1
+	}
+	defer host.Close(ctx)
+	m, err := host.Load(ctx, wasm.ModuleSpec{Name: filepath.Base(fs.Arg(0)), Wasm: b, Digest: strings.TrimPrefix(digestOf(b), "sha256:"),
+		Limits: wasm.Limits{Timeout: *timeout}, PoolSize: 1, Operations: []string{*op}})
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin run:", err)
+		return 1
+	}
+	defer m.Close(ctx)
+	out, err := m.Call(wasm.WithStep(ctx, "cli"), *op, input, []byte(*config))
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin run:", err)
+		return 1
+	}
+	stdout.Write(out)
+	fmt.Fprintln(stdout)
+	return 0
+}
