@@ -4,7 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"os"
+	"github.com/openfsb/fsb/plugins/internal/plugintest"
 	"strings"
 	"testing"
 
@@ -133,21 +133,6 @@ func TestMaskErrors(t *testing.T) {
 // benchCfg masks 6 values of the 1 080-byte person document.
 var benchCfg = []byte(`{"mode":"hmac","key":"secret","keyId":"k1","paths":["ssin","children[*].ssin","contact.email","address.street"]}`)
 
-func benchInput(b *testing.B) []byte {
-	in, err := os.ReadFile("testdata/person.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return in
-}
+func benchInput(b *testing.B) []byte { return plugintest.Input(b, "testdata/person.json") }
 
-func BenchmarkMaskNative(b *testing.B) {
-	in := benchInput(b)
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := guest.Run("transform", in, benchCfg); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkMaskNative(b *testing.B) { plugintest.BenchNative(b, benchInput(b), benchCfg) }

@@ -1,7 +1,7 @@
 package project_test
 
 import (
-	"os"
+	"github.com/openfsb/fsb/plugins/internal/plugintest"
 	"strings"
 	"testing"
 
@@ -86,21 +86,6 @@ func TestProjectErrors(t *testing.T) {
 // benchCfg keeps 3 paths (6 values) of the 1 KiB enterprise document.
 var benchCfg = []byte(`{"keep":["enterpriseNumber","address.municipality","directors[*].name"]}`)
 
-func benchInput(b *testing.B) []byte {
-	in, err := os.ReadFile("testdata/enterprise.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return in
-}
+func benchInput(b *testing.B) []byte { return plugintest.Input(b, "testdata/enterprise.json") }
 
-func BenchmarkProjectNative(b *testing.B) {
-	in := benchInput(b)
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := guest.Run("transform", in, benchCfg); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkProjectNative(b *testing.B) { plugintest.BenchNative(b, benchInput(b), benchCfg) }

@@ -1,65 +1,24 @@
 package project_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/openfsb/fsb/engine/wasm"
 	"github.com/openfsb/fsb/plugins/internal/plugintest"
-	"github.com/openfsb/fsb/sdk/guest"
 )
 
-const pkg = "github.com/openfsb/fsb/plugins/project/wasm"
-
-// TestWasm builds the plugin, runs every case in the sandbox and checks the
-// output is the native one (and every error case fails there too).
+// TestWasm: the module gives the native output for every case, and fails
+// where the native code fails.
 func TestWasm(t *testing.T) {
-	bin := plugintest.Build(t, pkg)
-	m := plugintest.Load(t, "project", bin, wasm.Untrusted)
-	ctx := context.Background()
+	var ok, failing []plugintest.Case
 	for _, c := range okCases() {
-		native, err := guest.Run("transform", []byte(c.in), []byte(c.cfg))
-		if err != nil {
-			t.Fatalf("%s: native: %v", c.name, err)
-		}
-		out, err := m.Call(ctx, "transform", []byte(c.in), []byte(c.cfg))
-		if err != nil {
-			t.Errorf("%s: wasm: %v", c.name, err)
-			continue
-		}
-		if string(out) != string(native) {
-			t.Errorf("%s: wasm %s\nnative   %s", c.name, out, native)
-		}
+		ok = append(ok, plugintest.Case{Name: c.name, In: c.in, Cfg: c.cfg})
 	}
 	for _, c := range errCases() {
-		var cfg []byte
-		if c.cfg != "" {
-			cfg = []byte(c.cfg)
-		}
-		out, err := m.Call(ctx, "transform", []byte(c.in), cfg)
-		if err == nil {
-			t.Errorf("%s: wasm: no error, output %s", c.name, out)
-		}
+		failing = append(failing, plugintest.Case{Name: c.name, In: c.in, Cfg: c.cfg})
 	}
+	plugintest.MatchesNative(t, "project", "github.com/openfsb/fsb/plugins/project/wasm", ok, failing)
 }
 
 func BenchmarkProjectWasm(b *testing.B) {
-	in := benchInput(b)
-	bin := plugintest.Build(b, pkg)
-	ctx := context.Background()
-	for _, tc := range []struct {
-		name  string
-		trust wasm.Trust
-	}{{"untrusted", wasm.Untrusted}, {"trusted", wasm.Trusted}} {
-		b.Run(tc.name, func(b *testing.B) {
-			m := plugintest.Load(b, "project", bin, tc.trust)
-			b.SetBytes(int64(len(in)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := m.Call(ctx, "transform", in, benchCfg); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	plugintest.BenchWasm(b, "project", "github.com/openfsb/fsb/plugins/project/wasm", benchInput(b), benchCfg)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/openfsb/fsb/engine/wasm"
+	"github.com/openfsb/fsb/sdk/guest"
 )
 
 // Build compiles the plugin package pkg (an import path) for wasip1 as a
@@ -62,4 +63,81 @@ func Load(tb testing.TB, name string, bin []byte, trust wasm.Trust) *wasm.Module
 		tb.Fatal(err)
 	}
 	return m
+}
+
+// Case is one input and configuration of a plugin test.
+type Case struct{ Name, In, Cfg string }
+
+// MatchesNative builds the plugin package pkg, runs every ok case in the
+// sandbox and checks the output is the native one (guest.Run), and checks
+// every failing case fails in the sandbox too.
+func MatchesNative(t *testing.T, name, pkg string, ok, failing []Case) {
+	t.Helper()
+	m := Load(t, name, Build(t, pkg), wasm.Untrusted)
+	ctx := context.Background()
+	for _, c := range ok {
+		native, err := guest.Run("transform", []byte(c.In), []byte(c.Cfg))
+		if err != nil {
+			t.Fatalf("%s: native: %v", c.Name, err)
+		}
+		out, err := m.Call(ctx, "transform", []byte(c.In), []byte(c.Cfg))
+		if err != nil {
+			t.Errorf("%s: wasm: %v", c.Name, err)
+			continue
+		}
+		if string(out) != string(native) {
+			t.Errorf("%s: wasm %s\nnative   %s", c.Name, out, native)
+		}
+	}
+	for _, c := range failing {
+		var cfg []byte
+		if c.Cfg != "" {
+			cfg = []byte(c.Cfg)
+		}
+		if out, err := m.Call(ctx, "transform", []byte(c.In), cfg); err == nil {
+			t.Errorf("%s: wasm: no error, output %s", c.Name, out)
+		}
+	}
+}
+
+// BenchWasm measures the plugin on in/cfg in the sandbox, untrusted (with
+// timeout enforcement) and trusted.
+func BenchWasm(b *testing.B, name, pkg string, in, cfg []byte) {
+	bin := Build(b, pkg)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		trust wasm.Trust
+	}{{"untrusted", wasm.Untrusted}, {"trusted", wasm.Trusted}} {
+		b.Run(tc.name, func(b *testing.B) {
+			m := Load(b, name, bin, tc.trust)
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Call(ctx, "transform", in, cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchNative measures the plugin's registered handler natively.
+func BenchNative(b *testing.B, in, cfg []byte) {
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := guest.Run("transform", in, cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Input reads a test document or fails the benchmark.
+func Input(b *testing.B, path string) []byte {
+	in, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return in
 }
