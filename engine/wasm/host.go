@@ -18,9 +18,10 @@ import (
 type Trust int
 
 const (
-	// Untrusted modules are stopped when their call's deadline passes. The
-	// check costs time on every call (RATIONALE.md has the numbers). The
-	// zero value, so a forgotten setting is the safe one.
+	// Untrusted modules are stopped when their call's deadline passes: the
+	// host rewrites them so that every loop checks an interrupt flag
+	// (instrument.go; RATIONALE.md has the cost). The zero value, so a
+	// forgotten setting is the safe one.
 	Untrusted Trust = iota
 	// Trusted modules run without deadline checks: a call that never
 	// returns blocks its goroutine forever. Only for code the operator vouches for.
@@ -48,9 +49,9 @@ type HostConfig struct {
 	Log *slog.Logger
 }
 
-// Host runs WebAssembly modules in a sandbox. It owns one wazero runtime per
-// trust level, created on first use, and a compilation cache on disk. Safe
-// for concurrent use.
+// Host runs WebAssembly modules in a sandbox. It owns one wazero runtime,
+// created on first use, and a compilation cache on disk. Safe for
+// concurrent use.
 type Host struct {
 	log   *slog.Logger
 	cache wazero.CompilationCache
@@ -59,15 +60,14 @@ type Host struct {
 	// is, nor the other way round (see RATIONALE.md, "Locks").
 	mu       sync.Mutex
 	closed   bool
-	runtimes [2]*sandbox // by Trust
+	sandbox  *sandbox
 	compiled map[compiledKey]*compiled
 	modules  map[*Module]struct{}
 }
 
-// sandbox is one wazero runtime with the host modules a guest may import.
+// sandbox is the wazero runtime with the host modules a guest may import.
 type sandbox struct {
-	trust Trust
-	r     wazero.Runtime
+	r wazero.Runtime
 	// offered holds every function a guest may import, by module then name.
 	offered map[string]map[string]api.FunctionDefinition
 }
@@ -77,8 +77,9 @@ type compiledKey struct {
 	digest string
 }
 
-// compiled is one module compiled in one runtime, shared by every Module
-// loaded from the same bytes; ready is closed once cm or err is set.
+// compiled is one module compiled (instrumented when untrusted), shared by
+// every Module loaded from the same bytes with the same trust; ready is
+// closed once cm or err is set.
 type compiled struct {
 	ready chan struct{}
 	cm    wazero.CompiledModule
@@ -86,8 +87,8 @@ type compiled struct {
 	refs  int // guarded by Host.mu
 }
 
-// NewHost prepares the compilation cache. Runtimes are created by the first
-// Load of each trust level.
+// NewHost prepares the compilation cache. The runtime is created by the
+// first Load.
 func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	dir, err := prepareCacheDir(cfg.CacheDir)
 	if err != nil {
@@ -139,35 +140,31 @@ func prepareCacheDir(dir string) (string, error) {
 	return dir, nil
 }
 
-// sandboxFor returns the runtime of a trust level, creating it on first use.
-func (h *Host) sandboxFor(ctx context.Context, trust Trust) (*sandbox, error) {
-	if trust != Untrusted && trust != Trusted {
-		return nil, fmt.Errorf("unknown trust level %d", int(trust))
-	}
+// sandboxFor returns the runtime, creating it on first use.
+func (h *Host) sandboxFor(ctx context.Context) (*sandbox, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, fmt.Errorf("wasm host: %w", ErrClosed)
 	}
-	if s := h.runtimes[trust]; s != nil {
-		return s, nil
+	if h.sandbox == nil {
+		s, err := newSandbox(ctx, h.cache)
+		if err != nil {
+			return nil, err
+		}
+		h.sandbox = s
 	}
-	s, err := newSandbox(ctx, trust, h.cache)
-	if err != nil {
-		return nil, err
-	}
-	h.runtimes[trust] = s
-	return s, nil
+	return h.sandbox, nil
 }
 
-func newSandbox(ctx context.Context, trust Trust, cache wazero.CompilationCache) (*sandbox, error) {
-	cfg := wazero.NewRuntimeConfig().
-		WithCompilationCache(cache).
-		WithCloseOnContextDone(trust == Untrusted)
-	r := wazero.NewRuntimeWithConfig(ctx, cfg)
+// newSandbox creates the runtime. It does not close modules when a
+// context ends (WithCloseOnContextDone): untrusted modules carry their own
+// interrupt checks (instrument.go), which cost far less.
+func newSandbox(ctx context.Context, cache wazero.CompilationCache) (*sandbox, error) {
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache))
 	fail := func(err error) (*sandbox, error) {
 		_ = r.Close(ctx)
-		return nil, fmt.Errorf("wasm %s runtime: %w", trust, err)
+		return nil, fmt.Errorf("wasm runtime: %w", err)
 	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
 		return fail(err)
@@ -175,18 +172,18 @@ func newSandbox(ctx context.Context, trust Trust, cache wazero.CompilationCache)
 	if err := instantiateFSB(ctx, r); err != nil {
 		return fail(err)
 	}
-	s := &sandbox{trust: trust, r: r, offered: map[string]map[string]api.FunctionDefinition{}}
+	s := &sandbox{r: r, offered: map[string]map[string]api.FunctionDefinition{}}
 	for _, name := range []string{wasi_snapshot_preview1.ModuleName, fsbModule} {
 		s.offered[name] = r.Module(name).ExportedFunctionDefinitions()
 	}
 	return s, nil
 }
 
-// compile returns the compiled module for these bytes in this runtime,
-// compiling them only if no Module holds them yet. Concurrent Loads of the
-// same bytes compile once. Every successful call must be paired with release.
-func (h *Host) compile(ctx context.Context, s *sandbox, digest string, bin []byte) (*compiled, error) {
-	key := compiledKey{s.trust, digest}
+// compile returns the compiled module for key, compiling bin (already
+// instrumented if need be) only if no Module holds it yet. Concurrent Loads
+// of the same bytes compile once. Every successful call must be paired with
+// release.
+func (h *Host) compile(ctx context.Context, s *sandbox, key compiledKey, bin []byte) (*compiled, error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -261,10 +258,8 @@ func (h *Host) Close(ctx context.Context) error {
 		errs = append(errs, m.Close(ctx))
 	}
 	// Runtime.Close also closes any instance still running.
-	for _, s := range h.runtimes {
-		if s != nil {
-			errs = append(errs, s.r.Close(ctx))
-		}
+	if h.sandbox != nil {
+		errs = append(errs, h.sandbox.r.Close(ctx))
 	}
 	errs = append(errs, h.cache.Close(ctx))
 	return errors.Join(errs...)

@@ -2,8 +2,10 @@ package wasm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -32,6 +34,55 @@ type callState struct {
 	// fault is set by a host function that the guest called wrongly (a
 	// buffer outside memory); the host function then traps the call.
 	fault error
+
+	// An untrusted call's end: its deadline, and its context's Done (nil
+	// when it has none). hostPoll compares; stopped says why it
+	// trapped the call (stoppedTimeout or stoppedCancel).
+	deadline time.Time
+	done     <-chan struct{}
+	stopped  int
+}
+
+// Why hostPoll stopped a call.
+const (
+	stoppedTimeout = 1 + iota
+	stoppedCancel
+)
+
+// errInterrupted traps a call whose deadline passed or whose caller
+// cancelled; callState.stopped says which.
+var errInterrupted = errors.New("interrupted")
+
+// arm sets the end of an untrusted call: the sooner of ctx's deadline and
+// now+timeout, or ctx's cancellation.
+func (st *callState) arm(ctx context.Context, timeout time.Duration) {
+	st.deadline = time.Now().Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(st.deadline) {
+		st.deadline = dl
+	}
+	st.done, st.stopped = ctx.Done(), 0 // deadline-only contexts (the flow engine's) have no Done
+}
+
+// hostPoll is interruptModule.interruptPoll: what instrument.go makes every untrusted module import
+// and call every pollEvery loop iterations: it traps the call when its
+// deadline has passed or its caller cancelled.
+func hostPoll(ctx context.Context, _ api.Module, _ []uint64) {
+	st, _ := ctx.Value(stateKey{}).(*callState)
+	if st == nil || st.deadline.IsZero() {
+		return
+	}
+	if st.done != nil {
+		select {
+		case <-st.done:
+			st.stopped = stoppedCancel
+			panic(errInterrupted)
+		default:
+		}
+	}
+	if !time.Now().Before(st.deadline) {
+		st.stopped = stoppedTimeout
+		panic(errInterrupted)
+	}
 }
 
 type stateKey struct{}
@@ -61,6 +112,14 @@ func instantiateFSB(ctx context.Context, r wazero.Runtime) error {
 		WithGoModuleFunction(api.GoModuleFunc(hostLog), []api.ValueType{i32, i32, i32}, nil).
 		WithParameterNames("level", "ptr", "len").
 		Export("log").
+		Instantiate(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = r.NewHostModuleBuilder(interruptModule).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(hostPoll), nil, nil).
+		Export(interruptPoll).
 		Instantiate(ctx)
 	return err
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/sys"
 )
 
 const (
@@ -35,6 +34,7 @@ type instance struct {
 	state       callState
 	calls       int
 	initial     uint32 // memory size once started
+
 }
 
 // instantiate creates an instance. Its memory is allocated by linearMemory,
@@ -44,17 +44,16 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	inst.state.module = m
 	ictx := experimental.WithMemoryAllocator(ctx, inst.lin)
 	ictx = context.WithValue(ictx, stateKey{}, &inst.state)
-	if m.trust == Untrusted {
-		var cancel context.CancelFunc
-		ictx, cancel = withTimeout(ictx, max(m.limits.Timeout, minStartTimeout))
-		defer cancel()
-	}
+	start := max(m.limits.Timeout, minStartTimeout)
+	m.arm(ictx, &inst.state, start)
 	mod, err := m.sandbox.r.InstantiateModule(ictx, m.compiled.cm, m.modCfg.WithStderr(&inst.stderr))
 	if err != nil {
 		m.logStderr(ctx, inst, "_initialize", true) // a Go guest's init panic is only there
-		var exit *sys.ExitError
-		if errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded {
-			return nil, fmt.Errorf("_initialize still running after %v", max(m.limits.Timeout, minStartTimeout))
+		switch inst.state.stopped {
+		case stoppedTimeout:
+			return nil, fmt.Errorf("_initialize still running after %v", start)
+		case stoppedCancel:
+			return nil, fmt.Errorf("_initialize: %w", context.Canceled)
 		}
 		return nil, errors.New(firstLine(err))
 	}
@@ -75,11 +74,7 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 
 // abiVersion calls abi_version once, within the module's timeout.
 func (inst *instance) abiVersion(ctx context.Context, m *Module) (int32, *Error) {
-	if m.trust == Untrusted {
-		var cancel context.CancelFunc
-		ctx, cancel = withTimeout(ctx, m.limits.Timeout)
-		defer cancel()
-	}
+	m.arm(ctx, &inst.state, m.limits.Timeout)
 	ctx = context.WithValue(ctx, stateKey{}, &inst.state)
 	if err := inst.mod.ExportedFunction("abi_version").CallWithStack(ctx, inst.stack[:]); err != nil {
 		return 0, m.failure(inst, "abi_version", "abi_version", err)

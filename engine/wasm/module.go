@@ -98,18 +98,12 @@ func (m *Module) Call(ctx context.Context, op string, input, config []byte) ([]b
 		return nil, err
 	}
 
-	callCtx, cancel := ctx, context.CancelFunc(nil)
-	if m.trust == Untrusted {
-		callCtx, cancel = withTimeout(ctx, m.limits.Timeout)
-	}
 	inst.state.config, inst.state.fault = config, nil
 	inst.lin.refused = false
-	callCtx = context.WithValue(callCtx, stateKey{}, &inst.state)
+	callCtx := context.WithValue(ctx, stateKey{}, &inst.state)
 	start := time.Now()
+	m.arm(ctx, &inst.state, m.limits.Timeout)
 	out, cerr := inst.call(callCtx, m, op, input)
-	if cancel != nil {
-		cancel()
-	}
 	inst.state.config = nil // do not keep the caller's bytes alive
 	m.logStderr(ctx, inst, op, cerr != nil)
 
@@ -281,9 +275,9 @@ func (m *Module) failure(inst *instance, op, fn string, err error) *Error {
 	switch {
 	case inst.state.fault != nil:
 		e.Detail = inst.state.fault.Error()
-	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded:
+	case inst.state.stopped == stoppedTimeout:
 		e.Kind, e.Detail = ErrTimeout, fmt.Sprintf("still running at its deadline (timeout %v)", m.limits.Timeout)
-	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled:
+	case inst.state.stopped == stoppedCancel:
 		e.Kind, e.Detail = context.Canceled, "the caller cancelled the call"
 	case inst.lin.refused:
 		e.Kind, e.Detail = ErrMemory, "memory limit of "+sizeOf(m.memLimit)+" reached"
@@ -336,20 +330,12 @@ func (m *Module) logStderr(ctx context.Context, inst *instance, op string, faile
 		m.logAttrs(ctx, op, slog.String("stderr", text), slog.Bool("truncated", truncated))...)
 }
 
-// withTimeout is context.WithTimeout for a context wazero can watch: one
-// whose Done channel closes at min(ctx's deadline, now+d). The flow engine
-// passes contexts with a deadline and a nil Done; for those (when their
-// deadline is the sooner) context.WithTimeout returns a context whose Done
-// never closes, and a runaway guest would never be stopped.
-func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	at := time.Now().Add(d)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(at) {
-		at = dl
+// arm sets the end of an untrusted module's call (hostPoll); a
+// trusted module's code has no poll.
+func (m *Module) arm(ctx context.Context, st *callState, timeout time.Duration) {
+	if m.trust == Untrusted {
+		st.arm(ctx, timeout)
 	}
-	if ctx.Done() == nil { // nothing but time can end it: our own timer, same values
-		return context.WithDeadline(context.WithoutCancel(ctx), at)
-	}
-	return context.WithDeadline(ctx, at)
 }
 
 // expired reports a context that is done or whose deadline has passed

@@ -113,11 +113,15 @@ func BenchWasm(b *testing.B, name, pkg string, in, cfg []byte) {
 			m := Load(b, name, bin, tc.trust)
 			b.SetBytes(int64(len(in)))
 			b.ReportAllocs()
+			before := m.Stats()
 			for b.Loop() {
 				if _, err := m.Call(ctx, "transform", in, cfg); err != nil {
 					b.Fatal(err)
 				}
 			}
+			// Recycled instances cost a fresh instantiation each: say how often.
+			after := m.Stats()
+			b.ReportMetric(float64(after.Recycled-before.Recycled)/float64(after.Calls-before.Calls), "recycled/op")
 		})
 	}
 }
