@@ -31,7 +31,7 @@ const (
 	DefaultMaxInput     = 256 << 10
 	DefaultMaxOutput    = 1 << 20
 	DefaultRecycleCalls = 10_000
-	DefaultGrowth       = 2.0
+	DefaultGrowth       = 4.0
 )
 
 // Capabilities a module may be granted (ABI.md, "The sandbox").
@@ -71,7 +71,7 @@ type Limits struct {
 // state a guest leaks between calls stays bounded.
 type Recycle struct {
 	Calls  int     // after this many calls (default 10,000)
-	Growth float64 // when its memory exceeds Growth × its size after start (default 2)
+	Growth float64 // when its memory exceeds Growth × its size after start (default 4)
 }
 
 // Load verifies a module, instruments it when untrusted, compiles it (once

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"github.com/openfsb/fsb/plugins/internal/plugintest"
 	"strings"
 	"testing"
 
@@ -130,9 +129,31 @@ func TestMaskErrors(t *testing.T) {
 	}
 }
 
-// benchCfg masks 6 values of the 1 080-byte person document.
-var benchCfg = []byte(`{"mode":"hmac","key":"secret","keyId":"k1","paths":["ssin","children[*].ssin","contact.email","address.street"]}`)
-
-func benchInput(b *testing.B) []byte { return plugintest.Input(b, "testdata/person.json") }
-
-func BenchmarkMaskNative(b *testing.B) { plugintest.BenchNative(b, benchInput(b), benchCfg) }
+// TestConfigSwitch: the state kept from the last configuration is not used
+// for another one.
+func TestConfigSwitch(t *testing.T) {
+	in := []byte(`{"ssin":"85073003328"}`)
+	cfgs := []string{
+		`{"mode":"hmac","key":"k-one","keyId":"a","paths":["ssin"]}`,
+		`{"mode":"hmac","key":"k-two","keyId":"a","paths":["ssin"]}`,
+		`{"mode":"redact","paths":["ssin"]}`,
+	}
+	for round := range 2 {
+		for _, cfg := range cfgs {
+			got, err := guest.Run("transform", in, []byte(cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := `{"ssin":"***"}`
+			switch cfg {
+			case cfgs[0]:
+				want = `{"ssin":"` + mask.Pseudonym([]byte("k-one"), "a", "85073003328") + `"}`
+			case cfgs[1]:
+				want = `{"ssin":"` + mask.Pseudonym([]byte("k-two"), "a", "85073003328") + `"}`
+			}
+			if string(got) != want {
+				t.Errorf("round %d, %s: got %s, want %s", round, cfg, got, want)
+			}
+		}
+	}
+}

@@ -18,7 +18,3 @@ func TestWasm(t *testing.T) {
 	}
 	plugintest.MatchesNative(t, "mask", "github.com/openfsb/fsb/plugins/mask/wasm", ok, failing)
 }
-
-func BenchmarkMaskWasm(b *testing.B) {
-	plugintest.BenchWasm(b, "mask", "github.com/openfsb/fsb/plugins/mask/wasm", benchInput(b), benchCfg)
-}

@@ -1,7 +1,6 @@
 package project_test
 
 import (
-	"github.com/openfsb/fsb/plugins/internal/plugintest"
 	"strings"
 	"testing"
 
@@ -82,10 +81,3 @@ func TestProjectErrors(t *testing.T) {
 		})
 	}
 }
-
-// benchCfg keeps 3 paths (6 values) of the 1 KiB enterprise document.
-var benchCfg = []byte(`{"keep":["enterpriseNumber","address.municipality","directors[*].name"]}`)
-
-func benchInput(b *testing.B) []byte { return plugintest.Input(b, "testdata/enterprise.json") }
-
-func BenchmarkProjectNative(b *testing.B) { plugintest.BenchNative(b, benchInput(b), benchCfg) }

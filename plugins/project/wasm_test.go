@@ -18,7 +18,3 @@ func TestWasm(t *testing.T) {
 	}
 	plugintest.MatchesNative(t, "project", "github.com/openfsb/fsb/plugins/project/wasm", ok, failing)
 }
-
-func BenchmarkProjectWasm(b *testing.B) {
-	plugintest.BenchWasm(b, "project", "github.com/openfsb/fsb/plugins/project/wasm", benchInput(b), benchCfg)
-}
