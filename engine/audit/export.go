@@ -1,0 +1,289 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// ErrNotCheckpointed means no signed checkpoint covers the record yet.
+var ErrNotCheckpointed = errors.New("audit: no checkpoint covers the record yet")
+
+// Proof returns what a consumer needs to check that record seq is in the
+// chain up to a signed checkpoint (see Proof and VerifyProof). If no
+// checkpoint covers seq yet and the store can sign, it signs one first.
+// The proof carries the record's bytes: serve it only to whom the record
+// concerns (ConsumerQuery's rule).
+func (s *Store) Proof(ctx context.Context, seq uint64) (Proof, error) {
+	p, err := s.proof(ctx, seq)
+	if errors.Is(err, ErrNotCheckpointed) && s.opt.Signer != nil {
+		if _, cerr := s.Checkpoint(ctx); cerr != nil {
+			return Proof{}, cerr
+		}
+		p, err = s.proof(ctx, seq)
+	}
+	return p, err
+}
+
+func (s *Store) proof(_ context.Context, seq uint64) (Proof, error) {
+	var p Proof
+	err := s.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(seqKey(pRecord, seq))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("%w: %d", ErrNotFound, seq)
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		e, err := parseEntry(seq, v)
+		if err != nil {
+			return fmt.Errorf("audit: proof: record %d: %w", seq, err)
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pCheckpoint}})
+		it.Seek(seqKey(pCheckpoint, seq))
+		var ck Checkpoint
+		found := false
+		if it.Valid() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			ck, found = decodeCheckpoint(v)
+		}
+		it.Close()
+		if !found {
+			return fmt.Errorf("%w: %d", ErrNotCheckpointed, seq)
+		}
+		p = Proof{Seq: seq, Prev: e.prev, Hash: e.hash, Digest: e.digest, Record: e.record, Checkpoint: ck}
+		for n := seq + 1; n <= ck.Seq; n++ {
+			item, err := txn.Get(seqKey(pRecord, n))
+			if err != nil {
+				return fmt.Errorf("audit: proof: record %d: %w", n, err)
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			ne, err := parseEntry(n, v)
+			if err != nil {
+				return fmt.Errorf("audit: proof: record %d: %w", n, err)
+			}
+			p.Following = append(p.Following, ne.digest)
+		}
+		return nil
+	})
+	return p, err
+}
+
+// ExportOptions choose the records to export by seq (0: from the first,
+// to the last).
+type ExportOptions struct {
+	From, To uint64
+}
+
+// ExportLine is one line of an export (JSON Lines). Type is "anchor",
+// "record", "redacted" (content removed by retention), "checkpoint", or
+// "link" (a record after To, by digest only, up to the next checkpoint so
+// that every exported record is covered by a signature).
+type ExportLine struct {
+	Type       string          `json:"type"`
+	Seq        uint64          `json:"seq,omitempty"`
+	Prev       *Hash           `json:"prev,omitempty"`
+	Hash       *Hash           `json:"hash,omitempty"`
+	Digest     *Hash           `json:"digest,omitempty"`
+	Record     json.RawMessage `json:"record,omitempty"` // the exact stored bytes
+	Time       *time.Time      `json:"time,omitempty"`
+	Service    string          `json:"service,omitempty"`
+	Checkpoint *Checkpoint     `json:"checkpoint,omitempty"`
+	Anchor     *Anchor         `json:"anchor,omitempty"`
+}
+
+// ExportReport counts what Export wrote.
+type ExportReport struct {
+	Records     uint64 `json:"records"`
+	Checkpoints uint64 `json:"checkpoints"`
+	Links       uint64 `json:"links"`
+	Covered     bool   `json:"covered"` // a checkpoint at or after the last record was written
+}
+
+// Export writes records From…To as JSON Lines with their chain links and
+// the checkpoints among and just after them: the file proves itself
+// (VerifyExport). If the store can sign, the head is checkpointed first so
+// that the newest records are covered.
+func (s *Store) Export(ctx context.Context, w io.Writer, o ExportOptions) (ExportReport, error) {
+	if s.opt.Signer != nil {
+		if h := s.Head(); h.Seq > 0 {
+			if ck, ok := s.LastCheckpoint(); !ok || ck.Seq < h.Seq {
+				if _, err := s.Checkpoint(ctx); err != nil {
+					return ExportReport{}, err
+				}
+			}
+		}
+	}
+	var rep ExportReport
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false) // records are written as stored
+	err := s.view(func(txn *badger.Txn) error {
+		first, last, ok, err := bounds(txn)
+		if err != nil || !ok {
+			return err
+		}
+		from, to := max(o.From, first), last
+		if o.To != 0 {
+			to = min(o.To, last)
+		}
+		if a, err := getAnchor(txn); err != nil {
+			return err
+		} else if a != nil && from == a.Seq {
+			if err := enc.Encode(ExportLine{Type: "anchor", Anchor: a}); err != nil {
+				return err
+			}
+		}
+		cks := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pCheckpoint}})
+		defer cks.Close()
+		cks.Seek(seqKey(pCheckpoint, from))
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pRecord}, PrefetchValues: true})
+		defer it.Close()
+		for it.Seek(seqKey(pRecord, from)); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			seq, ok := keySeq(it.Item().Key())
+			if !ok {
+				continue
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			e, err := parseEntry(seq, v)
+			if err != nil {
+				return fmt.Errorf("audit: export: record %d: %w", seq, err)
+			}
+			l := ExportLine{Seq: seq, Prev: &e.prev, Hash: &e.hash}
+			switch {
+			case seq > to:
+				l.Type, l.Digest = "link", &e.digest
+				rep.Links++
+			case e.redacted:
+				l.Type, l.Digest, l.Time, l.Service = "redacted", &e.digest, &e.time, e.service
+				rep.Records++
+			default:
+				l.Type, l.Record = "record", e.record
+				rep.Records++
+			}
+			if err := enc.Encode(l); err != nil {
+				return err
+			}
+			// The checkpoint at this seq, if any, follows its record.
+			for ; cks.Valid(); cks.Next() {
+				cs, ok := keySeq(cks.Item().Key())
+				if !ok || cs > seq {
+					break
+				}
+				cv, err := cks.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if c, ok := decodeCheckpoint(cv); ok && cs == seq {
+					if err := enc.Encode(ExportLine{Type: "checkpoint", Checkpoint: &c}); err != nil {
+						return err
+					}
+					rep.Checkpoints++
+					if seq >= to {
+						rep.Covered = true
+						return nil
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	return rep, bw.Flush()
+}
+
+// VerifyExport checks an export like Verify checks the store. Records after
+// the last checkpoint in the file are chained but unsigned (Report.Unsigned).
+// An export that starts after the first record takes its first link on
+// trust; the next signed checkpoint then vouches for it.
+func VerifyExport(ctx context.Context, r io.Reader, pub ed25519.PublicKey) (Report, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	var w *walker
+	var anchor *Anchor
+	line := 0
+	for sc.Scan() {
+		line++
+		if err := ctx.Err(); err != nil {
+			return Report{}, err
+		}
+		var l ExportLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return Report{}, fmt.Errorf("audit: export line %d: %w", line, err)
+		}
+		if l.Type == "anchor" {
+			if w != nil || l.Anchor == nil {
+				return Report{}, fmt.Errorf("audit: export line %d: misplaced anchor", line)
+			}
+			anchor = l.Anchor
+			continue
+		}
+		if w == nil {
+			if anchor != nil {
+				w = newWalker(pub, anchor)
+			} else if l.Type != "checkpoint" && l.Prev != nil && l.Seq > 1 {
+				w = newWalker(pub, nil)
+				w.next, w.prev, w.rep.First, w.goodCk, w.rep.Signed = l.Seq, *l.Prev, l.Seq, l.Seq-1, l.Seq-1
+			} else {
+				w = newWalker(pub, nil)
+			}
+		}
+		switch l.Type {
+		case "checkpoint":
+			if l.Checkpoint == nil {
+				return Report{}, fmt.Errorf("audit: export line %d: checkpoint missing", line)
+			}
+			w.checkpoint(*l.Checkpoint)
+		case "record", "redacted", "link":
+			if l.Prev == nil || l.Hash == nil {
+				return Report{}, fmt.Errorf("audit: export line %d: prev and hash are required", line)
+			}
+			e := entry{seq: l.Seq, prev: *l.Prev, hash: *l.Hash}
+			if l.Type == "record" {
+				e.record = l.Record
+				e.digest = recordDigest(l.Record)
+			} else {
+				if l.Digest == nil {
+					return Report{}, fmt.Errorf("audit: export line %d: digest is required", line)
+				}
+				e.redacted, e.digest = true, *l.Digest
+			}
+			w.entry(&e, nil, false)
+		default:
+			return Report{}, fmt.Errorf("audit: export line %d: unknown type %q", line, l.Type)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Report{}, err
+	}
+	if w == nil {
+		return Report{}, errors.New("audit: empty export")
+	}
+	return w.report(), nil
+}

@@ -1,0 +1,126 @@
+package audit
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+func seqs(p Page) []uint64 {
+	var out []uint64
+	for _, e := range p.Entries {
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+func TestQuery(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	// 12 calls: request seq 2i+1, outcome 2i+2; org i%3, service svc(i%2), subject i%5.
+	var mid time.Time
+	for i := range 12 {
+		call(t, s, i)
+		if i == 5 {
+			time.Sleep(5 * time.Millisecond)
+			mid = time.Now()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if _, err := s.Refuse(ctx, Request{Organisation: "org0", Service: "svc0", Subject: request(0).Subject, TraceOut: "refused-1"},
+		Refusal{Reason: "purpose not granted", Status: 403}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		q    Query
+		want []uint64
+	}{
+		{"trace in", Query{TraceID: "in-4"}, []uint64{9, 10}},
+		{"source trace", Query{TraceID: "src-4"}, []uint64{10}},
+		{"organisation", Query{Organisation: "org1"}, []uint64{3, 4, 9, 10, 15, 16, 21, 22}},
+		{"organisation and service", Query{Organisation: "org1", Service: "svc1"}, []uint64{3, 4, 15, 16}},
+		{"service, requests only", Query{Service: "svc0", Kinds: []Kind{KindRequest}}, []uint64{1, 5, 9, 13, 17, 21}},
+		{"subject", Query{Subject: request(0).Subject}, []uint64{1, 11, 21, 25}},
+		{"time range", Query{Organisation: "org0", From: mid}, []uint64{13, 14, 19, 20, 25}},
+		{"time range until", Query{Organisation: "org0", To: mid}, []uint64{1, 2, 7, 8}},
+		{"newest first", Query{Organisation: "org2", Desc: true, Limit: 3}, []uint64{24, 23, 18}},
+		{"nothing", Query{Organisation: "nobody"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := s.Query(ctx, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := seqs(p); !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("paging", func(t *testing.T) {
+		for _, desc := range []bool{false, true} {
+			var all []uint64
+			q := Query{Service: "svc1", Limit: 4, Desc: desc}
+			for pages := 0; ; pages++ {
+				p, err := s.Query(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(p.Entries) > 4 || pages > 5 {
+					t.Fatalf("page of %d", len(p.Entries))
+				}
+				all = append(all, seqs(p)...)
+				if p.Next == "" {
+					break
+				}
+				q.Cursor = p.Next
+			}
+			want := []uint64{3, 4, 7, 8, 11, 12, 15, 16, 19, 20, 23, 24}
+			if desc {
+				slices.Reverse(want)
+			}
+			if !slices.Equal(all, want) {
+				t.Errorf("desc=%v: paged %v, want %v", desc, all, want)
+			}
+		}
+	})
+
+	t.Run("consumer sees only its own calls", func(t *testing.T) {
+		p, err := s.ConsumerQuery(ctx, "org2", Query{Organisation: "org1", TraceID: "in-4"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Entries) != 0 {
+			t.Errorf("org2 read org1's records: %v", seqs(p))
+		}
+		p, _ = s.ConsumerQuery(ctx, "org1", Query{TraceID: "in-4"})
+		if !slices.Equal(seqs(p), []uint64{9, 10}) {
+			t.Errorf("org1's own call: %v", seqs(p))
+		}
+		if _, err := s.ConsumerQuery(ctx, "", Query{}); err == nil {
+			t.Error("a consumer query without organisation")
+		}
+	})
+
+	t.Run("citizen view", func(t *testing.T) {
+		cp, err := s.Consultations(ctx, request(0).Subject, Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Calls 10, 5 and 0, newest first; the refused call is left out.
+		if len(cp.Consultations) != 3 {
+			t.Fatalf("consultations: %+v", cp)
+		}
+		c := cp.Consultations[0]
+		if c.Seq != 21 || c.Organisation != "org1" || c.Service != "svc0" || c.Purpose != "tax-check" ||
+			c.Status != 200 || c.LegalBasis == "" || c.Time.IsZero() {
+			t.Errorf("consultation: %+v", c)
+		}
+		if cp.Consultations[2].Seq != 1 {
+			t.Errorf("order: %+v", cp.Consultations)
+		}
+	})
+}

@@ -1,0 +1,343 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestBeginFinishRecordsTheCall(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	req := request(1)
+	req.Body = []byte(`{"ssin":"85010112345"}`)
+	c, err := s.Begin(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Receipt().Seq != 1 {
+		t.Fatalf("first record seq %d", c.Receipt().Seq)
+	}
+	rc, err := c.Finish(ctx, outcome(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Seq != 2 {
+		t.Fatalf("outcome seq %d", rc.Seq)
+	}
+	if _, err := c.Finish(ctx, outcome(1)); !errors.Is(err, ErrFinished) {
+		t.Fatalf("second Finish: %v", err)
+	}
+
+	e, err := s.Get(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.Record
+	if r.Kind != KindRequest || r.Organisation != req.Organisation || r.Purpose != req.Purpose ||
+		r.LegalBasis != req.LegalBasis || r.TraceIn != req.TraceIn || r.Decision == nil || !r.Decision.Allowed {
+		t.Errorf("request record: %+v", r)
+	}
+	if r.Subject != Pseudonym(subjectKey, req.Subject) || r.SubjectClear != "" {
+		t.Errorf("subject stored as %q / %q", r.Subject, r.SubjectClear)
+	}
+	if bytes.Contains(e.Raw, []byte(req.Subject)) {
+		t.Errorf("subject in clear in the stored bytes: %s", e.Raw)
+	}
+	if r.RequestBody != nil {
+		t.Errorf("body stored without a policy asking for it")
+	}
+	if e.Hash != c.Receipt().Hash || link(e.Prev, recordDigest(e.Raw)) != e.Hash {
+		t.Errorf("receipt and chain disagree")
+	}
+
+	o, ok, err := s.Outcome(ctx, 1)
+	if err != nil || !ok {
+		t.Fatalf("outcome of 1: %v %v", ok, err)
+	}
+	if o.Seq != 2 || o.Record.Request != 1 || o.Record.Status != 200 || o.Record.Call != c.ID() ||
+		o.Record.Digest != Digest(outcome(1).Response) || len(o.Record.Sources) != 1 ||
+		o.Record.Sources[0].Latency != 1500*time.Microsecond || o.Record.Sources[0].TraceID != "src-1" {
+		t.Errorf("outcome record: %+v", o.Record)
+	}
+
+	got, err := ParseReceipt(rc.String())
+	if err != nil || got != rc {
+		t.Errorf("receipt round trip: %v %v", got, err)
+	}
+}
+
+func TestRefuseRecordsTheDecision(t *testing.T) {
+	s := newStore(t)
+	rc, err := s.Refuse(context.Background(), Request{ClientIP: "198.51.100.7", Service: "person", TraceOut: "t"},
+		Refusal{Reason: "ip not allowed", Status: 403, Problem: "urn:problem-type:belgif:missingPermission"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Get(context.Background(), rc.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.Record; r.Kind != KindRefused || r.Decision == nil || r.Decision.Allowed || r.Decision.Reason != "ip not allowed" || r.Status != 403 {
+		t.Errorf("refused record: %+v", r)
+	}
+}
+
+func TestPolicyBodiesAndClearSubject(t *testing.T) {
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"svc1": {StoreBodies: true, SubjectInClear: true}}
+	s := openStore(t, opt)
+	defer s.Close()
+	ctx := context.Background()
+	req := request(1) // svc1
+	req.Body = []byte(`{"ssin":"85010112345"}`)
+	c, err := s.Begin(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.Finish(ctx, outcome(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := s.Get(ctx, c.Receipt().Seq)
+	if e.Record.SubjectClear != req.Subject {
+		t.Errorf("clear subject not kept: %q", e.Record.SubjectClear)
+	}
+	if bytes.Contains(e.Raw, []byte("ssin")) {
+		t.Errorf("body stored in clear: %s", e.Raw)
+	}
+	plain, err := OpenBody(opt.BodyKeys, &e.Record, RequestBodyPart)
+	if err != nil || !bytes.Equal(plain, req.Body) {
+		t.Errorf("request body: %q %v", plain, err)
+	}
+	o, _ := s.Get(ctx, rc.Seq)
+	plain, err = OpenBody(opt.BodyKeys, &o.Record, ResponseBodyPart)
+	if err != nil || !bytes.Equal(plain, outcome(1).Response) {
+		t.Errorf("response body: %q %v", plain, err)
+	}
+	// A body moved to another call does not open.
+	moved := o.Record
+	moved.Call = "another"
+	if _, err := OpenBody(opt.BodyKeys, &moved, ResponseBodyPart); err == nil {
+		t.Error("a body opened under another call id")
+	}
+	if _, err := OpenBody([]Key{{ID: "b1", Secret: make([]byte, 32)}}, &o.Record, ResponseBodyPart); err == nil {
+		t.Error("a body opened with the wrong key")
+	}
+}
+
+func TestOpenRejectsBadOptions(t *testing.T) {
+	for name, mod := range map[string]func(*Options){
+		"bodies without key": func(o *Options) { o.BodyKeys = nil; o.Default.StoreBodies = true },
+		"short body key":     func(o *Options) { o.BodyKeys = []Key{{ID: "x", Secret: []byte("short")}} },
+		"short subject key":  func(o *Options) { o.SubjectKeys = []Key{{ID: "x", Secret: []byte("short")}} },
+		"no dir":             func(o *Options) { o.Dir = "" },
+	} {
+		opt := testOptions(t.TempDir())
+		mod(&opt)
+		if s, err := Open(opt); err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded", name)
+		}
+	}
+}
+
+// TestReopenContinuesTheChain: a clean close and reopen, then a reopen of a
+// copy taken while the store was open (a crash image: no clean shutdown,
+// no final checkpoint): both recover the head and continue with contiguous
+// seqs.
+func TestReopenContinuesTheChain(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, testOptions(dir))
+	for i := range 5 {
+		call(t, s, i)
+	}
+	head := s.Head()
+	crash := filepath.Join(t.TempDir(), "crash")
+	copyDir(t, dir, crash) // while open: what a SIGKILL would leave on disk
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, d := range []string{dir, crash} {
+		s := openStore(t, testOptions(d))
+		if got := s.Head(); got != head {
+			t.Fatalf("%s: head after reopen %+v, want %+v", d, got, head)
+		}
+		rq, _ := call(t, s, 9)
+		if rq.Seq != head.Seq+1 {
+			t.Fatalf("%s: next seq %d, want %d", d, rq.Seq, head.Seq+1)
+		}
+		if rep := verify(t, s); !rep.OK() || rep.Last != head.Seq+2 {
+			t.Fatalf("%s: verify after reopen: %+v %v", d, rep, rep.Problem)
+		}
+		s.Close()
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() == "LOCK" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestUnwritableStoreFailsClosed: when the store cannot write, Begin,
+// Refuse and Finish fail promptly with ErrUnavailable; nothing hangs.
+func TestUnwritableStoreFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	t.Run("database gone under the writer", func(t *testing.T) {
+		s := openStore(t, testOptions(t.TempDir()))
+		c, err := s.Begin(ctx, request(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.db.Close() // the disk vanished, as far as the writer can tell
+		start := time.Now()
+		if _, err := s.Begin(ctx, request(2)); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Begin: %v", err)
+		}
+		if _, err := c.Finish(ctx, outcome(1)); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Finish: %v", err)
+		}
+		if _, err := s.Refuse(ctx, request(3), Refusal{Reason: "x"}); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Refuse: %v", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("failing took %v", d)
+		}
+		s.Close()
+	})
+	t.Run("directory cannot be created", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(file, nil, 0o644)
+		if _, err := Open(testOptions(filepath.Join(file, "audit"))); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Open under a file: %v", err)
+		}
+	})
+	t.Run("closed store", func(t *testing.T) {
+		s := openStore(t, testOptions(t.TempDir()))
+		s.Close()
+		if _, err := s.Begin(ctx, request(1)); !errors.Is(err, ErrClosed) {
+			t.Errorf("Begin after Close: %v", err)
+		}
+	})
+	t.Run("no signer", func(t *testing.T) {
+		opt := testOptions(t.TempDir())
+		opt.Signer = nil
+		s := openStore(t, opt)
+		defer s.Close()
+		if _, err := s.Begin(ctx, request(1)); !errors.Is(err, ErrReadOnly) {
+			t.Errorf("Begin without a signer: %v", err)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		s := openStore(t, testOptions(t.TempDir()))
+		defer s.Close()
+		dctx, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+		defer cancel()
+		if _, err := s.Begin(dctx, request(1)); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Begin past its deadline: %v", err)
+		}
+	})
+}
+
+// TestHammer: P goroutines × N calls; every receipt is unique, the seqs
+// are contiguous, the chain verifies and the indexes are complete.
+func TestHammer(t *testing.T) {
+	const P, N = 32, 40
+	opt := testOptions(t.TempDir())
+	opt.CheckpointEvery = 64
+	s := openStore(t, opt)
+	defer s.Close()
+	ctx := context.Background()
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	var wg sync.WaitGroup
+	for p := range P {
+		wg.Go(func() {
+			for n := range N {
+				i := p*N + n
+				c, err := s.Begin(ctx, request(i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				rc, err := c.Finish(ctx, outcome(i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if rc.Seq <= c.Receipt().Seq {
+					t.Errorf("outcome %d before request %d", rc.Seq, c.Receipt().Seq)
+				}
+				mu.Lock()
+				for _, q := range []uint64{c.Receipt().Seq, rc.Seq} {
+					if seen[q] {
+						t.Errorf("seq %d handed out twice", q)
+					}
+					seen[q] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	total := uint64(2 * P * N)
+	for q := uint64(1); q <= total; q++ {
+		if !seen[q] {
+			t.Fatalf("seq %d missing: seqs are not contiguous", q)
+		}
+	}
+	rep := verify(t, s)
+	if !rep.OK() || rep.Records != total || rep.Last != total {
+		t.Fatalf("verify: %+v %v", rep, rep.Problem)
+	}
+	page, err := s.Query(ctx, Query{Organisation: "org0", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * P * N / 3; len(page.Entries) < want || len(page.Entries) > want+2 {
+		t.Errorf("org0 has %d records, want about %d", len(page.Entries), want)
+	}
+}
+
+func TestValidUTF8MatchesJSON(t *testing.T) {
+	s := newStore(t)
+	req := request(1)
+	req.Organisation = "org\xff\xfe" // invalid UTF-8: index keys must match the stored record
+	c, err := s.Begin(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := s.Get(context.Background(), c.Receipt().Seq)
+	if !strings.HasPrefix(e.Record.Organisation, "org\uFFFD\uFFFD") {
+		t.Fatalf("stored %q", e.Record.Organisation)
+	}
+	p, err := s.Query(context.Background(), Query{Organisation: e.Record.Organisation})
+	if err != nil || len(p.Entries) != 1 {
+		t.Fatalf("query by the stored organisation: %d %v", len(p.Entries), err)
+	}
+}
