@@ -3,11 +3,13 @@
 package flows
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/flowtest"
+	"github.com/openfsb/fsb/engine/modules"
 	"github.com/openfsb/fsb/engine/spec"
 )
 
@@ -20,7 +22,12 @@ func TestDemoFlows(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
-	results := flowtest.Run(set, plans, nil)
+	plugins, closePlugins, err := modules.Open(context.Background(), set, modules.Options{TestSecrets: true})
+	if err != nil {
+		t.Fatalf("plugins: %v", err)
+	}
+	defer closePlugins()
+	results := flowtest.Run(set, plans, plugins, nil)
 	if len(results) < 10 {
 		t.Fatalf("only %d flow tests found", len(results))
 	}

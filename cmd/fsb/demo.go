@@ -53,7 +53,7 @@ func runDemo(ctx context.Context, f serveFlags, flowsDir, dataDir string, stdout
 	for _, n := range mocks.Names() {
 		urls[n] = mocks.URL(n)
 	}
-	srv, err := start(set, plans, sources.Options{BaseURLs: urls}, f, log)
+	srv, err := start(set, plans, sources.Options{BaseURLs: urls, LookupEnv: demoEnv}, f, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "fsb demo:", err)
 		return 1
@@ -77,6 +77,9 @@ Try:
   # an unknown field is refused with a Belgif badRequest (unknownInput)
   curl -s -X POST %s/enterpriseProfile/v1/get -H 'Content-Type: application/json' -d '{"enterpriseNumber":"%s","nickname":"x"}'
 
+  # a research extract: minimised and pseudonymised by two sandboxed WASM plugins (project, mask)
+  curl -s -X POST %s/personResearch/v1/get -H 'Content-Type: application/json' -d '{"ssin":"%s"}'
+
   # health of the sources behind the gateway
   curl -s %s/health
 
@@ -85,5 +88,19 @@ Ctrl-C stops the demo.
 		base, mocksrc.ExampleEnterprise,
 		base, mocksrc.SlowVATEnterprise,
 		base, mocksrc.ExampleEnterprise,
+		base, mocksrc.ExampleSSIN,
 		base)
+}
+
+// DemoMaskKey is the mask plugin's HMAC key in the demo when
+// FSB_DEMO_MASK_KEY is not set (flows/plugins.yaml). It is public: demo
+// pseudonyms protect nothing.
+const DemoMaskKey = "demo-only-not-a-secret"
+
+// demoEnv is the environment with the demo's defaults for what is unset.
+func demoEnv(name string) (string, bool) {
+	if v, ok := os.LookupEnv(name); ok || name != "FSB_DEMO_MASK_KEY" {
+		return v, ok
+	}
+	return DemoMaskKey, true
 }

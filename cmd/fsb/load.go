@@ -24,12 +24,26 @@ func load(dir string, w io.Writer) (*spec.Set, map[string]*flow.Plan) {
 		errs = append(errs, cerrs...)
 		errs.Sort()
 	}
+	// What a WSDL uses that the SOAP codec leaves out: shown, stops nothing.
+	for _, e := range set.Warnings() {
+		fmt.Fprintln(w, e.Snippet())
+	}
 	if len(errs) > 0 {
-		for _, e := range errs {
-			fmt.Fprintln(w, e.Snippet())
-		}
-		fmt.Fprintf(w, "%s in %s\n", plural(len(errs), "error"), dir)
+		printErrors(w, errs, dir)
 		return set, nil
 	}
 	return set, plans
+}
+
+// printErrors prints a spec.ErrorList with source lines, or any other error.
+func printErrors(w io.Writer, err error, dir string) {
+	var errs spec.ErrorList
+	if !errors.As(err, &errs) {
+		fmt.Fprintf(w, "fsb: %v\n", err)
+		return
+	}
+	for _, e := range errs {
+		fmt.Fprintln(w, e.Snippet())
+	}
+	fmt.Fprintf(w, "%s in %s\n", plural(len(errs), "error"), dir)
 }

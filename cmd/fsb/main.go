@@ -22,11 +22,14 @@ var commands = map[string]command{
 	"demo":     {"start demo sources and serve the demo flows", cmdDemo},
 	"bench":    {"load-benchmark OpenFSB against baselines on loopback", cmdBench},
 	"plugin":   {"build, inspect or run a WebAssembly plugin", cmdPlugin},
+	"consumer": {"onboard consumers through the admin API, run a connection test", cmdConsumer},
+	"audit":    {"verify, query and export the audit trail; make keys", cmdAudit},
 }
 
 // hiddenCommands run like commands but are not listed by usage.
 var hiddenCommands = map[string]command{
 	benchServeCommand: {"serve one candidate of fsb bench in a child process", cmdBenchServe},
+	connectorCommand:  {"serve the FTP/SFTP transports to the engine (started by engine/plugin)", cmdConnector},
 }
 
 func main() {

@@ -74,7 +74,7 @@ func TestValidateDemoFlows(t *testing.T) {
 	if code := run([]string{"validate", filepath.Join(root, "flows")}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if !regexp.MustCompile(`^ok: 3 sources, \d+ flows, \d+ tests in \d+ files\n$`).MatchString(stdout.String()) {
+	if !regexp.MustCompile(`^ok: 3 sources, \d+ flows, 2 plugins, \d+ tests in \d+ files\n$`).MatchString(stdout.String()) {
 		t.Errorf("summary: %q", stdout.String())
 	}
 }
@@ -178,13 +178,14 @@ func TestDemo(t *testing.T) {
 			cmds = append(cmds, l)
 		}
 	}
-	if len(cmds) < 4 {
+	if len(cmds) < 5 {
 		t.Fatalf("demo printed %d curl commands:\n%s", len(cmds), stdout.String())
 	}
 	wants := []string{
 		`"vat":{"available":true,"active":true,"employees":48}`, // three sources combined
 		`"vat":{"available":false}`,                             // optional step degraded
 		`unknownInput`,
+		`{"pseudonym":"hmac:demo1:mSLWAJCj9sc1hyPeCfSzbA","birthYear":1968,"gender":"M","postalCode":"9000","nationality":"BE"}`, // DemoMaskKey
 		`{"status":"UP"}`,
 	}
 	for i, c := range cmds {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -179,7 +179,9 @@ func pluginRun(args []string, stdout, stderr io.Writer) int {
 	op := fs.String("op", "transform", "the operation to call")
 	inFile := fs.String("input", "-", "input file (- for standard input)")
 	config := fs.String("config", "{}", "configuration JSON")
-	timeout := fs.Duration("timeout", 2*time.Second, "wall-clock limit of the call")
+	timeout := fs.Duration("timeout", wasm.DefaultTimeout, "wall-clock limit of the call (the engine's default; raise it to debug)")
+	maxMemory := fs.Int("max-memory", wasm.DefaultMaxMemory, "bytes of linear memory the instance may have")
+	maxInput := fs.Int("max-input", wasm.DefaultMaxInput, "largest input in bytes")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: fsb plugin run [flags] FILE\n\nRuns one operation of a module in the sandbox, as a transform step would,\nand prints its output; guest logs go to standard error.")
 		fs.PrintDefaults()
@@ -215,7 +217,7 @@ func pluginRun(args []string, stdout, stderr io.Writer) int {
 	}
 	defer host.Close(ctx)
 	m, err := host.Load(ctx, wasm.ModuleSpec{Name: filepath.Base(fs.Arg(0)), Wasm: b, Digest: strings.TrimPrefix(digestOf(b), "sha256:"),
-		Limits: wasm.Limits{Timeout: *timeout}, PoolSize: 1, Operations: []string{*op}})
+		Limits: wasm.Limits{Timeout: *timeout, MaxMemory: *maxMemory, MaxInput: *maxInput}, PoolSize: 1, Operations: []string{*op}})
 	if err != nil {
 		fmt.Fprintln(stderr, "fsb plugin run:", err)
 		return 1
@@ -223,7 +225,13 @@ func pluginRun(args []string, stdout, stderr io.Writer) int {
 	defer m.Close(ctx)
 	out, err := m.Call(wasm.WithStep(ctx, "cli"), *op, input, []byte(*config))
 	if err != nil {
-		fmt.Fprintln(stderr, "fsb plugin run:", err)
+		// The guest's own message is logged, not in Error(): say it here too.
+		var we *wasm.Error
+		if errors.As(err, &we) && we.Message != "" {
+			fmt.Fprintf(stderr, "fsb plugin run: %v: %s\n", err, we.Message)
+		} else {
+			fmt.Fprintln(stderr, "fsb plugin run:", err)
+		}
 		return 1
 	}
 	stdout.Write(out)

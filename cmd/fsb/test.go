@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/openfsb/fsb/engine/flowtest"
+	"github.com/openfsb/fsb/engine/modules"
 )
 
 func cmdTest(args []string, stdout, stderr io.Writer) int {
@@ -37,7 +39,14 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	if plans == nil {
 		return 1
 	}
-	results := flowtest.Run(set, plans, filter)
+	// Plugins run for real; a secret that is not set gets a test value.
+	plugins, closePlugins, err := modules.Open(context.Background(), set, modules.Options{TestSecrets: true})
+	if err != nil {
+		fmt.Fprintf(stderr, "fsb test: %v\n", err)
+		return 1
+	}
+	defer closePlugins()
+	results := flowtest.Run(set, plans, plugins, filter)
 	failed := 0
 	for _, r := range results {
 		if r.Pass {

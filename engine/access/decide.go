@@ -132,62 +132,9 @@ func (r *Registry) Decide(ctx context.Context, c Call) Decision {
 	}
 	d := Decision{Service: c.Service, Environment: c.Environment, Purpose: c.Purpose, EndUser: c.EndUser, QuotaRemaining: -1}
 	s := r.snap.Load()
-
-	// 0. An address that failed too often is refused before anything
-	// else, so that guessing learns nothing more.
-	if ra, blocked := r.failures.blockedIP(c.ClientIP, now); blocked {
-		return d.refuse(StepFailedRequests, tooManyFailed(ra), "source address blocked after repeated failed requests")
-	}
-
-	// 1. TLS client certificate.
-	var fp [32]byte
-	hasCert := len(c.PeerCertificates) > 0 && c.PeerCertificates[0] != nil
-	if hasCert {
-		fp = fingerprint(c.PeerCertificates[0].Raw)
-		if err := r.verifyChain(fp, c.PeerCertificates, now); err != nil {
-			return r.fail(&d, c, now, StepCertificate, problem.New("invalidAccessToken", 401, detailCertificate), "certificate chain: "+err.Error())
-		}
-	}
-
-	// 2. Credential.
-	var ce *credEntry
-	switch {
-	case c.BearerToken != "":
-		vt, err := r.verifyToken(c.BearerToken, now)
-		if errors.Is(err, errTokenExpired) {
-			return r.fail(&d, c, now, StepCredential, problem.New("expiredAccessToken", 401, detailTokenExpired), "access token expired")
-		}
-		if err != nil {
-			return r.fail(&d, c, now, StepCredential, problem.New("invalidAccessToken", 401, detailToken), err.Error())
-		}
-		ce = s.byClient[vt.clientID]
-		if ce == nil || !ce.usable {
-			return r.fail(&d, c, now, StepCredential, problem.New("invalidAccessToken", 401, detailToken), "access token of an unknown or held client "+vt.clientID)
-		}
-		if vt.bound && (!hasCert || vt.cnf != fp) {
-			d.Credential = ce.cred.ID
-			return r.fail(&d, c, now, StepCredential, problem.New("invalidAccessToken", 401, detailTokenBinding), "access token bound to another certificate")
-		}
-	case hasCert:
-		ce = s.byFingerprint[fp]
-		if ce == nil || !ce.usable {
-			return r.fail(&d, c, now, StepCredential, problem.New("invalidAccessToken", 401, detailCertificate), unregisteredReason(fp))
-		}
-	default:
-		return r.fail(&d, c, now, StepCredential, problem.New("noAccessToken", 401, detailNoCredential), "no credential presented")
-	}
-	d.Credential, d.Application, d.Organisation = ce.cred.ID, ce.app.ID, ce.org.EnterpriseNumber
-	if ra, blocked := r.failures.blockedCred(ce.cred.ID, now); blocked {
-		return d.refuse(StepFailedRequests, tooManyFailed(ra), "credential blocked after repeated failed requests")
-	}
-
-	// 3. Source address.
-	if !c.ClientIP.IsValid() || !allowed(ce.app.Allowlist, c.ClientIP) {
-		ip := "this address"
-		if c.ClientIP.IsValid() {
-			ip = c.ClientIP.Unmap().String()
-		}
-		return r.fail(&d, c, now, StepSourceIP, problem.New("missingPermission", 403, fmt.Sprintf(detailSourceIP, ip)), "source address not in the allowlist")
+	ce := r.authenticate(&d, c, now, s)
+	if ce == nil {
+		return d
 	}
 
 	// 4. A grant for this service in this environment.
@@ -252,6 +199,98 @@ func (r *Registry) Decide(ctx context.Context, c Call) Decision {
 	d.Allowed, d.QuotaRemaining = true, remaining
 	d.Consumer = expr.Consumer{Organisation: d.Organisation, Application: d.Application, Purpose: c.Purpose, EndUser: c.EndUser}
 	return d
+}
+
+// Authenticate runs only the first checks of Decide (0–3: failed requests,
+// certificate, credential, source address) for calls that concern the
+// caller itself rather than a service, such as a consumer reading the audit
+// records of its own calls. Allowed means the caller is a usable credential
+// of an organisation calling from its allowlist; Organisation, Application
+// and Credential say which. Refusals count as failed requests as in Decide.
+func (r *Registry) Authenticate(ctx context.Context, c Call) Decision {
+	now := c.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	d := Decision{Environment: c.Environment, QuotaRemaining: -1}
+	if r.authenticate(&d, c, now, r.snap.Load()) == nil {
+		return d
+	}
+	d.Allowed = true
+	return d
+}
+
+// authenticate runs steps 0–3 of Decide. It returns the caller's
+// credential, or nil after setting *d to the refusal.
+func (r *Registry) authenticate(d *Decision, c Call, now time.Time, s *snapshot) *credEntry {
+	// 0. An address that failed too often is refused before anything
+	// else, so that guessing learns nothing more.
+	if ra, blocked := r.failures.blockedIP(c.ClientIP, now); blocked {
+		*d = d.refuse(StepFailedRequests, tooManyFailed(ra), "source address blocked after repeated failed requests")
+		return nil
+	}
+
+	// 1. TLS client certificate.
+	var fp [32]byte
+	hasCert := len(c.PeerCertificates) > 0 && c.PeerCertificates[0] != nil
+	if hasCert {
+		fp = fingerprint(c.PeerCertificates[0].Raw)
+		if err := r.verifyChain(fp, c.PeerCertificates, now); err != nil {
+			*d = r.fail(d, c, now, StepCertificate, problem.New("invalidAccessToken", 401, detailCertificate), "certificate chain: "+err.Error())
+			return nil
+		}
+	}
+
+	// 2. Credential.
+	var ce *credEntry
+	switch {
+	case c.BearerToken != "":
+		vt, err := r.verifyToken(c.BearerToken, now)
+		if errors.Is(err, errTokenExpired) {
+			*d = r.fail(d, c, now, StepCredential, problem.New("expiredAccessToken", 401, detailTokenExpired), "access token expired")
+			return nil
+		}
+		if err != nil {
+			*d = r.fail(d, c, now, StepCredential, problem.New("invalidAccessToken", 401, detailToken), err.Error())
+			return nil
+		}
+		ce = s.byClient[vt.clientID]
+		if ce == nil || !ce.usable {
+			*d = r.fail(d, c, now, StepCredential, problem.New("invalidAccessToken", 401, detailToken), "access token of an unknown or held client "+vt.clientID)
+			return nil
+		}
+		if vt.bound && (!hasCert || vt.cnf != fp) {
+			d.Credential = ce.cred.ID
+			*d = r.fail(d, c, now, StepCredential, problem.New("invalidAccessToken", 401, detailTokenBinding), "access token bound to another certificate")
+			return nil
+		}
+	case hasCert:
+		ce = s.byFingerprint[fp]
+		if ce == nil || !ce.usable {
+			*d = r.fail(d, c, now, StepCredential, problem.New("invalidAccessToken", 401, detailCertificate), unregisteredReason(fp))
+			return nil
+		}
+	default:
+		*d = r.fail(d, c, now, StepCredential, problem.New("noAccessToken", 401, detailNoCredential), "no credential presented")
+		return nil
+	}
+	d.Credential, d.Application, d.Organisation = ce.cred.ID, ce.app.ID, ce.org.EnterpriseNumber
+	if ra, blocked := r.failures.blockedCred(ce.cred.ID, now); blocked {
+		*d = d.refuse(StepFailedRequests, tooManyFailed(ra), "credential blocked after repeated failed requests")
+		return nil
+	}
+
+	// 3. Source address.
+	if !c.ClientIP.IsValid() || !allowed(ce.app.Allowlist, c.ClientIP) {
+		ip := "this address"
+		if c.ClientIP.IsValid() {
+			ip = c.ClientIP.Unmap().String()
+		}
+		*d = r.fail(d, c, now, StepSourceIP, problem.New("missingPermission", 403, fmt.Sprintf(detailSourceIP, ip)), "source address not in the allowlist")
+		return nil
+	}
+
+	return ce
 }
 
 // unregisteredReason takes fp by value so that Decide's copy stays on the

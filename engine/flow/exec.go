@@ -655,7 +655,8 @@ func (r *run) transform(ctx context.Context, env *expr.Env, n *node, res *expr.R
 	if err != nil {
 		return r.exprError(n.id, "input", err)
 	}
-	out, err := pl.Call(ctx, n.pluginOp, input, n.pluginConfig)
+	// The plugin's log lines name the step and the call's trace id.
+	out, err := pl.Call(trace.WithCall(ctx, trace.Call{TraceID: r.inv.TraceID, Step: n.id}), n.pluginOp, input, n.pluginConfig)
 	if err != nil {
 		var to interface{ Timeout() bool }
 		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &to) && to.Timeout() || ended(ctx) != nil {
@@ -667,8 +668,16 @@ func (r *run) transform(ctx context.Context, env *expr.Env, n *node, res *expr.R
 	return r.keep(n, res, out)
 }
 
+// problemDetailer is a source's own answer that failed the call, such as
+// a SOAP Fault (connector/soap.FaultError): ProblemDetail says what it
+// answered in words safe to show a consumer (sanitised, no stack trace).
+type problemDetailer interface{ ProblemDetail() string }
+
 func (r *run) transportError(ctx context.Context, n *node, err error) *stepError {
+	var pd problemDetailer
 	switch {
+	case errors.As(err, &pd):
+		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: source %q answered %s", n.id, n.source, pd.ProblemDetail())), err: err}
 	case errors.Is(err, connector.ErrTimeout) || errors.Is(ctx.Err(), context.DeadlineExceeded):
 		d := n.timeout
 		msg := fmt.Sprintf("step %q: source %q did not answer in time", n.id, n.source)
@@ -682,6 +691,10 @@ func (r *run) transportError(ctx context.Context, n *node, err error) *stepError
 		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: the answer of source %q is too large", n.id, n.source)), err: err}
 	case errors.Is(err, connector.ErrUnavailable):
 		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: source %q is unreachable", n.id, n.source)), err: err}
+	case errors.Is(err, connector.ErrBadResponse):
+		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: source %q answered with a malformed response", n.id, n.source)), err: err}
+	case errors.Is(err, connector.ErrBadRequest):
+		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: the request to source %q could not be built", n.id, n.source)), err: err}
 	}
 	return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: calling source %q failed", n.id, n.source)), err: err}
 }

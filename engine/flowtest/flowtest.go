@@ -43,8 +43,10 @@ func (r *Result) Name() string { return r.Test.Flow + "/" + r.Test.Name }
 
 // Run runs every test of the set whose "flow/name" matches filter (nil:
 // all). Tests are independent (each has its own gateway and mocks), so they
-// run concurrently; results come back in file order.
-func Run(set *spec.Set, plans map[string]*flow.Plan, filter *regexp.Regexp) []*Result {
+// run concurrently; results come back in file order. plugins are the real
+// modules the set declares (engine/modules): transform steps run them, only
+// sources are mocked.
+func Run(set *spec.Set, plans map[string]*flow.Plan, plugins map[string]flow.Plugin, filter *regexp.Regexp) []*Result {
 	var out []*Result
 	for _, t := range set.Tests {
 		r := &Result{Test: t}
@@ -59,7 +61,7 @@ func Run(set *spec.Set, plans map[string]*flow.Plan, filter *regexp.Regexp) []*R
 		wg.Go(func() {
 			defer func() { <-sem }()
 			start := time.Now()
-			r.Failures = runOne(set, plans, r.Test)
+			r.Failures = runOne(set, plans, plugins, r.Test)
 			r.Pass = len(r.Failures) == 0
 			r.Duration = time.Since(start)
 		})
@@ -68,7 +70,7 @@ func Run(set *spec.Set, plans map[string]*flow.Plan, filter *regexp.Regexp) []*R
 	return out
 }
 
-func runOne(set *spec.Set, plans map[string]*flow.Plan, t *spec.Test) []string {
+func runOne(set *spec.Set, plans map[string]*flow.Plan, plugins map[string]flow.Plugin, t *spec.Test) []string {
 	p := plans[t.Flow]
 	if p == nil {
 		return []string{fmt.Sprintf("flow %q did not compile", t.Flow)}
@@ -76,9 +78,9 @@ func runOne(set *spec.Set, plans map[string]*flow.Plan, t *spec.Test) []string {
 	mocks := &mockSet{byCall: map[string]int{}}
 	conns := map[string]connector.Connector{}
 	for _, name := range set.SourceNames() {
-		conns[name] = &mockConn{set: mocks, source: name, mocks: t.Mocks, spec: set.Sources[name].REST}
+		conns[name] = &mockConn{set: mocks, source: name, mocks: t.Mocks, spec: set.Sources[name].REST, soap: newSOAPMock(set, set.Sources[name], plugins)}
 	}
-	gw := gateway.New(gateway.Config{Plans: map[string]*flow.Plan{p.Name: p}, Runtime: &flow.Runtime{Conns: conns}})
+	gw := gateway.New(gateway.Config{Plans: map[string]*flow.Plan{p.Name: p}, Runtime: &flow.Runtime{Conns: conns, Plugins: plugins}})
 
 	req, err := buildRequest(p, t)
 	if err != nil {
@@ -258,12 +260,16 @@ type mockConn struct {
 	source string
 	mocks  []*spec.Mock
 	spec   *spec.RESTSource
+	soap   *soapMock // for a soap source (soap.go)
 }
 
 // policy returns the operation's timeout, attempts and retried statuses.
 func (m *mockConn) policy(opName string) (timeout time.Duration, attempts int, onStatus map[int]bool) {
 	timeout, attempts = rest.DefaultTimeout, 1
 	onStatus = map[int]bool{429: true, 502: true, 503: true, 504: true}
+	if m.soap != nil {
+		return m.soap.timeout, 1, nil // a SOAP call is not retried by its transport
+	}
 	if m.spec == nil {
 		return
 	}
@@ -309,6 +315,9 @@ func (m *mockConn) answer(ctx context.Context, req *connector.Request, timeout t
 	m.set.mu.Lock()
 	m.set.byCall[call]++
 	m.set.mu.Unlock()
+	if err := m.soap.encode(ctx, m.source, req); err != nil {
+		return nil, err
+	}
 	var mk *spec.Mock
 	for _, c := range m.mocks {
 		if c.Call == call && matches(c.Match, req) {
@@ -336,6 +345,9 @@ func (m *mockConn) answer(ctx context.Context, req *connector.Request, timeout t
 	}
 	if mk.Error == "unavailable" {
 		return nil, &connector.Error{Source: m.source, Operation: req.Operation, Kind: connector.ErrUnavailable}
+	}
+	if err := m.soap.answer(m.source, req, mk); err != nil {
+		return nil, err
 	}
 	resp := &connector.Response{Status: mk.Status, Attempts: 1}
 	for _, k := range sortedKeys(mk.Headers) {

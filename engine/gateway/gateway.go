@@ -19,6 +19,8 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/valyala/fasthttp"
 
+	"github.com/openfsb/fsb/engine/access"
+	"github.com/openfsb/fsb/engine/audit"
 	"github.com/openfsb/fsb/engine/expr"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/problem"
@@ -34,14 +36,28 @@ type Config struct {
 	HealthTTL time.Duration
 	// TrustedProxies may set X-Forwarded-For; nobody else can (NOTES.md).
 	TrustedProxies []string
+
+	// Access decides every consumer call (engine/access) and enables the
+	// token endpoint; nil lets every caller through (development, the demo).
+	Access *access.Registry
+	// Environment is the environment of this listener's endpoints, for
+	// access decisions: production (the default) or test (the endpoints
+	// the connection test runs against).
+	Environment access.Environment
+	// Audit records every consumer call before it matters (engine/audit);
+	// nil records nothing. With Access too, consumers read their own
+	// records under /audit/v1.
+	Audit *audit.Store
 }
 
 // Gateway serves the consumer API.
 type Gateway struct {
-	app    *fiber.App
-	cfg    Config
-	log    *slog.Logger
-	health *health
+	app     *fiber.App
+	cfg     Config
+	log     *slog.Logger
+	health  *health
+	proxies proxySet
+	rt      *flow.Runtime // cfg.Runtime, observed for the audit trail when it is on
 }
 
 // New builds the fiber app for the given plans.
@@ -56,7 +72,14 @@ func New(cfg Config) *Gateway {
 	for _, p := range cfg.Plans {
 		limit = max(limit, p.MaxBodySize)
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Log, health: newHealth(cfg.Runtime.Conns, cfg.HealthTTL)}
+	if cfg.Environment == "" {
+		cfg.Environment = access.Production
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Log, health: newHealth(cfg.Runtime.Conns, cfg.HealthTTL),
+		proxies: parseProxies(cfg.TrustedProxies), rt: cfg.Runtime}
+	if cfg.Audit != nil {
+		g.rt = auditedRuntime(cfg.Runtime)
+	}
 	fc := fiber.Config{
 		AppName:                 "openfsb",
 		DisableStartupMessage:   true,
@@ -75,6 +98,13 @@ func New(cfg Config) *Gateway {
 	app := fiber.New(fc)
 	app.Use(recover.New())
 	app.Get("/health", g.handleHealth)
+	if cfg.Access != nil {
+		app.Post(TokenPath, g.handleToken)
+		if cfg.Audit != nil {
+			app.Get(ConsumerAuditPath+"/records", g.handleConsumerRecords)
+			app.Get(ConsumerAuditPath+"/records/:seq/proof", g.handleConsumerProof)
+		}
+	}
 	names := make([]string, 0, len(cfg.Plans))
 	for n := range cfg.Plans {
 		names = append(names, n)
@@ -146,6 +176,9 @@ func fiberPath(p string) string {
 
 func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 	params := pathParams(p.Path)
+	if g.cfg.Access != nil || g.cfg.Audit != nil {
+		return g.guarded(p, params)
+	}
 	return func(c *fiber.Ctx) error {
 		logged := g.log.Enabled(context.Background(), slog.LevelInfo)
 		var start time.Time
@@ -153,53 +186,10 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 			start = time.Now()
 		}
 		id := g.newTrace(c)
-		req := &flow.Request{}
-		if len(params) > 0 {
-			req.Path = make([]flow.Param, 0, len(params))
-			for _, name := range params {
-				v, err := url.PathUnescape(c.Params(name))
-				if err != nil {
-					return g.problem(c, problem.BadRequest("malformed path", problem.NewIssue(problem.SchemaViolation, "path", name, nil, "not a valid URL path segment")))
-				}
-				req.Path = append(req.Path, flow.Param{Name: name, Value: strings.Clone(v)})
-			}
+		req, prob := g.readRequest(c, p, params)
+		if prob != nil {
+			return g.problem(c, prob)
 		}
-		if args := c.Context().QueryArgs(); args.Len() > 0 {
-			req.Query = make([]flow.Param, 0, args.Len())
-			args.VisitAll(func(k, v []byte) {
-				req.Query = append(req.Query, flow.Param{Name: string(k), Value: string(v)})
-			})
-		}
-		if p.ReadsHeaders {
-			req.Headers = map[string]string{}
-			c.Request().Header.VisitAll(func(k, v []byte) {
-				if name := string(k); !credentialHeaders[name] {
-					req.Headers[name] = string(v)
-				}
-			})
-		}
-		// Not c.Body(): fiber inflates a gzip/br/deflate body there without
-		// any limit (a decompression bomb). Inflate within the flow's limit.
-		body := c.Request().Body()
-		if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
-			b, err := c.Request().BodyUncompressedWithLimit(int(p.MaxBodySize))
-			switch {
-			case errors.Is(err, fasthttp.ErrBodyTooLarge):
-				return g.problem(c, problem.TooLarge("the request body exceeds the limit of this service once decompressed"))
-			case errors.Is(err, fasthttp.ErrContentEncodingUnsupported):
-				return g.problem(c, problem.UnsupportedMedia("use Content-Encoding gzip, deflate, br or zstd, or none"))
-			case err != nil:
-				return g.problem(c, problem.BadRequest("the request body does not match its Content-Encoding"))
-			}
-			body = b
-		}
-		if int64(len(body)) > p.MaxBodySize {
-			return g.problem(c, problem.TooLarge("the request body exceeds the limit of this service"))
-		}
-		if len(body) > 0 && !isJSON(c.Get(fiber.HeaderContentType)) {
-			return g.problem(c, problem.UnsupportedMedia("send the request body as application/json"))
-		}
-		req.Body = body
 		out := p.Serve(context.Background(), g.cfg.Runtime, req, id, expr.Consumer{})
 		if logged {
 			g.log.Info("request", "flow", p.Name, "trace", id, "status", out.Status, "duration", time.Since(start))
@@ -216,6 +206,59 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 		out.Release()
 		return nil
 	}
+}
+
+// readRequest reads a consumer request off the wire for the flow: path and
+// query parameters, the headers the flow reads, the body within its limit.
+func (g *Gateway) readRequest(c *fiber.Ctx, p *flow.Plan, params []string) (*flow.Request, *problem.Problem) {
+	req := &flow.Request{}
+	if len(params) > 0 {
+		req.Path = make([]flow.Param, 0, len(params))
+		for _, name := range params {
+			v, err := url.PathUnescape(c.Params(name))
+			if err != nil {
+				return nil, problem.BadRequest("malformed path", problem.NewIssue(problem.SchemaViolation, "path", name, nil, "not a valid URL path segment"))
+			}
+			req.Path = append(req.Path, flow.Param{Name: name, Value: strings.Clone(v)})
+		}
+	}
+	if args := c.Context().QueryArgs(); args.Len() > 0 {
+		req.Query = make([]flow.Param, 0, args.Len())
+		args.VisitAll(func(k, v []byte) {
+			req.Query = append(req.Query, flow.Param{Name: string(k), Value: string(v)})
+		})
+	}
+	if p.ReadsHeaders {
+		req.Headers = map[string]string{}
+		c.Request().Header.VisitAll(func(k, v []byte) {
+			if name := string(k); !credentialHeaders[name] {
+				req.Headers[name] = string(v)
+			}
+		})
+	}
+	// Not c.Body(): fiber inflates a gzip/br/deflate body there without
+	// any limit (a decompression bomb). Inflate within the flow's limit.
+	body := c.Request().Body()
+	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+		b, err := c.Request().BodyUncompressedWithLimit(int(p.MaxBodySize))
+		switch {
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			return nil, problem.TooLarge("the request body exceeds the limit of this service once decompressed")
+		case errors.Is(err, fasthttp.ErrContentEncodingUnsupported):
+			return nil, problem.UnsupportedMedia("use Content-Encoding gzip, deflate, br or zstd, or none")
+		case err != nil:
+			return nil, problem.BadRequest("the request body does not match its Content-Encoding")
+		}
+		body = b
+	}
+	if int64(len(body)) > p.MaxBodySize {
+		return nil, problem.TooLarge("the request body exceeds the limit of this service")
+	}
+	if len(body) > 0 && !isJSON(c.Get(fiber.HeaderContentType)) {
+		return nil, problem.UnsupportedMedia("send the request body as application/json")
+	}
+	req.Body = body
+	return req, nil
 }
 
 // credentialHeaders never reach flow expressions.

@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/openfsb/fsb/engine/connector"
 	"github.com/openfsb/fsb/engine/connector/rest"
+	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/spec"
 )
 
@@ -23,6 +23,9 @@ type Options struct {
 	BaseURLs map[string]string
 	// Getenv reads environment variables (default os.Getenv via LookupEnv).
 	LookupEnv func(string) (string, bool)
+	// Plugins are the loaded modules by Plugin document name
+	// (engine/modules): a soap source's codec is one of them.
+	Plugins map[string]flow.Plugin
 }
 
 // Open builds one connector per source. On error, connectors opened so far
@@ -34,7 +37,7 @@ func Open(set *spec.Set, opt Options) (map[string]connector.Connector, error) {
 	conns := map[string]connector.Connector{}
 	var errs []error
 	for _, name := range set.SourceNames() {
-		c, err := open(set.Sources[name], opt)
+		c, err := open(set, set.Sources[name], opt)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: source %q: %w", set.Sources[name].Pos, name, err))
 			continue
@@ -55,7 +58,7 @@ func Close(conns map[string]connector.Connector) {
 	}
 }
 
-func open(src *spec.Source, opt Options) (connector.Connector, error) {
+func open(set *spec.Set, src *spec.Source, opt Options) (connector.Connector, error) {
 	switch src.Protocol {
 	case "rest":
 		cfg, err := restConfig(src, opt)
@@ -63,6 +66,8 @@ func open(src *spec.Source, opt Options) (connector.Connector, error) {
 			return nil, err
 		}
 		return rest.New(cfg)
+	case "soap":
+		return openSOAP(set, src, opt) // soap.go
 	}
 	return nil, fmt.Errorf("protocol %q is not supported", src.Protocol)
 }
@@ -93,27 +98,8 @@ func restConfig(src *spec.Source, opt Options) (rest.Config, error) {
 	for k, v := range r.Headers {
 		cfg.Headers[k] = v
 	}
-	if a := r.Auth; a != nil {
-		switch a.Type {
-		case "bearer":
-			tok, err := secret(a.Token, opt)
-			if err != nil {
-				return cfg, fmt.Errorf("auth token: %w", err)
-			}
-			cfg.Headers["Authorization"] = "Bearer " + tok
-		case "basic":
-			pw, err := secret(a.Password, opt)
-			if err != nil {
-				return cfg, fmt.Errorf("auth password: %w", err)
-			}
-			cfg.Headers["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(a.Username+":"+pw))
-		case "header":
-			v, err := secret(a.Value, opt)
-			if err != nil {
-				return cfg, fmt.Errorf("auth header %s: %w", a.Header, err)
-			}
-			cfg.Headers[a.Header] = v
-		}
+	if err := authHeaders(r.Auth, opt, cfg.Headers); err != nil {
+		return cfg, err
 	}
 	for name, op := range r.Operations {
 		o := rest.Operation{
@@ -133,35 +119,31 @@ func retry(r *spec.Retry) rest.Retry {
 	return rest.Retry{Attempts: r.Attempts, Backoff: r.Backoff.D(), MaxBackoff: r.MaxBackoff.D(), OnStatus: r.OnStatus}
 }
 
-// secret reads a credential; errors name where it was looked for, never
-// what it holds.
-func secret(s *spec.Secret, opt Options) (string, error) {
-	switch {
-	case s == nil:
-		return "", errors.New("missing")
-	case s.Env != "":
-		v, ok := opt.LookupEnv(s.Env)
-		if !ok || v == "" {
-			return "", fmt.Errorf("environment variable %s is not set", s.Env)
-		}
-		return v, nil
-	case s.File != "":
-		info, err := os.Stat(s.File)
-		if err != nil {
-			return "", fmt.Errorf("secret file %s: %w", s.File, errors.Unwrap(err))
-		}
-		if info.Mode().Perm()&0o004 != 0 {
-			return "", fmt.Errorf("secret file %s is readable by everyone: chmod o-r it", s.File)
-		}
-		b, err := os.ReadFile(s.File)
-		if err != nil {
-			return "", fmt.Errorf("secret file %s: %w", s.File, errors.Unwrap(err))
-		}
-		v := strings.TrimRight(string(b), "\r\n")
-		if v == "" {
-			return "", fmt.Errorf("secret file %s is empty", s.File)
-		}
-		return v, nil
+// authHeaders reads the credentials of an auth block (rest and soap
+// sources) into the headers h.
+func authHeaders(a *spec.Auth, opt Options, h map[string]string) error {
+	if a == nil {
+		return nil
 	}
-	return "", errors.New("a secret names env or file")
+	switch a.Type {
+	case "bearer":
+		tok, err := a.Token.Read(opt.LookupEnv)
+		if err != nil {
+			return fmt.Errorf("auth token: %w", err)
+		}
+		h["Authorization"] = "Bearer " + tok
+	case "basic":
+		pw, err := a.Password.Read(opt.LookupEnv)
+		if err != nil {
+			return fmt.Errorf("auth password: %w", err)
+		}
+		h["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(a.Username+":"+pw))
+	case "header":
+		v, err := a.Value.Read(opt.LookupEnv)
+		if err != nil {
+			return fmt.Errorf("auth header %s: %w", a.Header, err)
+		}
+		h[a.Header] = v
+	}
+	return nil
 }

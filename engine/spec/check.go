@@ -92,10 +92,16 @@ func (c *checker) source(src *Source) {
 			c.errorf(src.Pos, "source %q of protocol rest needs a \"rest\" block", src.Name)
 			return
 		}
+		if src.SOAP != nil {
+			c.errorf(where(src.At, "soap", src.Pos), "source %q of protocol rest takes a \"rest\" block, not \"soap\"", src.Name)
+		}
+	case "soap":
+		c.soapSource(src) // soap.go
+		return
 	case "":
 		return // reported as missing
 	default:
-		c.errorf(where(src.At, "protocol", src.Pos), "protocol %q is not supported; use rest", src.Protocol)
+		c.errorf(where(src.At, "protocol", src.Pos), "protocol %q is not supported; use rest or soap", src.Protocol)
 		return
 	}
 	r := src.REST
@@ -109,25 +115,7 @@ func (c *checker) source(src *Source) {
 	if r.TLS != nil && (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
 		c.errorf(r.TLS.Pos, "certFile and keyFile go together: give both for a client certificate, or neither")
 	}
-	if a := r.Auth; a != nil {
-		switch a.Type {
-		case "bearer":
-			c.secret(a.Pos, "token", a.Token)
-		case "basic":
-			if a.Username == "" {
-				c.errorf(a.Pos, "basic auth needs a username")
-			}
-			c.secret(a.Pos, "password", a.Password)
-		case "header":
-			if a.Header == "" {
-				c.errorf(a.Pos, "header auth needs the header name in \"header\"")
-			}
-			c.secret(a.Pos, "value", a.Value)
-		case "":
-		default:
-			c.errorf(a.Pos, "auth type %q is unknown; use bearer, basic or header", a.Type)
-		}
-	}
+	c.auth(r.Auth)
 	c.staticHeaders(r.Headers, where(r.At, "headers", r.Pos))
 	for _, name := range sortedKeys(r.Operations) {
 		op := r.Operations[name]
@@ -148,6 +136,30 @@ func (c *checker) source(src *Source) {
 		}
 		c.retry(op.Retry)
 		c.staticHeaders(op.Headers, where(op.At, "headers", op.Pos))
+	}
+}
+
+// auth checks how a source authenticates (rest and soap sources).
+func (c *checker) auth(a *Auth) {
+	if a == nil {
+		return
+	}
+	switch a.Type {
+	case "bearer":
+		c.secret(a.Pos, "token", a.Token)
+	case "basic":
+		if a.Username == "" {
+			c.errorf(a.Pos, "basic auth needs a username")
+		}
+		c.secret(a.Pos, "password", a.Password)
+	case "header":
+		if a.Header == "" {
+			c.errorf(a.Pos, "header auth needs the header name in \"header\"")
+		}
+		c.secret(a.Pos, "value", a.Value)
+	case "":
+	default:
+		c.errorf(a.Pos, "auth type %q is unknown; use bearer, basic or header", a.Type)
 	}
 }
 
@@ -172,8 +184,36 @@ func (c *checker) plugin(pl *Plugin) {
 		c.errorf(where(pl.At, "pool", pl.Pos), "pool must be between 1 and 256 instances")
 	}
 	if pl.Config != nil {
-		if _, ok := pl.Config.V.(map[string]any); !ok {
+		if m, ok := pl.Config.V.(map[string]any); !ok {
 			c.errorf(pl.Config.Pos, "config must be a mapping")
+		} else {
+			c.inlineSecrets(pl.Config, m)
+			for _, k := range sortedKeys(pl.Secrets) {
+				if _, dup := m[k]; dup && !secretConfigKeys[strings.ToLower(k)] { // else reported above
+					c.errorf(pl.Config.Ptrs["/"+k], "config key %q is also a secret: keep it under secrets only", k)
+				}
+			}
+		}
+	}
+	for _, k := range sortedKeys(pl.Secrets) {
+		c.secret(where(pl.At, "secrets", pl.Pos), k, pl.Secrets[k])
+	}
+}
+
+// secretConfigKeys are configuration keys that hold secrets by their name:
+// a document may not give them a value, only secrets: may (read from env or
+// a file at load).
+var secretConfigKeys = map[string]bool{"key": true, "secret": true, "password": true, "token": true, "apikey": true, "clientsecret": true}
+
+// inlineSecrets refuses a plugin or step configuration that writes a secret.
+func (c *checker) inlineSecrets(v *Value, m map[string]any) {
+	for _, k := range sortedKeys(m) {
+		if secretConfigKeys[strings.ToLower(k)] {
+			at, ok := v.Ptrs["/"+k]
+			if !ok {
+				at = v.Pos
+			}
+			c.errorf(at, "config key %q holds a secret: declare it in the plugin's secrets ({env: NAME} or {file: path}), not inline", k)
 		}
 	}
 }
@@ -361,8 +401,10 @@ func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
 		c.errorf(where(tr.At, "plugin", tr.Pos), "no plugin named %q%s", tr.Plugin, suggest(tr.Plugin, sortedKeys(c.set.Plugins)))
 	}
 	if tr := st.Transform; tr != nil && tr.Config != nil {
-		if _, ok := tr.Config.V.(map[string]any); !ok {
+		if m, ok := tr.Config.V.(map[string]any); !ok {
 			c.errorf(tr.Config.Pos, "config must be a mapping")
+		} else {
+			c.inlineSecrets(tr.Config, m)
 		}
 	}
 	if st.Parallel != nil {
@@ -415,6 +457,10 @@ func (c *checker) call(st *Step) {
 	src := c.set.Sources[srcName]
 	if src == nil {
 		c.errorf(where(st.At, "call", st.Pos), "call %q: no source named %q%s", st.Call, srcName, suggest(srcName, sortedKeys(c.set.Sources)))
+		return
+	}
+	if src.SOAP != nil {
+		c.soapCall(st, src, opName) // soap.go
 		return
 	}
 	if src.REST == nil {
@@ -477,6 +523,9 @@ func (c *checker) test(t *Test) {
 			c.errorf(where(m.At, "call", m.Pos), "mock %q: no source named %q", m.Call, srcName)
 		case src.REST != nil && src.REST.Operations[opName] == nil:
 			c.errorf(where(m.At, "call", m.Pos), "mock %q: source %q has no operation %q", m.Call, srcName, opName)
+		}
+		if src != nil {
+			c.soapMock(m, src, opName) // soap.go
 		}
 		switch m.Error {
 		case "", "timeout", "unavailable":

@@ -24,6 +24,7 @@ type Source struct {
 	Owner       string      `yaml:"owner"`
 	Protocol    string      `yaml:"protocol,required"`
 	REST        *RESTSource `yaml:"rest"`
+	SOAP        *SOAPSource `yaml:"soap"` // see soap.go
 }
 
 // RESTSource is the transport configuration of a source of protocol rest.
@@ -118,6 +119,10 @@ type Plugin struct {
 	Capabilities []string      `yaml:"capabilities"` // clock, random
 	Pool         int           `yaml:"pool"`         // instances kept, default 4
 	Config       *Value        `yaml:"config"`       // default configuration, a mapping
+	// Secrets are configuration keys whose values are read from the
+	// environment or a file when the plugin loads, never written in a
+	// document: secrets: {key: {env: MASK_KEY}}.
+	Secrets map[string]*Secret `yaml:"secrets"`
 }
 
 // PluginLimits bound what one call of a plugin may use.
@@ -291,6 +296,7 @@ type Mock struct {
 	RawBody string            `yaml:"rawBody"` // sent as is, e.g. to test malformed JSON
 	Error   string            `yaml:"error"`   // timeout | unavailable
 	Delay   Duration          `yaml:"delay"`
+	Fault   *MockFault        `yaml:"fault"` // a SOAP Fault (soap.go)
 }
 
 // MockMatch narrows a mock to calls with these rendered parameters.

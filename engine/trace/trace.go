@@ -4,6 +4,7 @@
 package trace
 
 import (
+	"context"
 	"encoding/hex"
 	"math/rand/v2"
 )
@@ -44,4 +45,25 @@ func Valid(id string) bool {
 		}
 	}
 	return true
+}
+
+// Call names the flow step a piece of work belongs to and the trace id of
+// the consumer call, for the logs of packages below the flow engine (the
+// wasm host logs plugin messages with them) that must not import it.
+type Call struct {
+	TraceID string
+	Step    string
+}
+
+type callKey struct{}
+
+// WithCall returns ctx carrying c.
+func WithCall(ctx context.Context, c Call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
+
+// CallOf returns the Call ctx carries, or the zero Call.
+func CallOf(ctx context.Context) Call {
+	c, _ := ctx.Value(callKey{}).(Call)
+	return c
 }

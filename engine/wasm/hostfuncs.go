@@ -2,11 +2,17 @@ package wasm
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
+	"math"
 	"time"
 
+	"github.com/openfsb/fsb/engine/trace"
+	"github.com/openfsb/fsb/sdk/jsonx"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -41,6 +47,14 @@ type callState struct {
 	deadline time.Time
 	done     <-chan struct{}
 	stopped  int
+
+	// What fsb.json_locate and fsb.hmac_sha256 keep between calls of
+	// this instance: a plugin uses the same paths and key every time.
+	pathList string
+	locator  *jsonx.Locator
+	spans    []byte
+	macKey   string
+	mac      hash.Hash
 }
 
 // Why hostPoll stopped a call.
@@ -87,17 +101,13 @@ func hostPoll(ctx context.Context, _ api.Module, _ []uint64) {
 
 type stateKey struct{}
 
-type stepKey struct{}
-
 // WithStep names the flow step a call belongs to, for the logs of Call
-// (fsb.log, guest stderr, failures): ABI.md asks for the plugin and step names.
+// (fsb.log, guest stderr, failures): ABI.md asks for the plugin and step
+// names. The flow engine sets it (with the trace id) through trace.WithCall.
 func WithStep(ctx context.Context, step string) context.Context {
-	return context.WithValue(ctx, stepKey{}, step)
-}
-
-func stepOf(ctx context.Context) string {
-	s, _ := ctx.Value(stepKey{}).(string)
-	return s
+	c := trace.CallOf(ctx)
+	c.Step = step
+	return trace.WithCall(ctx, c)
 }
 
 // instantiateFSB adds the fsb host module to a runtime. api.GoModuleFunc
@@ -112,6 +122,14 @@ func instantiateFSB(ctx context.Context, r wazero.Runtime) error {
 		WithGoModuleFunction(api.GoModuleFunc(hostLog), []api.ValueType{i32, i32, i32}, nil).
 		WithParameterNames("level", "ptr", "len").
 		Export("log").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(hostJSONLocate), []api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("in_ptr", "in_len", "paths_ptr", "paths_len", "out_ptr", "out_cap").
+		Export("json_locate").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(hostHMAC), []api.ValueType{i32, i32, i32, i32, i32}, nil).
+		WithParameterNames("key_ptr", "key_len", "msg_ptr", "msg_len", "out_ptr").
+		Export("hmac_sha256").
 		Instantiate(ctx)
 	if err != nil {
 		return err
@@ -158,16 +176,84 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	if !log.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("plugin", st.module.name)}
-	if step := stepOf(ctx); step != "" {
-		attrs = append(attrs, slog.String("step", step))
-	}
+	attrs := st.module.callAttrs(ctx, make([]slog.Attr, 0, 4))
 	if n > maxLogMessage {
 		n = maxLogMessage
 		attrs = append(attrs, slog.Bool("truncated", true))
 	}
 	view, _ := mem.Read(ptr, n)
 	log.LogAttrs(ctx, level, string(view), attrs...) // string() copies out of guest memory
+}
+
+// hostJSONLocate is fsb.json_locate: jsonx.Locate, natively, on guest
+// bytes in place. The paths come as a JSON array of strings (the last list
+// is kept parsed); the spans go out as uint32 triples if they fit in
+// out_cap bytes; the result is their length either way, or a negative
+// jsonx.Locate* code.
+func hostJSONLocate(ctx context.Context, mod api.Module, stack []uint64) {
+	st, _ := ctx.Value(stateKey{}).(*callState)
+	mem := mod.Memory()
+	in := guestBytes(st, mem, "fsb.json_locate: input", stack[0], stack[1])
+	list := guestBytes(st, mem, "fsb.json_locate: paths", stack[2], stack[3])
+	outPtr, outCap := uint32(stack[4]), uint32(stack[5])
+	result := func(n int32) { stack[0] = uint64(uint32(n)) }
+	if st == nil {
+		result(jsonx.LocateInvalidPaths)
+		return
+	}
+	if st.locator == nil || string(list) != st.pathList {
+		paths, err := jsonx.ParsePathList(list)
+		if err != nil {
+			result(jsonx.LocateInvalidPaths)
+			return
+		}
+		st.pathList, st.locator = string(list), jsonx.NewLocator(paths...)
+	}
+	spans, err := st.locator.Locate(in)
+	if err != nil {
+		result(jsonx.LocateInvalidJSON)
+		return
+	}
+	st.spans = jsonx.AppendSpans(st.spans[:0], spans)
+	if len(st.spans) > math.MaxInt32 {
+		result(jsonx.LocateInvalidJSON)
+		return
+	}
+	if uint64(len(st.spans)) <= uint64(outCap) && !mem.Write(outPtr, st.spans) {
+		guestFault(st, "fsb.json_locate: buffer at %#x (%d bytes) lies outside memory", outPtr, len(st.spans))
+	}
+	result(int32(len(st.spans)))
+}
+
+// hostHMAC is fsb.hmac_sha256: it writes HMAC-SHA256(key, msg), 32 bytes,
+// at out_ptr. The keyed state of the last key is kept per instance.
+func hostHMAC(ctx context.Context, mod api.Module, stack []uint64) {
+	st, _ := ctx.Value(stateKey{}).(*callState)
+	mem := mod.Memory()
+	key := guestBytes(st, mem, "fsb.hmac_sha256: key", stack[0], stack[1])
+	msg := guestBytes(st, mem, "fsb.hmac_sha256: message", stack[2], stack[3])
+	if st == nil {
+		return
+	}
+	if st.mac == nil || string(key) != st.macKey {
+		st.mac, st.macKey = hmac.New(sha256.New, key), string(key)
+	}
+	st.mac.Reset()
+	st.mac.Write(msg)
+	var sum [sha256.Size]byte
+	if out := uint32(stack[4]); !mem.Write(out, st.mac.Sum(sum[:0])) {
+		guestFault(st, "fsb.hmac_sha256: output at %#x lies outside memory", out)
+	}
+}
+
+// guestBytes returns a view of guest memory (valid until the host function
+// returns) or traps the call when it lies outside memory.
+func guestBytes(st *callState, mem api.Memory, what string, ptr, n uint64) []byte {
+	b, ok := mem.Read(uint32(ptr), uint32(n))
+	if !ok {
+		guestFault(st, "%s at %#x (%d bytes) lies outside memory", what, uint32(ptr), uint32(n))
+	}
+	return b
 }
 
 // guestFault records a host function misuse and traps the call.

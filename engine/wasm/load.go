@@ -251,6 +251,9 @@ func (m *Module) check(cm wazero.CompiledModule) []string {
 	want("abi_version", sigABIVersion)
 	want("alloc", sigAlloc)
 	want("free", sigFree)
+	if _, ok := fns["_start"]; ok && fns["_initialize"] == nil {
+		problems = append(problems, "exports _start: it is a WASI command, not a reactor (a Go plugin must be built with -buildmode=c-shared; fsb plugin build does)")
+	}
 	if _, ok := fns["_initialize"]; ok {
 		want("_initialize", sigInitialize)
 		m.modCfg = m.modCfg.WithStartFunctions("_initialize")

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/openfsb/fsb/engine/trace"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -293,11 +294,22 @@ func (m *Module) failure(inst *instance, op, fn string, err error) *Error {
 }
 
 func (m *Module) logAttrs(ctx context.Context, op string, more ...slog.Attr) []slog.Attr {
-	attrs := append(make([]slog.Attr, 0, 3+len(more)), slog.String("plugin", m.name))
-	if step := stepOf(ctx); step != "" {
-		attrs = append(attrs, slog.String("step", step))
-	}
+	attrs := m.callAttrs(ctx, make([]slog.Attr, 0, 4+len(more)))
 	return append(append(attrs, slog.String("operation", op)), more...)
+}
+
+// callAttrs appends the plugin's name and, when the flow engine gave them,
+// the step and trace id.
+func (m *Module) callAttrs(ctx context.Context, attrs []slog.Attr) []slog.Attr {
+	attrs = append(attrs, slog.String("plugin", m.name))
+	c := trace.CallOf(ctx)
+	if c.Step != "" {
+		attrs = append(attrs, slog.String("step", c.Step))
+	}
+	if c.TraceID != "" {
+		attrs = append(attrs, slog.String("traceId", c.TraceID))
+	}
+	return attrs
 }
 
 // logFailure logs what Error() leaves out: the guest's message, the trace.

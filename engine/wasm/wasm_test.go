@@ -60,6 +60,8 @@ func TestLoadRefuses(t *testing.T) {
 			s.Digest = ""
 			return s
 		}, []string{"no digest", digestOf(echo)}, true},
+		{"a WASI command", func() ModuleSpec { return specOf(t, "command") },
+			[]string{"exports _start", "-buildmode=c-shared"}, true},
 		{"unknown capability", func() ModuleSpec {
 			s := specOf(t, "echo")
 			s.Capabilities = []string{"clock", "net"}

@@ -23,25 +23,27 @@
 // masked once. Paths use the syntax of
 // github.com/openfsb/fsb/sdk/jsonx.
 //
+// The output is the input byte for byte (white space, escapes, key order)
+// but for the values replaced; every member of a repeated key is masked.
+// The document is read once and no tree is built (jsonx.Locate, which the
+// host runs natively for a module; the HMACs too, guest.HMAC).
+//
 // Errors (the step fails): no paths, a malformed path, a mode other than hmac
 // or redact, hmac without key or keyId (or a keyId holding ':'), input that
 // is not JSON.
 package mask
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"hash"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/openfsb/fsb/sdk/guest"
 	"github.com/openfsb/fsb/sdk/jsonx"
-	"github.com/valyala/fastjson"
 )
 
 // Modes.
@@ -83,10 +85,8 @@ func (o Options) Check() error {
 	if len(o.Paths) == 0 {
 		return errors.New("mask: config paths is missing: list the paths of the values to mask")
 	}
-	for _, p := range o.Paths {
-		if _, err := jsonx.ParsePath(p); err != nil {
-			return fmt.Errorf("mask: config paths: %w", err)
-		}
+	if _, err := o.parsePaths(); err != nil {
+		return fmt.Errorf("mask: config paths: %w", err)
 	}
 	switch o.Mode {
 	case ModeHMAC:
@@ -114,20 +114,18 @@ func Transform(in []byte, cfg guest.Config) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	mac := p.macs.Get().(*pseudonymiser)
-	defer p.macs.Put(mac)
-	return mask(in, p.opts, mac)
+	w := p.workers.Get().(*worker)
+	defer p.workers.Put(w)
+	return w.mask(in)
 }
 
-// prepared is what one configuration gives: its checked options and keyed
-// HMACs ready to use. A flow step calls the plugin with the same
-// configuration every time, so the last one is kept: its JSON is not parsed,
-// nor its paths checked, nor its key expanded, again (in the sandbox that
-// was a third of a 1 KiB call).
+// prepared is what one configuration gives: its checked options and
+// workers holding the parsed paths and the keyed HMAC. A flow step calls
+// the plugin with the same configuration every time, so the last one is
+// kept: its JSON is not parsed, nor its paths, nor its key expanded, again.
 type prepared struct {
-	raw  string
-	opts Options
-	macs sync.Pool // *pseudonymiser with the key set
+	raw     string
+	workers sync.Pool // *worker
 }
 
 var last atomic.Pointer[prepared]
@@ -141,8 +139,8 @@ func prepare(cfg guest.Config) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{raw: string(raw), opts: o}
-	p.macs.New = func() any { return newPseudonymiser(o.Key, o.KeyID) }
+	p := &prepared{raw: string(raw)}
+	p.workers.New = func() any { return newWorker(o) }
 	last.Store(p)
 	return p, nil
 }
@@ -152,88 +150,97 @@ func Mask(in []byte, o Options) ([]byte, error) {
 	if err := o.Check(); err != nil {
 		return nil, err
 	}
-	return mask(in, o, newPseudonymiser(o.Key, o.KeyID))
+	return newWorker(o).mask(in)
 }
 
-// mask masks in according to o, which has been checked; p serves hmac mode.
-func mask(in []byte, o Options, p *pseudonymiser) ([]byte, error) {
-	doc, err := jsonx.Parse(in)
+func (o Options) parsePaths() ([]jsonx.Path, error) {
+	paths := make([]jsonx.Path, len(o.Paths))
+	for i, s := range o.Paths {
+		var err error
+		if paths[i], err = jsonx.ParsePath(s); err != nil {
+			return nil, err
+		}
+	}
+	return paths, nil
+}
+
+// worker masks documents for one checked configuration; not safe for
+// concurrent use.
+type worker struct {
+	redact bool
+	loc    *jsonx.Locator
+	mac    *guest.HMAC
+	quoted []byte // `"hmac:<keyId>:`, the JSON start of every pseudonym
+	sum    [32]byte
+	enc    [44]byte
+	value  []byte
+}
+
+func newWorker(o Options) *worker {
+	paths, _ := o.parsePaths() // o is checked
+	w := &worker{redact: o.Mode == ModeRedact, loc: jsonx.NewLocator(paths...)}
+	if !w.redact {
+		w.mac = guest.NewHMAC(o.Key)
+		w.quoted = jsonx.AppendString(nil, "hmac:"+o.KeyID+":")
+		w.quoted = w.quoted[:len(w.quoted)-1] // without the closing quote
+	}
+	return w
+}
+
+// mask copies in, replacing the values the paths select. It reads the
+// document once (jsonx.Locate, run by the host in the sandbox) and keeps
+// every other byte as it is.
+func (w *worker) mask(in []byte) ([]byte, error) {
+	spans, err := w.loc.Locate(in)
 	if err != nil {
 		return nil, fmt.Errorf("mask: input: %w", err)
 	}
-	defer doc.Release()
-
-	var fn func(v *fastjson.Value) *fastjson.Value
-	if o.Mode == ModeRedact {
-		var redacted *fastjson.Value
-		fn = func(v *fastjson.Value) *fastjson.Value {
-			switch v.Type() {
-			case fastjson.TypeString, fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
-				if redacted == nil {
-					redacted = doc.NewString(Redacted)
-				}
-				return redacted // Update stores one value in several places: fine, it is never changed
-			}
-			return v
+	out := make([]byte, 0, len(in)+len(spans)*(len(w.quoted)+PseudonymLen))
+	done := 0
+	for _, s := range spans {
+		switch {
+		case s.Start < done: // inside a value already replaced
+			continue
+		case w.redact && s.Kind >= jsonx.KindFalse && s.Kind <= jsonx.KindString:
+			out = append(out, in[done:s.Start]...)
+			out = append(out, `"`+Redacted+`"`...)
+		case !w.redact && s.Kind == jsonx.KindString:
+			out = append(out, in[done:s.Start]...)
+			out = w.pseudonym(out, w.unquoted(in, s))
+		case !w.redact && s.Kind == jsonx.KindNumber:
+			out = append(out, in[done:s.Start]...)
+			out = w.pseudonym(out, in[s.Start:s.End])
+		default: // null, objects, arrays; booleans in hmac mode
+			continue
 		}
-	} else {
-		var made map[*fastjson.Value]bool // pseudonyms, not to hash again when paths overlap
-		if len(o.Paths) > 1 {
-			made = make(map[*fastjson.Value]bool)
-		}
-		fn = func(v *fastjson.Value) *fastjson.Value {
-			if made[v] {
-				return v
-			}
-			var b []byte
-			switch v.Type() {
-			case fastjson.TypeString:
-				b, _ = v.StringBytes()
-			case fastjson.TypeNumber:
-				b = v.MarshalTo(p.scratch[:0])
-			default:
-				return v
-			}
-			nv := doc.NewString(p.pseudonym(b))
-			if made != nil {
-				made[nv] = true
-			}
-			return nv
-		}
+		done = s.End
 	}
-	for _, path := range o.Paths {
-		if _, err := doc.Update(path, fn); err != nil {
-			return nil, fmt.Errorf("mask: config paths: %w", err)
-		}
+	return append(out, in[done:]...), nil
+}
+
+// unquoted returns a string span's contents, its escapes decoded.
+func (w *worker) unquoted(in []byte, s jsonx.Span) []byte {
+	raw := in[s.Start+1 : s.End-1]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw
 	}
-	return doc.Marshal(), nil
+	v, _ := s.Unquote(in)
+	w.value = append(w.value[:0], v...)
+	return w.value
 }
 
-type pseudonymiser struct {
-	mac     hash.Hash
-	prefix  string
-	sum     [sha256.Size]byte
-	enc     [44]byte
-	out     []byte
-	scratch [32]byte
-}
-
-func newPseudonymiser(key []byte, keyID string) *pseudonymiser {
-	p := &pseudonymiser{mac: hmac.New(sha256.New, key), prefix: "hmac:" + keyID + ":"}
-	p.out = make([]byte, 0, len(p.prefix)+PseudonymLen)
-	return p
-}
-
-func (p *pseudonymiser) pseudonym(b []byte) string {
-	p.mac.Reset()
-	p.mac.Write(b)
-	sum := p.mac.Sum(p.sum[:0])
-	base64.RawURLEncoding.Encode(p.enc[:], sum)
-	p.out = append(append(p.out[:0], p.prefix...), p.enc[:PseudonymLen]...)
-	return string(p.out)
+// pseudonym appends the JSON string of b's pseudonym.
+func (w *worker) pseudonym(dst, b []byte) []byte {
+	w.mac.Sum(b, &w.sum)
+	base64.RawURLEncoding.Encode(w.enc[:], w.sum[:])
+	dst = append(dst, w.quoted...)
+	dst = append(dst, w.enc[:PseudonymLen]...)
+	return append(dst, '"')
 }
 
 // Pseudonym returns the pseudonym of s under key and keyID, as Mask writes it.
 func Pseudonym(key []byte, keyID, s string) string {
-	return newPseudonymiser(key, keyID).pseudonym([]byte(s))
+	var sum [32]byte
+	guest.NewHMAC(key).Sum([]byte(s), &sum)
+	return "hmac:" + keyID + ":" + base64.RawURLEncoding.EncodeToString(sum[:])[:PseudonymLen]
 }

@@ -59,7 +59,10 @@ func okCases() []okCase {
 			`{"s":"***","n":"***","t":"***","f":"***","z":null,"o":{"k":1},"a":["***","***",{"k":2}]}`},
 		{"redact ignores key", `{"s":"x"}`, `{"mode":"redact","key":"k","paths":["s","missing"]}`, `{"s":"***"}`},
 		{"scalar document", `"x"`, hcfg(`["a"]`), `"x"`},
-		{"whitespace", " {\n\"a\" : \"x\" }\n", rcfg(`["a"]`), `{"a":"***"}`},
+		// the input is copied as it is, but for the values replaced
+		{"whitespace", " {\n\"a\" : \"x\", \"b\":\"\\u0041\" }\n", rcfg(`["a"]`), " {\n\"a\" : \"***\", \"b\":\"\\u0041\" }\n"},
+		{"escaped value", `{"a":"\u0038\u0035"}`, `{"mode":"hmac","key":"secret","keyId":"k1","paths":["a"]}`, `{"a":"` + ps("85") + `"}`},
+		{"repeated key", `{"a":"x","a":"y"}`, rcfg(`["a"]`), `{"a":"***","a":"***"}`},
 	}
 }
 

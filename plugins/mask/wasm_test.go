@@ -18,3 +18,8 @@ func TestWasm(t *testing.T) {
 	}
 	plugintest.MatchesNative(t, "mask", "github.com/openfsb/fsb/plugins/mask/wasm", ok, failing)
 }
+
+// TestCommittedModule: plugins/mask/mask.wasm is the build of this source.
+func TestCommittedModule(t *testing.T) {
+	plugintest.MatchesCommitted(t, "github.com/openfsb/fsb/plugins/mask/wasm", "mask.wasm")
+}

@@ -18,3 +18,8 @@ func TestWasm(t *testing.T) {
 	}
 	plugintest.MatchesNative(t, "project", "github.com/openfsb/fsb/plugins/project/wasm", ok, failing)
 }
+
+// TestCommittedModule: plugins/project/project.wasm is the build of this source.
+func TestCommittedModule(t *testing.T) {
+	plugintest.MatchesCommitted(t, "github.com/openfsb/fsb/plugins/project/wasm", "project.wasm")
+}

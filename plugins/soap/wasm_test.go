@@ -116,3 +116,9 @@ func TestClientWasm(t *testing.T) {
 		}
 	}
 }
+
+// TestCommittedModule: plugins/soap/soap.wasm, the codec SOAP sources
+// declare, is the build of this source.
+func TestCommittedModule(t *testing.T) {
+	plugintest.MatchesCommitted(t, "github.com/openfsb/fsb/plugins/soap/wasm", "soap.wasm")
+}

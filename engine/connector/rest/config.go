@@ -161,6 +161,12 @@ func parseBaseURL(raw string) (endpoint, error) {
 	return e, nil
 }
 
+// TLSConfig is the client TLS configuration for t and host (SNI and
+// verification name unless t.ServerName says otherwise): TLS 1.2 at least,
+// only t.CAFile's roots when it is set, t's client certificate. Other
+// HTTP transports (the soap connector's) use it too.
+func TLSConfig(t *TLS, host string) (*tls.Config, error) { return buildTLS(t, host) }
+
 func buildTLS(t *TLS, host string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
 	if t == nil {

@@ -10,9 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/openfsb/fsb/engine/connector"
 )
@@ -330,6 +333,57 @@ func (e *FaultError) Error() string {
 
 // Is reports ErrFault.
 func (e *FaultError) Is(target error) bool { return target == ErrFault }
+
+// ProblemDetail says what the source answered, for the badGateway problem a
+// flow returns: the fault code, subcodes and reason, without the source's
+// or operation's name (the flow names its step and source) and without
+// faultactor or detail. The codec already sanitised code and reason; they
+// are cleaned again here because the codec is a replaceable module.
+func (e *FaultError) ProblemDetail() string {
+	var b strings.Builder
+	b.WriteString("a SOAP fault ")
+	b.WriteString(strconv.Quote(safeText(e.Code, 128)))
+	if len(e.Subcodes) > 0 {
+		b.WriteString(" (")
+		for i, s := range e.Subcodes[:min(len(e.Subcodes), 8)] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(safeText(s, 128))
+		}
+		b.WriteString(")")
+	}
+	if r := safeText(e.Reason, 256); r != "" {
+		b.WriteString(": ")
+		b.WriteString(r)
+	}
+	return b.String()
+}
+
+// safeText keeps the printable characters of s, runs of white space made
+// one space, cut at max bytes on a character boundary (ending in …).
+func safeText(s string, max int) string {
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError, unicode.Is(unicode.Cf, r):
+			continue
+		case unicode.IsSpace(r) || unicode.IsControl(r):
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			return b.String() + "…"
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 func (c *Client) fault(op string, status int, out []byte) error {
 	var f struct {

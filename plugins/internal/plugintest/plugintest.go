@@ -6,9 +6,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -51,11 +53,10 @@ func Load(tb testing.TB, name string, bin []byte, trust wasm.Trust) *wasm.Module
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { host.Close(ctx) })
-	sum := sha256.Sum256(bin)
 	m, err := host.Load(ctx, wasm.ModuleSpec{
 		Name:   name,
 		Wasm:   bin,
-		Digest: hex.EncodeToString(sum[:]),
+		Digest: digest(bin),
 		Trust:  trust,
 		Limits: wasm.Limits{MaxMemory: 32 << 20},
 	})
@@ -63,6 +64,43 @@ func Load(tb testing.TB, name string, bin []byte, trust wasm.Trust) *wasm.Module
 		tb.Fatal(err)
 	}
 	return m
+}
+
+// BuiltWith is the Go toolchain the committed modules (plugins/*/*.wasm)
+// were built with. Another toolchain builds other bytes from the same
+// source, so MatchesCommitted only compares under this one.
+const BuiltWith = "go1.26.8"
+
+// MatchesCommitted builds the plugin package pkg as `fsb plugin build`
+// does and checks that the committed module at path is exactly that build:
+// the module the demo runs (and its pinned digest) comes from the source
+// beside it. Under another toolchain it skips, or fails when CI=true.
+func MatchesCommitted(t *testing.T, pkg, path string) {
+	t.Helper()
+	if v := runtime.Version(); v != BuiltWith {
+		msg := fmt.Sprintf("the committed modules were built with %s, this is %s: rebuild them (plugins/README.md) to compare", BuiltWith, v)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	committed, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the committed module: %v", err)
+	}
+	built := Build(t, pkg)
+	if got, want := digest(built), digest(committed); got != want {
+		src := strings.TrimPrefix(pkg, "github.com/openfsb/fsb/")    // plugins/<name>/wasm
+		out := filepath.Join(filepath.Dir(src), filepath.Base(path)) // plugins/<name>/<name>.wasm
+		t.Errorf("%s is not the build of its source: committed sha256:%s, built sha256:%s\n"+
+			"rebuild it from the repository root with `go run ./cmd/fsb plugin build -o %s %s` and update its digest where it is declared (flows/plugins.yaml, the READMEs)",
+			path, want, got, out, src)
+	}
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Case is one input and configuration of a plugin test.

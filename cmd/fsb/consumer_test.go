@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openfsb/fsb/engine/sources"
+)
+
+// writePKI writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate with their keys into dir, and returns the file names.
+func writePKI(t *testing.T, dir string) (ca, srvCert, srvKey, cliCert, cliKey string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caCert, _ := x509.ParseCertificate(caDER)
+	write := func(name string, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	leaf := func(name string, serial int64, server bool) (string, string) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		if server {
+			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+		}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		kder, _ := x509.MarshalPKCS8PrivateKey(key)
+		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "PRIVATE KEY", kder)
+	}
+	ca = write("ca.pem", "CERTIFICATE", caDER)
+	srvCert, srvKey = leaf("server", 2, true)
+	cliCert, cliKey = leaf("client", 3, false)
+	return
+}
+
+// TestConsumerOnboarding onboards a consumer from an empty registry to a
+// successful production call with fsb consumer commands only, against a
+// server started as fsb serve starts it (in process), then checks the
+// audit trail with fsb audit.
+func TestConsumerOnboarding(t *testing.T) {
+	dir := t.TempDir()
+	var hits atomic.Int64
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"name":"Jan Peeters","birthDate":"1985-01-01"}`)
+	}))
+	defer src.Close()
+	flows := filepath.Join(dir, "flows")
+	os.Mkdir(flows, 0o755)
+	os.WriteFile(filepath.Join(flows, "person.yaml"), []byte(`kind: Source
+name: reg
+protocol: rest
+rest:
+  baseUrl: `+src.URL+`
+  operations:
+    get: {method: POST, path: /get}
+---
+kind: Flow
+name: person
+version: 1.0.0
+method: POST
+path: /persons/v1/get
+legal: {dataCategories: [personIdentity], subject: input.body.ssin}
+input:
+  body: {type: object, required: [ssin], properties: {ssin: {type: string}}}
+steps:
+  - {id: a, call: reg.get, with: {body: {ssin: input.body.ssin}}}
+output: steps.a.body
+`), 0o644)
+
+	ca, srvCert, srvKey, cliCert, cliKey := writePKI(t, dir)
+	runOK := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 0 {
+			t.Fatalf("fsb %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+		}
+		return stdout.String()
+	}
+	auditKey, subjectKey, tokenFile := filepath.Join(dir, "audit.key"), filepath.Join(dir, "subject.key"), filepath.Join(dir, "admin.token")
+	pub := strings.TrimSpace(runOK("audit", "keygen", "-out", auditKey))
+	runOK("audit", "secret", "-out", subjectKey)
+	runOK("audit", "secret", "-out", tokenFile)
+
+	f := serveFlags{addr: "127.0.0.1:0", logLevel: "error"}
+	f.security = securityFlags{
+		tlsCert: srvCert, tlsKey: srvKey, clientCA: ca, testAddr: "127.0.0.1:0",
+		accessDir: filepath.Join(dir, "access"), auditDir: filepath.Join(dir, "audit"),
+		auditKey: auditKey, subjectKeyFile: subjectKey,
+		adminAddr: "127.0.0.1:0", adminTokenFile: tokenFile,
+	}
+	set, plans := load(flows, os.Stderr)
+	if plans == nil {
+		t.Fatal("flows do not load")
+	}
+	log := slog.New(slog.DiscardHandler)
+	srv, err := start(set, plans, sources.Options{}, f, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- srv.wait(ctx, log) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exit %d", code)
+		}
+	}()
+
+	admin := []string{"-admin", "http://" + srv.adminAddr, "-admin-token-file", tokenFile, "-actor", "test"}
+	consumer := func(args ...string) map[string]any {
+		t.Helper()
+		out := runOK(append(append([]string{"consumer"}, args...), admin...)...)
+		var m map[string]any
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("fsb consumer %v printed %q", args, out)
+		}
+		return m
+	}
+	const en = "0203.201.340"
+	consumer("org", "add", en, "Test Consumer")
+	consumer("agreement", "sign", en, "-version", "2026-01", "-signer", "Jan Peeters")
+	app := consumer("app", "add", en, "payroll")["id"].(string)
+	grant := consumer("grant", "submit", app, "-service", "person/v1", "-basis", "law",
+		"-reference", "Law of 8 August 1983, art. 5", "-purposes", "kyc", "-fields", "name")["id"].(string)
+	consumer("grant", "approve", grant)
+	consumer("cert", "add", app, cliCert)
+	if st := consumer("ips", "set", app, "127.0.0.1/32")["id"]; st != app {
+		t.Fatalf("ips set: %v", st)
+	}
+	if st := consumer("grant", "show", grant)["state"]; st != "ipsRegistered" {
+		t.Fatalf("grant state %v before the connection test", st)
+	}
+
+	// Production refuses until the connection test passed.
+	cert, err := tls.LoadX509KeyPair(cliCert, cliKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, _ := loadCertPool(ca)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	callProd := func() (int, string) {
+		req, _ := http.NewRequest("POST", "https://"+srv.addr+"/persons/v1/get", strings.NewReader(`{"ssin":"85010112345"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("OpenFSB-Purpose", "kyc")
+		req.Header.Set("OpenFSB-End-User", "officer-1")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := callProd(); st != 403 {
+		t.Fatalf("production before the connection test: %d %s", st, body)
+	}
+
+	out := runOK(append([]string{"consumer", "connection-test", "-url", "https://" + srv.testAddr, "-grant", grant,
+		"-cert", cliCert, "-key", cliKey, "-ca", ca, "-method", "POST", "-path", "/persons/v1/get",
+		"-body", `{"ssin":"85010112345"}`, "-purpose", "kyc", "-audit-pub", pub}, admin...)...)
+	if !strings.Contains(out, "is active") || strings.Contains(out, "FAIL") {
+		t.Fatalf("connection test:\n%s", out)
+	}
+	if st, body := callProd(); st != 200 || body != `{"name":"Jan Peeters"}` {
+		t.Fatalf("production after onboarding: %d %s", st, body)
+	}
+
+	// Suspending the application stops the next call.
+	consumer("suspend", app, "-reason", "test")
+	if st, _ := callProd(); st != 401 {
+		t.Fatalf("call after suspend: %d", st)
+	}
+	if log := runOK(append([]string{"consumer", "log", "-subject", grant}, admin...)...); !strings.Contains(log, "token:test") {
+		t.Errorf("admin log without the actor:\n%s", log)
+	}
+
+	// The audit trail, through the admin API.
+	if out := runOK(append([]string{"audit", "verify"}, admin...)...); !strings.Contains(out, "ok: records") {
+		t.Fatalf("audit verify:\n%s", out)
+	}
+	if out := runOK(append([]string{"audit", "query", "-subject", "85010112345", "-kind", "request"}, admin...)...); strings.Count(out, "\n") != 2 {
+		t.Fatalf("audit query by subject:\n%s", out)
+	}
+	exp := runOK(append([]string{"audit", "export"}, admin...)...)
+	expFile := filepath.Join(dir, "export.jsonl")
+	os.WriteFile(expFile, []byte(exp), 0o600)
+	runOK("audit", "verify-export", "-pub", pub, expFile)
+
+	// After the server stops, offline verify on the directory.
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exit %d", code)
+	}
+	done <- 0 // for the deferred receive
+	if out := runOK("audit", "verify", "-dir", f.security.auditDir, "-pub", pub); !strings.Contains(out, "ok: records") {
+		t.Fatalf("offline verify:\n%s", out)
+	}
+}
