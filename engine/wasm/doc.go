@@ -3,8 +3,10 @@
 //
 // It owns the sandbox (no file system, network, environment, real clock or
 // randomness unless granted), the per-module limits (memory, time, input and
-// output size), the bounded pool of instances each module keeps, the fsb host
-// functions (config, log) and the on-disk compilation cache. It hands the
+// output size), the deadline checks compiled into untrusted modules
+// (instrument.go), the bounded pool of instances each module keeps, the fsb
+// host functions (config, log, json_locate, hmac_sha256) and the on-disk
+// compilation cache. It hands the
 // caller bytes in and bytes out and typed errors (ErrTimeout, ErrMemory,
 // ErrTrap, ErrBadOutput, ErrTooLarge, ErrGuest) to map onto problems.
 //
@@ -13,7 +15,8 @@
 // declares modules (ModuleSpec), calls operations and decides what a failure
 // means to a consumer.
 //
-// Lifecycle: NewHost → Host.Load (verify digest, compile once per digest,
-// check exports and imports, probe abi_version) → Module.Call, concurrently →
+// Lifecycle: NewHost → Host.Load (verify digest, instrument if untrusted,
+// compile once per digest and trust, check exports and imports, probe
+// abi_version) → Module.Call, concurrently →
 // Module.Close → Host.Close. RATIONALE.md says why it is built this way.
 package wasm

@@ -16,7 +16,8 @@ var kib = func() []byte {
 
 // BenchmarkCall measures one call of 1 KiB through the whole host (alloc,
 // copy in, operation, copy out, free, pool), per trust level: the
-// difference is the cost of timeout enforcement. fresh-instance closes the
+// difference is the cost of timeout enforcement (the deadline polls that
+// instrument.go compiles into untrusted modules). fresh-instance closes the
 // instance after each call, so every call pays an instantiation.
 func BenchmarkCall(b *testing.B) {
 	cases := []struct {
