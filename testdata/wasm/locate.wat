@@ -23,14 +23,14 @@
   (func (export "free") (param $ptr i32) (param $size i32))
   (func (export "transform") (param $ptr i32) (param $len i32) (result i64)
     (local $n i32)
-    ;; '!' : input outside memory
-    (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 33))
-      (then (local.set $ptr (i32.const 0xfffffff0))))
     ;; '#' : the HMAC of the input, at 40000
     (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 35))
       (then
         (call $hmac (i32.const 32) (i32.const 1) (local.get $ptr) (local.get $len) (i32.const 40000))
         (return (i64.or (i64.shl (i64.const 40000) (i64.const 32)) (i64.const 32)))))
+    ;; '!' : input outside memory
+    (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 33))
+      (then (local.set $ptr (i32.const 0xfffffff0))))
     ;; the spans, at 32768, with room for 256 records
     (local.set $n (call $locate (local.get $ptr) (local.get $len) (i32.const 16) (i32.const 12) (i32.const 32768) (i32.const 3072)))
     (if (i32.lt_s (local.get $n) (i32.const 0))
