@@ -65,8 +65,8 @@ func pluginBuild(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: fsb plugin build [-o FILE] DIR\n\nBuilds the Go plugin (package main using sdk/guest) in DIR with\nGOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath, and prints its digest.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseInterspersed(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -106,8 +106,8 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: fsb plugin inspect FILE\n\nPrints the module's digest, size, exports and imports, and whether the\nsandbox accepts it (ABI version, export signatures, imports).")
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseInterspersed(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -140,10 +140,16 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	for n := range cm.ExportedMemories() {
 		fmt.Fprintf(stdout, "  %-14s memory\n", n)
 	}
-	fmt.Fprintln(stdout, "imports")
-	for _, f := range cm.ImportedFunctions() {
+	fmt.Fprintln(stdout, "imports") // as the module lists them (a Go module imports fd_write twice)
+	imports := cm.ImportedFunctions()
+	width := 0
+	for _, f := range imports {
 		mod, name, _ := f.Import()
-		fmt.Fprintf(stdout, "  %-30s %s\n", mod+"."+name, signature(f))
+		width = max(width, len(mod)+1+len(name))
+	}
+	for _, f := range imports {
+		mod, name, _ := f.Import()
+		fmt.Fprintf(stdout, "  %-*s %s\n", width, mod+"."+name, signature(f))
 	}
 	// The sandbox's own verdict: the same checks as at load, plus abi_version.
 	host, err := wasm.NewHost(ctx, wasm.HostConfig{})
@@ -186,8 +192,8 @@ func pluginRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: fsb plugin run [flags] FILE\n\nRuns one operation of a module in the sandbox, as a transform step would,\nand prints its output; guest logs go to standard error.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseInterspersed(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -237,4 +243,26 @@ func pluginRun(args []string, stdout, stderr io.Writer) int {
 	stdout.Write(out)
 	fmt.Fprintln(stdout)
 	return 0
+}
+
+// parseInterspersed parses flags before and after the positional
+// arguments (fsb plugin build DIR -o FILE works too). ok is false when the
+// command must stop with code: 0 after -h, 2 after a bad flag.
+func parseInterspersed(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0, false
+			}
+			return 2, false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	_ = fs.Parse(positional) // they hold no flag: sets fs.Args
+	return 0, true
 }

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
 // Read returns the secret's value from the environment (through lookupEnv,
-// os.LookupEnv when nil) or its file. Errors name where it was looked for,
-// never what it holds. A file readable by everyone is refused.
+// os.LookupEnv when nil) or its file, whose relative path is resolved
+// against the directory of the document that names it. Errors name where it
+// was looked for, never what it holds. A file readable by everyone is
+// refused.
 func (s *Secret) Read(lookupEnv func(string) (string, bool)) (string, error) {
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
@@ -24,20 +27,24 @@ func (s *Secret) Read(lookupEnv func(string) (string, bool)) (string, error) {
 		}
 		return v, nil
 	case s.File != "":
-		info, err := os.Stat(s.File)
+		path := s.File
+		if !filepath.IsAbs(path) && s.Pos.File != "" {
+			path = filepath.Join(filepath.Dir(s.Pos.File), path)
+		}
+		info, err := os.Stat(path)
 		if err != nil {
-			return "", fmt.Errorf("secret file %s: %w", s.File, errors.Unwrap(err))
+			return "", fmt.Errorf("secret file %s: %w", path, errors.Unwrap(err))
 		}
 		if info.Mode().Perm()&0o004 != 0 {
-			return "", fmt.Errorf("secret file %s is readable by everyone: chmod o-r it", s.File)
+			return "", fmt.Errorf("secret file %s is readable by everyone: chmod o-r it", path)
 		}
-		b, err := os.ReadFile(s.File)
+		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", fmt.Errorf("secret file %s: %w", s.File, errors.Unwrap(err))
+			return "", fmt.Errorf("secret file %s: %w", path, errors.Unwrap(err))
 		}
 		v := strings.TrimRight(string(b), "\r\n")
 		if v == "" {
-			return "", fmt.Errorf("secret file %s is empty", s.File)
+			return "", fmt.Errorf("secret file %s is empty", path)
 		}
 		return v, nil
 	}
