@@ -16,9 +16,12 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goccy/go-yaml"
 
 	"github.com/openfsb/fsb/engine/audit"
 )
@@ -37,10 +40,14 @@ commands:
   export         write records with their proofs as JSON Lines
   verify-export  check an export file offline (-pub)
   proof SEQ      print the proof that record SEQ is in the chain up to a signed checkpoint
+  prune          apply the retention of -config (offline, -dir and -key): expired records are deleted behind a signed anchor or redacted
+  backup         write a full backup of a stopped store (-dir) to -out
+  restore FILE   load a backup into -dir, which must not exist or be empty, and verify it (-pub or -key)
   keygen         write a new Ed25519 key (-out FILE, mode 0600) and print its public key
   secret         write a new random 32-byte secret (-out FILE, mode 0600): subject keys, admin tokens
 
-Offline: -dir DIR (and -pub HEX or -key FILE for verify). Online: -admin URL -admin-token-file FILE.`)
+Offline: -dir DIR (and -pub HEX or -key FILE for verify). Online: -admin URL -admin-token-file FILE.
+prune, backup and restore work offline only: stop the server first.`)
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "help" {
 		usage()
@@ -59,6 +66,8 @@ Offline: -dir DIR (and -pub HEX or -key FILE for verify). Online: -admin URL -ad
 	if sub == "query" {
 		q.register(fs)
 	}
+	configFile := fs.String("config", "", "the audit configuration (retention per service) that fsb serve -audit-config reads (prune)")
+	now := fs.String("now", "", "prune as of this time (RFC 3339; default now)")
 	from := fs.Uint64("from", 0, "first record seq (export)")
 	to := fs.Uint64("to", 0, "last record seq (export)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -203,6 +212,91 @@ Offline: -dir DIR (and -pub HEX or -key FILE for verify). Online: -admin URL -ad
 			return fail(err)
 		}
 		return 0
+	case "prune":
+		if *dir == "" || *keyFile == "" || *configFile == "" {
+			return fail(errors.New("usage: fsb audit prune -dir DIR -key FILE -config FILE [-now TIME] (offline: stop the server first)"))
+		}
+		cfg, err := loadAuditConfig(*configFile)
+		if err != nil {
+			return fail(err)
+		}
+		key, err := loadEd25519Key(*keyFile)
+		if err != nil {
+			return fail(err)
+		}
+		at := time.Now()
+		if *now != "" {
+			if at, err = time.Parse(time.RFC3339Nano, *now); err != nil {
+				return fail(fmt.Errorf("-now: %w", err))
+			}
+		}
+		opt := cfg.options(*dir, key)
+		opt.Logger = slog.New(slog.DiscardHandler)
+		s, err := audit.Open(opt)
+		if err != nil {
+			return fail(fmt.Errorf("open %s (stop the server first): %w", *dir, err))
+		}
+		rep, err := s.Prune(ctx, at)
+		if cerr := s.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			return fail(err)
+		}
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintln(stdout, string(b))
+		return 0
+	case "backup":
+		if *dir == "" || *out == "" {
+			return fail(errors.New("usage: fsb audit backup -dir DIR -out FILE (offline: stop the server first)"))
+		}
+		s, _, err := open()
+		if err != nil {
+			return fail(err)
+		}
+		defer s.Close()
+		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fail(err)
+		}
+		if err := s.Backup(ctx, f); err != nil {
+			f.Close()
+			os.Remove(*out)
+			return fail(err)
+		}
+		if err := errors.Join(f.Sync(), f.Close()); err != nil {
+			return fail(err)
+		}
+		head := s.Head()
+		fmt.Fprintf(stdout, "backed up records through %d (chain %s) to %s\n", head.Seq, head.Hash, *out)
+		return 0
+	case "restore":
+		if fs.NArg() != 1 || *dir == "" || (*pubHex == "" && *keyFile == "") {
+			return fail(errors.New("usage: fsb audit restore -dir NEWDIR -pub HEX|-key FILE BACKUP"))
+		}
+		pub, err := offlinePub(*pubHex, *keyFile)
+		if err != nil {
+			return fail(err)
+		}
+		f, err := os.Open(fs.Arg(0))
+		if err != nil {
+			return fail(err)
+		}
+		defer f.Close()
+		if err := audit.Restore(ctx, *dir, f); err != nil {
+			return fail(err)
+		}
+		// A restore is only done once the chain it brought back verifies.
+		s, _, err := open()
+		if err != nil {
+			return fail(err)
+		}
+		defer s.Close()
+		rep, err := audit.Verify(ctx, s, pub)
+		if err != nil {
+			return fail(err)
+		}
+		return printReport(stdout, rep)
 	case "proof":
 		seq, err := strconv.ParseUint(fs.Arg(0), 10, 64)
 		if fs.NArg() != 1 || err != nil {
@@ -383,4 +477,207 @@ func writeNew(name string, b []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// auditConfig is the file `fsb serve -audit-config` and `fsb audit prune
+// -config` read: retention and body storage per service, how often the
+// server prunes, and the free space the store keeps. For example:
+//
+//	retention: 3650d        # services not listed; absent or 0 keeps forever
+//	pruneEvery: 1h          # fsb serve prunes this often (default 1h if any retention is set)
+//	minFreeSpace: 256MiB    # below this, calls are refused (serviceUnavailable)
+//	bodyKeyFile: body.key   # AES-256 key (fsb audit secret) for services that store bodies
+//	services:
+//	  person: {retention: 180d, storeBodies: true, subjectInClear: false}
+type auditConfig struct {
+	Retention    string                   `yaml:"retention"`
+	PruneEvery   string                   `yaml:"pruneEvery"`
+	MinFreeSpace string                   `yaml:"minFreeSpace"`
+	BodyKeyFile  string                   `yaml:"bodyKeyFile"`
+	Services     map[string]servicePolicy `yaml:"services"`
+
+	def        audit.Policy
+	services   map[string]audit.Policy
+	pruneEvery time.Duration
+	minFree    int64
+	bodyKey    *audit.Key
+}
+
+type servicePolicy struct {
+	Retention      string `yaml:"retention"`
+	StoreBodies    bool   `yaml:"storeBodies"`
+	SubjectInClear bool   `yaml:"subjectInClear"`
+}
+
+// loadAuditConfig reads and checks an audit configuration; unknown keys
+// are errors. Relative key paths are relative to the file.
+func loadAuditConfig(name string) (*auditConfig, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var c auditConfig
+	if err := yaml.UnmarshalWithOptions(b, &c, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	bad := func(field string, err error) (*auditConfig, error) {
+		return nil, fmt.Errorf("%s: %s: %w", name, field, err)
+	}
+	if c.def.Retention, err = parseRetention(c.Retention); err != nil {
+		return bad("retention", err)
+	}
+	anyRetention, anyBodies := c.def.Retention > 0, false
+	c.services = map[string]audit.Policy{}
+	for svc, p := range c.Services {
+		r, err := parseRetention(p.Retention)
+		if err != nil {
+			return bad("services."+svc+".retention", err)
+		}
+		if p.Retention == "" {
+			r = c.def.Retention // a listed service without retention keeps the default's
+		}
+		c.services[svc] = audit.Policy{Retention: r, StoreBodies: p.StoreBodies, SubjectInClear: p.SubjectInClear}
+		anyRetention = anyRetention || r > 0
+		anyBodies = anyBodies || p.StoreBodies
+	}
+	if c.PruneEvery != "" {
+		if c.pruneEvery, err = parseRetention(c.PruneEvery); err != nil || c.pruneEvery < time.Minute {
+			return bad("pruneEvery", errors.New("a duration of at least 1m"))
+		}
+	} else if anyRetention {
+		c.pruneEvery = time.Hour
+	}
+	if c.MinFreeSpace != "" {
+		if c.minFree, err = parseSize(c.MinFreeSpace); err != nil {
+			return bad("minFreeSpace", err)
+		}
+		if c.minFree == 0 {
+			c.minFree = -1 // 0 in the file turns the check off
+		}
+	}
+	if anyBodies && c.BodyKeyFile == "" {
+		return bad("bodyKeyFile", errors.New("required: a service stores bodies"))
+	}
+	if c.BodyKeyFile != "" {
+		kf := c.BodyKeyFile
+		if !filepath.IsAbs(kf) {
+			kf = filepath.Join(filepath.Dir(name), kf)
+		}
+		k, err := loadSecret(kf)
+		if err != nil {
+			return bad("bodyKeyFile", err)
+		}
+		// AES-256 wants exactly 32 bytes: derive them from the whole secret
+		// (the file holds hex text; its first 32 characters carry 128 bits).
+		key := sha256.Sum256(append([]byte("openfsb-body-key\x00"), k.Secret...))
+		id := sha256.Sum256(append([]byte("openfsb-body-key-id\x00"), k.Secret...))
+		c.bodyKey = &audit.Key{ID: hex.EncodeToString(id[:4]), Secret: key[:]}
+	}
+	return &c, nil
+}
+
+// options are the store options the configuration asks for.
+func (c *auditConfig) options(dir string, signer ed25519.PrivateKey) audit.Options {
+	o := audit.Options{Dir: dir, Default: c.def, Services: c.services, MinFreeSpace: c.minFree}
+	if signer != nil {
+		o.Signer = signer
+	}
+	if c.bodyKey != nil {
+		o.BodyKeys = []audit.Key{*c.bodyKey}
+	}
+	return o
+}
+
+// runPruner applies the retention every c.pruneEvery until stop is
+// closed; a failed prune is logged and retried at the next tick.
+func (c *auditConfig) runPruner(s *audit.Store, log *slog.Logger, stop <-chan struct{}) {
+	if c == nil || c.pruneEvery <= 0 {
+		return
+	}
+	t := time.NewTicker(c.pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), c.pruneEvery)
+			rep, err := s.Prune(ctx, time.Now())
+			cancel()
+			if err != nil {
+				log.Error("audit: prune failed", "err", err)
+			} else if rep.Deleted+rep.Redacted > 0 {
+				log.Info("audit: pruned", "deleted", rep.Deleted, "redacted", rep.Redacted)
+			}
+		}
+	}
+}
+
+// parseRetention reads a Go duration, or a whole number of days ("180d")
+// or years of 365 days ("10y"); "" and "0" keep forever.
+func parseRetention(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "y": 365 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			v, err := strconv.ParseUint(n, 10, 32)
+			if err != nil || v == 0 {
+				return 0, fmt.Errorf("%q: a whole number of %s", s, map[string]string{"d": "days", "y": "years"}[suffix])
+			}
+			return time.Duration(v) * unit, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q: a duration such as 180d, 10y or 720h", s)
+	}
+	return d, nil
+}
+
+// parseSize reads bytes: "1048576", "512KiB", "256MiB", "2GiB".
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return 0, fmt.Errorf("%q: a size such as 256MiB", s)
+	}
+	return v * mult, nil
+}
+
+// openAudit opens the store of `fsb serve -audit-dir` with the
+// configuration file (if any) and starts its pruner; stop ends the pruner
+// (nil when there is none).
+func openAudit(dir string, key ed25519.PrivateKey, subject audit.Key, configFile string, log *slog.Logger) (s *audit.Store, stop func(), err error) {
+	cfg := &auditConfig{}
+	if configFile != "" {
+		if cfg, err = loadAuditConfig(configFile); err != nil {
+			return nil, nil, fmt.Errorf("-audit-config: %w", err)
+		}
+	}
+	opt := cfg.options(dir, key)
+	opt.SubjectKeys, opt.Logger = []audit.Key{subject}, log
+	if s, err = audit.Open(opt); err != nil {
+		return nil, nil, fmt.Errorf("-audit-dir: %w", err)
+	}
+	if cfg.pruneEvery <= 0 {
+		return s, nil, nil
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		cfg.runPruner(s, log, quit)
+	}()
+	return s, func() { close(quit); <-done }, nil
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/openfsb/fsb/engine/connector/file/ftp"
 	"github.com/openfsb/fsb/engine/connector/file/sftp"
+	"github.com/openfsb/fsb/engine/plugin"
 	"github.com/openfsb/fsb/sdk/connector"
 )
 
@@ -28,4 +30,15 @@ func cmdConnector(args []string, _, stderr io.Writer) int {
 	}
 	connector.Serve("fsb-connector", connectorVersion, ftp.Driver{}, sftp.Driver{})
 	return 0
+}
+
+// connectorConfig returns how the engine starts the connector process of
+// file sources: this executable, pinned by its SHA-256 when the first
+// file source opens, running `fsb connector`, logging into log.
+func connectorConfig(log *slog.Logger) func() (plugin.Config, error) {
+	return func() (plugin.Config, error) {
+		cfg, err := plugin.Self("file-transports", connectorCommand)
+		cfg.Logger = log
+		return cfg, err
+	}
 }

@@ -124,6 +124,9 @@ var consumerCommands = []struct {
 }{
 	{"org add", "ENTERPRISE_NUMBER NAME", "register an organisation", consumerOrgAdd},
 	{"org list", "", "list organisations", func(a *adminClient, _ *flag.FlagSet, _ []string, w io.Writer) error {
+		if a == nil { // the flag-registration pass: no flags
+			return nil
+		}
 		return show(a, w, "GET", "/organisations", nil)
 	}},
 	{"org show", "ENTERPRISE_NUMBER", "show an organisation", consumerShow("/organisations/")},
@@ -255,10 +258,11 @@ func consumerList(path, param string) func(*adminClient, *flag.FlagSet, []string
 		if len(args) > 1 {
 			return errUsage
 		}
+		target := path // not path itself: the closure serves every call
 		if len(args) == 1 {
-			path += "?" + param + "=" + url.QueryEscape(args[0])
+			target += "?" + param + "=" + url.QueryEscape(args[0])
 		}
-		return show(a, w, "GET", path, nil)
+		return show(a, w, "GET", target, nil)
 	}
 }
 

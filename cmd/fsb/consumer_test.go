@@ -158,6 +158,16 @@ output: steps.a.body
 		"-reference", "Law of 8 August 1983, art. 5", "-purposes", "kyc", "-fields", "name")["id"].(string)
 	consumer("grant", "approve", grant)
 	consumer("cert", "add", app, cliCert)
+	// Lists: org list has no flags; a filtered list works twice in a row
+	// (its URL is not carried over from the previous call).
+	if out := runOK(append([]string{"consumer", "org", "list"}, admin...)...); !strings.Contains(out, "0203201340") {
+		t.Fatalf("org list:\n%s", out)
+	}
+	for range 2 {
+		if out := runOK(append([]string{"consumer", "app", "list", en}, admin...)...); !strings.Contains(out, app) {
+			t.Fatalf("app list:\n%s", out)
+		}
+	}
 	if st := consumer("ips", "set", app, "127.0.0.1/32")["id"]; st != app {
 		t.Fatalf("ips set: %v", st)
 	}

@@ -2,94 +2,250 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/openfsb/fsb/cmd/fsb/internal/mocksrc"
 	"github.com/openfsb/fsb/engine/sources"
 )
 
+// The demo is `fsb serve` with everything on — TLS with client
+// certificates, access enforcement, the audit trail, a test listener and
+// the admin API — in front of mock sources, with a demo consumer onboarded
+// at start through the admin API exactly as `fsb consumer` does it.
+//
+// To add a kind of source to the demo (SOAP, SFTP …) from its own file, in
+// an init function: append a starter to demoSources, the defaults of its
+// environment variables to demoEnvDefaults, a grant per new flow to
+// demoGrants (onboarded and connection-tested at start: a flow without one
+// refuses every call) and the calls to print to demoCalls (demo_print.go).
+
+// demoSourceStarter starts mock sources and points the named Source
+// documents at them through opt (BaseURLs, or anything else Options has).
+// It returns how to stop them.
+type demoSourceStarter func(dataDir string, log *slog.Logger, opt *sources.Options) (stop func(), err error)
+
+var demoSources = []demoSourceStarter{startRESTMocks}
+
+// startRESTMocks starts the enterprise, person and VAT registers.
+func startRESTMocks(dataDir string, log *slog.Logger, opt *sources.Options) (func(), error) {
+	mocks, err := mocksrc.Start(dataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range mocks.Names() {
+		opt.BaseURLs[n] = mocks.URL(n)
+	}
+	return func() { _ = mocks.Close() }, nil
+}
+
+// demoConfig is where the demo finds its files and keeps its state.
+type demoConfig struct {
+	flows string // the demo flows
+	data  string // the mock sources' synthetic data
+	pki   string // the demo CA and certificates (demo_pki.go)
+	// dir holds the registry, the audit trail and their keys; "" makes a
+	// fresh one under os.TempDir that is removed when the demo stops.
+	dir string
+}
+
+// demoOwnedFlags are serve's flags that the demo sets itself, from -pki and
+// -data-dir; -admin-addr and -test-addr stay the user's.
+var demoOwnedFlags = []string{"tls-cert", "tls-key", "client-ca", "access-dir", "token-key", "token-issuer",
+	"token-audience", "audit-dir", "audit-key", "subject-key-file", "admin-token-file", "admin-client-ca"}
+
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "pki" {
+		return cmdDemoPKI(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f serveFlags
 	f.register(fs)
-	flowsDir := fs.String("flows", "flows", "the demo flow directory")
-	dataDir := fs.String("data", "testdata/demo", "the demo sources' synthetic data")
+	setDefault(fs, "admin-addr", "127.0.0.1:8081")
+	setDefault(fs, "test-addr", "127.0.0.1:0")
+	var c demoConfig
+	fs.StringVar(&c.flows, "flows", "flows", "the demo flow directory")
+	fs.StringVar(&c.data, "data", "testdata/demo", "the demo sources' synthetic data")
+	fs.StringVar(&c.pki, "pki", demoPKIDir, "the demo CA, server and consumer certificates (written by fsb demo pki)")
+	fs.StringVar(&c.dir, "data-dir", "", "keep the registry, the audit trail and their keys here, across runs (default: a fresh directory under "+os.TempDir()+", removed when the demo stops)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fsb demo [flags]\n\nStarts three mock authentic sources and serves the demo flows against them.\nRun it from the repository root (or point -flows and -data there).")
-		fs.PrintDefaults()
+		fmt.Fprintln(stderr, `usage: fsb demo [flags]
+       fsb demo pki [-out DIR] [-years N]
+
+Starts mock authentic sources and serves the demo flows against them over TLS
+with client certificates, access enforcement and the audit trail, with a demo
+consumer onboarded for every demo service. Run it from the repository root
+(or point -flows, -data and -pki there).`)
+		shown := flag.NewFlagSet("demo", flag.ContinueOnError)
+		shown.SetOutput(stderr)
+		fs.VisitAll(func(fl *flag.Flag) {
+			if !slices.Contains(demoOwnedFlags, fl.Name) {
+				shown.Var(fl.Value, fl.Name, fl.Usage)
+				shown.Lookup(fl.Name).DefValue = fl.DefValue
+			}
+		})
+		shown.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log, err := f.logger(stderr)
-	if err != nil {
+	var owned []string
+	fs.Visit(func(fl *flag.Flag) {
+		if slices.Contains(demoOwnedFlags, fl.Name) {
+			owned = append(owned, "-"+fl.Name)
+		}
+	})
+	if len(owned) > 0 {
+		fmt.Fprintf(stderr, "fsb demo: the demo sets %s itself (from -pki and -data-dir); fsb serve takes your own\n", strings.Join(owned, ", "))
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fsb demo: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if _, err := f.logger(stderr); err != nil {
 		fmt.Fprintln(stderr, "fsb demo:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return runDemo(ctx, f, *flowsDir, *dataDir, stdout, stderr, log)
+	return runDemo(ctx, f, c, stdout, stderr)
 }
 
-func runDemo(ctx context.Context, f serveFlags, flowsDir, dataDir string, stdout, stderr io.Writer, log *slog.Logger) int {
-	mocks, err := mocksrc.Start(dataDir, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "fsb demo: %v\n(run it from the repository root, or pass -data)\n", err)
-		return 1
-	}
-	defer mocks.Close()
-	set, plans := load(flowsDir, stderr)
-	if plans == nil {
-		return 1
-	}
-	urls := map[string]string{}
-	for _, n := range mocks.Names() {
-		urls[n] = mocks.URL(n)
-	}
-	srv, err := start(set, plans, sources.Options{BaseURLs: urls, LookupEnv: demoEnv}, f, log)
-	if err != nil {
+// setDefault changes a registered flag's default, as -h shows it too.
+func setDefault(fs *flag.FlagSet, name, value string) {
+	_ = fs.Set(name, value)
+	fs.Lookup(name).DefValue = value
+}
+
+// runDemo runs the demo until ctx ends. f.addr, f.logLevel and the
+// security flags -admin-addr and -test-addr are the user's; the demo sets
+// the other security flags.
+func runDemo(ctx context.Context, f serveFlags, c demoConfig, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
 		fmt.Fprintln(stderr, "fsb demo:", err)
 		return 1
 	}
-	printDemo(stdout, srv.addr, urls)
-	return srv.wait(ctx, log)
+	// The demo's own requests at start (onboarding, connection tests) are
+	// logged only with -log-level debug; then the chosen level applies.
+	var level slog.LevelVar
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fail(fmt.Errorf("-log-level: %w", err))
+	}
+	chosen := level.Level()
+	if chosen > slog.LevelDebug {
+		level.Set(max(chosen, slog.LevelWarn))
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
+
+	pkiNotAfter, err := checkDemoPKI(c.pki, time.Now())
+	if err != nil {
+		return fail(err)
+	}
+	fresh := c.dir == ""
+	if fresh {
+		if c.dir, err = os.MkdirTemp("", "openfsb-demo-"); err != nil {
+			return fail(err)
+		}
+		defer os.RemoveAll(c.dir) // on the way out of a failed start
+	} else if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return fail(err)
+	}
+	keys, err := ensureDemoKeys(c.dir)
+	if err != nil {
+		return fail(err)
+	}
+
+	opt := sources.Options{BaseURLs: map[string]string{}, LookupEnv: demoEnv}
+	for _, start := range demoSources {
+		stop, err := start(c.data, log, &opt)
+		if err != nil {
+			return fail(fmt.Errorf("%w\n(run it from the repository root, or pass -data)", err))
+		}
+		defer stop()
+	}
+	set, plans := load(c.flows, stderr)
+	if plans == nil {
+		return 1
+	}
+	f.security.tlsCert = filepath.Join(c.pki, demoServerCertFile)
+	f.security.tlsKey = filepath.Join(c.pki, demoServerKeyFile)
+	f.security.clientCA = filepath.Join(c.pki, demoCAFile)
+	f.security.accessDir = filepath.Join(c.dir, "access")
+	f.security.auditDir = filepath.Join(c.dir, "audit")
+	f.security.auditKey = keys.audit
+	f.security.subjectKeyFile = keys.subject
+	f.security.adminTokenFile = keys.adminToken
+	if f.security.adminAddr == "" {
+		f.security.adminAddr = "127.0.0.1:8081"
+	}
+	if f.security.testAddr == "" {
+		f.security.testAddr = "127.0.0.1:0"
+	}
+	srv, err := start(set, plans, opt, f, log)
+	if err != nil {
+		return fail(err)
+	}
+	admin := demoAdmin{url: "http://" + srv.adminAddr, tokenFile: keys.adminToken}
+	ob, err := onboardDemo(admin, c.pki, "https://"+srv.testAddr, keys.auditPub)
+	if err != nil {
+		stopped, cancel := context.WithCancel(ctx)
+		cancel()
+		srv.wait(stopped, log)
+		return fail(fmt.Errorf("onboarding the demo consumer: %w", err))
+	}
+	level.Set(chosen)
+	printDemo(stdout, demoBanner{
+		addr: srv.addr, testAddr: srv.testAddr, sources: opt.BaseURLs, pki: c.pki, pkiNotAfter: pkiNotAfter,
+		dir: c.dir, fresh: fresh, admin: admin, auditPub: keys.auditPub, onboarding: ob,
+	})
+	code := srv.wait(ctx, log)
+	if fresh {
+		if err := os.RemoveAll(c.dir); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stderr, "removed the demo data directory %s\n", c.dir)
+	}
+	return code
 }
 
-func printDemo(w io.Writer, addr string, urls map[string]string) {
-	base := "http://" + addr
-	fmt.Fprintf(w, `OpenFSB demo: serving the flows in flows/ on %s
-mock sources: enterpriseRegister %s, personRegister %s, vatRegister %s
+// demoKeys are the files of a demo data directory that hold keys, made on
+// its first run (like fsb audit keygen and fsb audit secret do) and kept.
+type demoKeys struct {
+	audit, subject, adminToken string // file names
+	auditPub                   string // hex
+}
 
-Try:
-  # one enterprise from three sources (register, VAT, directors from the national register)
-  curl -s -X POST %s/enterpriseProfile/v1/get -H 'Content-Type: application/json' -d '{"enterpriseNumber":"%s"}'
-
-  # the VAT register is too slow for this one: the optional step degrades (vat.available false)
-  curl -s -X POST %s/enterpriseProfile/v1/get -H 'Content-Type: application/json' -d '{"enterpriseNumber":"%s"}'
-
-  # an unknown field is refused with a Belgif badRequest (unknownInput)
-  curl -s -X POST %s/enterpriseProfile/v1/get -H 'Content-Type: application/json' -d '{"enterpriseNumber":"%s","nickname":"x"}'
-
-  # a research extract: minimised and pseudonymised by two sandboxed WASM plugins (project, mask)
-  curl -s -X POST %s/personResearch/v1/get -H 'Content-Type: application/json' -d '{"ssin":"%s"}'
-
-  # health of the sources behind the gateway
-  curl -s %s/health
-
-Ctrl-C stops the demo.
-`, base, urls["enterpriseRegister"], urls["personRegister"], urls["vatRegister"],
-		base, mocksrc.ExampleEnterprise,
-		base, mocksrc.SlowVATEnterprise,
-		base, mocksrc.ExampleEnterprise,
-		base, mocksrc.ExampleSSIN,
-		base)
+func ensureDemoKeys(dir string) (demoKeys, error) {
+	k := demoKeys{audit: filepath.Join(dir, "audit.key"), subject: filepath.Join(dir, "subject.key"), adminToken: filepath.Join(dir, "admin.token")}
+	for _, g := range []struct{ file, cmd string }{{k.audit, "keygen"}, {k.subject, "secret"}, {k.adminToken, "secret"}} {
+		if _, err := os.Stat(g.file); err == nil {
+			continue
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return k, err
+		}
+		var out, errb strings.Builder
+		if cmdAudit([]string{g.cmd, "-out", g.file}, &out, &errb) != 0 {
+			return k, fmt.Errorf("fsb audit %s -out %s: %s", g.cmd, g.file, strings.TrimSpace(errb.String()))
+		}
+	}
+	key, err := loadEd25519Key(k.audit)
+	if err != nil {
+		return k, err
+	}
+	k.auditPub = fmt.Sprintf("%x", key.Public())
+	return k, nil
 }
 
 // DemoMaskKey is the mask plugin's HMAC key in the demo when
@@ -97,10 +253,15 @@ Ctrl-C stops the demo.
 // pseudonyms protect nothing.
 const DemoMaskKey = "demo-only-not-a-secret"
 
+// demoEnvDefaults are the demo's values of the environment variables its
+// flows read secrets from, used when they are not set. All public.
+var demoEnvDefaults = map[string]string{"FSB_DEMO_MASK_KEY": DemoMaskKey}
+
 // demoEnv is the environment with the demo's defaults for what is unset.
 func demoEnv(name string) (string, bool) {
-	if v, ok := os.LookupEnv(name); ok || name != "FSB_DEMO_MASK_KEY" {
+	if v, ok := os.LookupEnv(name); ok {
 		return v, ok
 	}
-	return DemoMaskKey, true
+	v, ok := demoEnvDefaults[name]
+	return v, ok
 }

@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/openfsb/fsb/cmd/fsb/internal/mocksrc"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -74,7 +76,7 @@ func TestValidateDemoFlows(t *testing.T) {
 	if code := run([]string{"validate", filepath.Join(root, "flows")}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if !regexp.MustCompile(`^ok: 3 sources, \d+ flows, 2 plugins, \d+ tests in \d+ files\n$`).MatchString(stdout.String()) {
+	if !regexp.MustCompile(`^ok: 5 sources, \d+ flows, 4 plugins, \d+ tests in \d+ files\n$`).MatchString(stdout.String()) {
 		t.Errorf("summary: %q", stdout.String())
 	}
 }
@@ -148,8 +150,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestDemo starts the demo as `fsb demo` does and runs every curl command it
-// prints, with the real curl, against the real gateway and mock sources.
+// TestDemo starts the demo as `fsb demo` does (a fresh data directory, TLS,
+// access, audit, the consumer onboarded through the admin API), runs every
+// curl command it prints with the real curl, and every fsb audit command it
+// prints in process, and checks the answers.
 func TestDemo(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -159,47 +163,107 @@ func TestDemo(t *testing.T) {
 		t.Skip("curl not installed")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	f := serveFlags{addr: "127.0.0.1:0", logLevel: "warn"}
-	go func() {
-		done <- runDemo(ctx, f, filepath.Join(root, "flows"), filepath.Join(root, "testdata/demo"), &stdout, &stderr, slog.New(slog.NewTextHandler(&stderr, nil)))
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stdout.String(), "Ctrl-C") {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not start: %s %s", stdout.String(), stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	f.security.adminAddr = "127.0.0.1:0"
+	go func() { done <- runDemo(ctx, f, testDemoConfig(""), &stdout, &stderr) }()
+	waitDemo(t, &stdout, &stderr, done)
+	out := stdout.String()
+	dataDir := regexp.MustCompile(`data directory: (\S+) `).FindStringSubmatch(out)
+	if dataDir == nil || !strings.HasPrefix(dataDir[1], os.TempDir()) {
+		t.Fatalf("no fresh data directory under %s:\n%s", os.TempDir(), out)
 	}
-	var cmds []string
-	for _, line := range strings.Split(stdout.String(), "\n") {
-		if l := strings.TrimSpace(line); strings.HasPrefix(l, "curl ") {
-			cmds = append(cmds, l)
-		}
-	}
-	if len(cmds) < 5 {
-		t.Fatalf("demo printed %d curl commands:\n%s", len(cmds), stdout.String())
-	}
-	wants := []string{
-		`"vat":{"available":true,"active":true,"employees":48}`, // three sources combined
-		`"vat":{"available":false}`,                             // optional step degraded
-		`unknownInput`,
-		`{"pseudonym":"hmac:demo1:mSLWAJCj9sc1hyPeCfSzbA","birthYear":1968,"gender":"M","postalCode":"9000","nationality":"BE"}`, // DemoMaskKey
-		`{"status":"UP"}`,
-	}
-	for i, c := range cmds {
-		out, err := exec.Command("sh", "-c", strings.Replace(c, "curl", curl+" --max-time 10", 1)+" -i").CombinedOutput()
+	for _, secret := range []string{"audit.key", "subject.key", "admin.token"} {
+		b, err := os.ReadFile(filepath.Join(dataDir[1], secret))
 		if err != nil {
-			t.Fatalf("%s: %v\n%s", c, err, out)
+			t.Fatal(err)
 		}
-		if !strings.Contains(string(out), "Belgov-Trace-Id: ") {
-			t.Errorf("%s: no trace id:\n%s", c, out)
-		}
-		if i < len(wants) && !strings.Contains(string(out), wants[i]) {
-			t.Errorf("%s: answer lacks %s:\n%s", c, wants[i], out)
+		if k := strings.TrimSpace(string(b)); strings.Contains(out, k) || strings.Contains(stderr.String(), k) {
+			t.Errorf("the demo printed the content of %s", secret)
 		}
 	}
+
+	curls, fsbs := demoCommands(out)
+	// The first calls (demoCalls) and the last ones (demoAccessCalls) are
+	// checked here; calls other files add to demoCalls must answer 200.
+	head := [][]string{
+		{"HTTP/1.1 200", `"vat":{"available":true,"active":true,"employees":48}`}, // three sources combined
+		{"HTTP/1.1 200", `"vat":{"available":false}`},                             // optional step degraded
+		{"HTTP/1.1 400", `unknownInput`},
+		{"HTTP/1.1 200", `{"pseudonym":"hmac:demo1:mSLWAJCj9sc1hyPeCfSzbA","birthYear":1968,"gender":"M","postalCode":"9000","nationality":"BE"}`}, // DemoMaskKey
+		{"HTTP/1.1 200", `{"status":"UP"}`},
+	}
+	tail := [][]string{
+		{"HTTP/1.1 200", "\r\n\r\n" + `{"name":"Marc Vandaele","address":{"municipality":"Gent"}}`, "Openfsb-Audit-Receipt: seq="}, // minimised by the grant
+		{"HTTP/1.1 403", `"type":"urn:problem-type:belgif:missingPermission"`},
+		{"HTTP/1.1 401", `"type":"urn:problem-type:belgif:noAccessToken"`},
+		{"HTTP/1.1 200", `"kind":"request"`, `"kind":"outcome"`, `"traceIn":"demo-person-1"`, `"released":["name","address.municipality"]`},
+	}
+	if len(curls) != len(demoCalls)+len(demoAccessCalls) || len(demoAccessCalls) != len(tail) {
+		t.Fatalf("demo printed %d curl commands, want %d:\n%s", len(curls), len(demoCalls)+len(demoAccessCalls), out)
+	}
+	for i, c := range curls {
+		want := []string{"HTTP/1.1 200"}
+		switch {
+		case i < len(head):
+			want = head[i]
+		case i >= len(curls)-len(tail):
+			want = tail[i-(len(curls)-len(tail))]
+		case strings.Contains(c, "/supplierCheck/"): // demo_sources.go: REST, SOAP (VIES) and a CSV record over SFTP
+			want = []string{"HTTP/1.1 200", `"vat":{"checked":true,"valid":true,"registeredName":"SRL BOULANGERIE DU PARC"},"socialSecurity":{"checked":true,"employer":true,"quarter":"2025Q1","employees":4,"debt":1250.4,"source":"employers-2025Q1.csv"}`}
+		}
+		for _, flag := range []string{"--cacert ", "https://127.0.0.1:"} {
+			if !strings.Contains(c, flag) {
+				t.Errorf("%s: lacks %s", c, flag)
+			}
+		}
+		got, err := exec.Command("sh", "-c", strings.Replace(c, "curl", curl+" --max-time 10", 1)+" -i").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c, err, got)
+		}
+		if !strings.Contains(c, "/audit/v1/") && !strings.Contains(string(got), "Belgov-Trace-Id: ") {
+			t.Errorf("%s: no trace id:\n%s", c, got)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(got), w) {
+				t.Errorf("%s: answer lacks %s:\n%s", c, w, got)
+			}
+		}
+	}
+
+	// The fsb audit commands, in process, as go run ./cmd/fsb would run them.
+	fsbWants := [][]string{
+		{`"kind":"request"`, `"kind":"outcome"`, `"org":"0888777643"`, `"purpose":"socialAssistance"`, `"endUser":"demo-officer-1"`,
+			`"legalBasis":"law: Law of 8 August 1983`, `"released":["name","address.municipality"]`, `"source":"personRegister"`},
+		{`"service":"person"`, `"service":"personResearch"`, `"purpose":"statisticalResearch"`, `"subject":"hmac-sha256:`},
+		{"ok: records 1–"},
+	}
+	if len(fsbs) != len(fsbWants) {
+		t.Fatalf("demo printed %d fsb commands, want %d:\n%s", len(fsbs), len(fsbWants), out)
+	}
+	for i, args := range fsbs {
+		var o, e bytes.Buffer
+		if code := run(args, &o, &e); code != 0 {
+			t.Fatalf("fsb %s: exit %d\n%s%s", strings.Join(args, " "), code, o.String(), e.String())
+		}
+		for _, w := range fsbWants[i] {
+			if !strings.Contains(o.String(), w) {
+				t.Errorf("fsb %s: output lacks %s:\n%s", strings.Join(args, " "), w, o.String())
+			}
+		}
+		if i == 0 && strings.Count(o.String(), "\n") != 2 {
+			t.Errorf("fsb %s: want the request and the outcome record:\n%s", strings.Join(args, " "), o.String())
+		}
+		if i == 1 && strings.Contains(o.String(), `"kind":"outcome"`) {
+			t.Errorf("fsb %s: -kind request printed outcomes", strings.Join(args, " "))
+		}
+		if strings.Contains(o.String(), mocksrc.ExampleSSIN) {
+			t.Errorf("fsb %s: the data subject in clear:\n%s", strings.Join(args, " "), o.String())
+		}
+	}
+
 	cancel()
 	select {
 	case code := <-done:
@@ -209,4 +273,82 @@ func TestDemo(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("demo did not stop on cancel")
 	}
+	if _, err := os.Stat(dataDir[1]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the fresh data directory %s is still there: %v", dataDir[1], err)
+	}
+}
+
+// testDemoConfig is the demo's configuration from cmd/fsb.
+func testDemoConfig(dir string) demoConfig {
+	return demoConfig{flows: filepath.Join(root, "flows"), data: filepath.Join(root, "testdata/demo"),
+		pki: filepath.Join(root, demoPKIDir), dir: dir}
+}
+
+// waitDemo waits until the demo has printed its commands, or has failed.
+func waitDemo(t *testing.T, stdout, stderr *syncBuffer, done chan int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stdout.String(), "Ctrl-C") {
+		select {
+		case code := <-done:
+			t.Fatalf("demo exited %d: %s %s", code, stdout.String(), stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not start: %s %s", stdout.String(), stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// demoCommands returns the curl commands the demo printed (continuation
+// lines joined) and its fsb commands as argument lists.
+func demoCommands(out string) (curls []string, fsbs [][]string) {
+	out = regexp.MustCompile(`\\\n\s*`).ReplaceAllString(out, "")
+	for _, line := range strings.Split(out, "\n") {
+		l := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(l, "curl "):
+			curls = append(curls, l)
+		case strings.HasPrefix(l, "go run ./cmd/fsb "):
+			fsbs = append(fsbs, shellWords(strings.TrimPrefix(l, "go run ./cmd/fsb ")))
+		}
+	}
+	return curls, fsbs
+}
+
+// shellWords splits a command line as a POSIX shell does for the words
+// shellQuote writes: plain, single-quoted, and \' between quotes.
+func shellWords(s string) []string {
+	var words []string
+	var w strings.Builder
+	in, quoted, escaped := false, false, false
+	for _, r := range s {
+		switch {
+		case escaped:
+			w.WriteRune(r)
+			escaped = false
+		case !quoted && r == '\\':
+			escaped, in = true, true
+		case quoted && r == '\'':
+			quoted = false
+		case quoted:
+			w.WriteRune(r)
+		case r == '\'':
+			quoted, in = true, true
+		case r == ' ' || r == '\t':
+			if in {
+				words = append(words, w.String())
+				w.Reset()
+				in = false
+			}
+		default:
+			w.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, w.String())
+	}
+	return words
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/openfsb/fsb/engine/access"
 	"github.com/openfsb/fsb/engine/audit"
+	"github.com/openfsb/fsb/engine/catalog"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/gateway"
 	"github.com/openfsb/fsb/engine/modules"
@@ -135,6 +136,9 @@ func start(set *spec.Set, plans map[string]*flow.Plan, opt sources.Options, f se
 		}
 	}
 	opt.Plugins = plugins // plugins first: a soap source's codec is one
+	if opt.Connector == nil {
+		opt.Connector = connectorConfig(log) // file sources' transports: `fsb connector` (connector.go)
+	}
 	conns, err := sources.Open(set, opt)
 	if err != nil {
 		closeAll()
@@ -162,6 +166,7 @@ func start(set *spec.Set, plans map[string]*flow.Plan, opt sources.Options, f se
 		TrustedProxies: proxies,
 		Access:         sec.registry,
 		Audit:          sec.audit,
+		Catalog:        catalog.New(set, plans), // the service catalogue, with source titles and test examples
 	}
 	gw := gateway.New(cfg)
 	s := &server{gw: gw, scheme: "http", errc: make(chan error, 4), close: closeAll}
@@ -239,6 +244,7 @@ type securityFlags struct {
 	tokenAudience             string
 	auditDir, auditKey        string
 	subjectKeyFile            string
+	auditConfig               string // retention per service, pruning, free space (audit.go)
 	adminAddr, adminTokenFile string
 	adminClientCA             string
 }
@@ -254,6 +260,7 @@ func (f *securityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tokenAudience, "token-audience", "openfsb-consumer", "aud of issued access tokens")
 	fs.StringVar(&f.auditDir, "audit-dir", "", "record every consumer call in the audit trail stored in this directory (Badger)")
 	fs.StringVar(&f.auditKey, "audit-key", "", "Ed25519 private key (PEM, PKCS#8) that signs audit checkpoints; required with -audit-dir")
+	fs.StringVar(&f.auditConfig, "audit-config", "", "audit configuration file (YAML): retention and stored bodies per service, pruning interval, minimum free space (engine/gateway/AUDIT.md)")
 	fs.StringVar(&f.subjectKeyFile, "subject-key-file", "", "secret (at least 32 bytes) that pseudonymises data subjects in audit records; required with -audit-dir")
 	fs.StringVar(&f.adminAddr, "admin-addr", "", "serve the admin API on this address (never on the consumer listener)")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file (mode 0600) holding the admin API bearer token")
@@ -267,9 +274,14 @@ type security struct {
 	tls      *tls.Config
 	admin    *gateway.Admin
 	adminTLS *tls.Config
+
+	stopPruner func() // nil unless the audit configuration sets a retention
 }
 
 func (s *security) close() {
+	if s.stopPruner != nil {
+		s.stopPruner()
+	}
 	if s.audit != nil {
 		_ = s.audit.Close() // signs a last checkpoint
 	}
@@ -332,9 +344,12 @@ func (f *securityFlags) open(log *slog.Logger) (sec *security, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("-subject-key-file: %w", err)
 		}
-		if sec.audit, err = audit.Open(audit.Options{Dir: f.auditDir, Signer: key, SubjectKeys: []audit.Key{sk}, Logger: log}); err != nil {
-			return nil, fmt.Errorf("-audit-dir: %w", err)
+		if sec.audit, sec.stopPruner, err = openAudit(f.auditDir, key, sk, f.auditConfig, log); err != nil {
+			return nil, err
 		}
+	}
+	if f.auditConfig != "" && f.auditDir == "" {
+		return nil, errors.New("-audit-config needs -audit-dir")
 	}
 	if f.adminAddr != "" {
 		if sec.registry == nil && sec.audit == nil {

@@ -50,6 +50,13 @@ type Options struct {
 	// MaxBatch caps the records committed by one sync (default 1024).
 	// 1 turns group commit off: one sync per record (benchmarks only).
 	MaxBatch int
+	// MinFreeSpace is the free space (bytes) the store's file system must
+	// keep: below it every record is refused (ErrUnavailable, so calls get
+	// serviceUnavailable) until space is freed. Default 256 MiB; negative
+	// turns the check off. Badger writes through memory-mapped, sparse
+	// files, so on a full disk it dies of SIGBUS instead of returning an
+	// error (README.md, "Decisions"): the store must stop before that.
+	MinFreeSpace int64
 	// Logger receives the store's and Badger's warnings (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -82,6 +89,7 @@ type Store struct {
 	log *slog.Logger
 
 	queue   chan *pending
+	flights chan *flight  // batches handed to Badger, in order, for the acknowledger
 	quit    chan struct{} // closed by Close: the writer drains and stops
 	stopped chan struct{} // closed when the writer has stopped
 	once    sync.Once
@@ -91,8 +99,10 @@ type Store struct {
 	w chainState
 
 	mu     sync.Mutex
-	pubw   chainState // a copy of w for readers
-	broken error      // sticky: the chain state could not be reloaded
+	pubw   chainState // a copy of w for readers, as of the last acknowledged batch
+	broken error      // sticky: a write failed (fail)
+
+	lowSpaceLogged time.Time
 }
 
 type chainState struct {
@@ -135,6 +145,9 @@ func Open(opt Options) (*Store, error) {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 1024
 	}
+	if opt.MinFreeSpace == 0 {
+		opt.MinFreeSpace = 256 << 20
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -164,14 +177,15 @@ func Open(opt Options) (*Store, error) {
 
 	bo := badger.DefaultOptions(opt.Dir).
 		WithInMemory(opt.InMemory).
-		WithSyncWrites(false). // the writer syncs once per batch (DB.Sync)
+		WithSyncWrites(true). // each batch is one transaction, synced in the memtable it went into
 		WithLogger(badgerLogger{s.log}).
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(16 << 20).
 		WithValueLogFileSize(64 << 20). // records stay in the LSM tree (NOTES.md): the value log stays small
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
-		WithNumCompactors(2)
+		WithNumCompactors(2).
+		WithDetectConflicts(false) // one writer: nothing to detect
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrUnavailable, opt.Dir, err)
@@ -186,6 +200,7 @@ func Open(opt Options) (*Store, error) {
 	}
 	s.pubw = s.w
 	s.queue = make(chan *pending, 4*opt.MaxBatch)
+	s.flights = make(chan *flight, maxInFlight-1) // plus the one the acknowledger holds
 	s.quit = make(chan struct{})
 	s.stopped = make(chan struct{})
 	go s.writer()
@@ -360,11 +375,24 @@ func (s *Store) append(ctx context.Context, p *pending) error {
 	}
 }
 
-// writer is the one goroutine that numbers, chains and commits records:
-// it takes whatever is queued (no wait window), writes it in one batch,
-// syncs once, then acknowledges every waiter.
+// writer is the one goroutine that numbers and chains records: it takes
+// whatever is queued (no wait window), frames and chains it, and hands it
+// to Badger as one transaction that Badger writes and syncs (SyncWrites)
+// on its own goroutine. It does not wait for that: while Badger syncs one
+// batch, the writer prepares the next, up to maxInFlight batches ahead.
+// The acknowledger (ack) answers the waiters of each batch in order, once
+// its sync is done.
 func (s *Store) writer() {
-	defer close(s.stopped)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		s.ack()
+	}()
+	defer func() {
+		close(s.flights)
+		<-acked
+		close(s.stopped)
+	}()
 	tick := time.NewTicker(s.opt.CheckpointInterval)
 	defer tick.Stop()
 	batch := make([]*pending, 0, s.opt.MaxBatch)
@@ -414,11 +442,24 @@ func (s *Store) writer() {
 	}
 }
 
-// commit writes batch as one durable unit and answers its waiters: one
-// Badger WriteBatch (no conflict tracking: the writer is alone), then one
-// DB.Sync for the whole batch.
+// maxInFlight bounds the batches handed to Badger and not yet durable.
+const maxInFlight = 4
+
+// flight is one batch handed to Badger: its waiters, the chain state once
+// it is durable, and one result per transaction it was split into.
+type flight struct {
+	batch []*pending
+	st    chainState
+	txns  int
+	res   chan error
+	err   error // set before handing over: nothing was written
+}
+
+// commit frames and chains batch, hands it to Badger without waiting, and
+// queues it for the acknowledger. A failure is answered in order too.
 func (s *Store) commit(batch []*pending, forceCheckpoint bool, buf []byte) []byte {
-	st := s.w
+	// A copy: the writer reuses its slice for the next batch.
+	f := &flight{batch: append([]*pending(nil), batch...), st: s.w}
 	s.mu.Lock()
 	err := s.broken
 	s.mu.Unlock()
@@ -426,31 +467,85 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool, buf []byte) []byt
 		err = badger.ErrDBClosed
 	}
 	if err == nil {
-		err = s.writeBatch(&st, batch, forceCheckpoint, &buf)
+		err = s.checkSpace()
+	}
+	if err == nil {
+		err = s.writeBatch(f, forceCheckpoint, &buf)
 	}
 	if err != nil {
-		s.fail(batch, err)
-		return buf
+		f.err = err
+	} else {
+		s.w = f.st // the next batch chains onto this one
 	}
-	s.w = st
-	s.mu.Lock()
-	s.pubw = st
-	s.mu.Unlock()
-	for _, p := range batch {
-		p.ck = st.ckLatest
-		close(p.done)
-	}
+	s.flights <- f
 	return buf
 }
 
-func (s *Store) writeBatch(st *chainState, batch []*pending, forceCheckpoint bool, buf *[]byte) error {
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
+// ack answers each flight's waiters, in the order the writer sent them,
+// once every transaction of the flight is durable. After any failure it
+// refuses the flights behind it too, even if Badger wrote them: their
+// records chain onto one that is not on disk (the store is broken from
+// then on, see fail).
+func (s *Store) ack() {
+	for f := range s.flights {
+		err := f.err
+		for range f.txns {
+			if e := <-f.res; e != nil && err == nil {
+				err = e
+			}
+		}
+		if err == nil {
+			s.mu.Lock()
+			err = s.broken
+			s.mu.Unlock()
+		}
+		if err != nil {
+			s.fail(f.batch, err)
+			continue
+		}
+		s.mu.Lock()
+		first := s.pubw.first // Prune may have moved it
+		s.pubw = f.st
+		s.pubw.first = max(first, f.st.first)
+		s.mu.Unlock()
+		for _, p := range f.batch {
+			p.ck = f.st.ckLatest
+			close(p.done)
+		}
+	}
+}
+
+// writeBatch frames and chains f.batch into f.st and commits it as Badger
+// transactions (one, unless the batch exceeds a transaction's limits)
+// without waiting: each reports on f.res once Badger has written and
+// synced it. Badger writes the transactions in commit order, each synced
+// in the memtable it went into.
+func (s *Store) writeBatch(f *flight, forceCheckpoint bool, buf *[]byte) error {
+	st := &f.st
+	var txns []*badger.Txn
+	txn := s.db.NewTransaction(true)
+	set := func(k, v []byte) error {
+		err := txn.SetEntry(badger.NewEntry(k, v))
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			txns = append(txns, txn)
+			txn = s.db.NewTransaction(true)
+			err = txn.SetEntry(badger.NewEntry(k, v))
+		}
+		return err
+	}
+	defer func() {
+		if txn != nil {
+			txn.Discard()
+		}
+		for _, t := range txns {
+			t.Discard()
+		}
+	}()
 	now := time.Now().UTC()
 	if now.Before(st.last) {
 		now = st.last // record time never goes back, so time ranges map to seq ranges
 	}
-	for _, p := range batch {
+	for _, p := range f.batch {
 		if p.payload == nil {
 			forceCheckpoint = forceCheckpoint || p.checkpoint
 			continue
@@ -461,16 +556,16 @@ func (s *Store) writeBatch(st *chainState, batch []*pending, forceCheckpoint boo
 		// Index keys go first: if a crash cuts a large batch, a record is
 		// never on disk without them (a stray index key is skipped by queries).
 		for _, t := range p.terms {
-			if err := wb.Set(indexKey(t.field, t.val, st.seq), nil); err != nil {
+			if err := set(indexKey(t.field, t.val, st.seq), nil); err != nil {
 				return err
 			}
 		}
 		if p.request != 0 {
-			if err := wb.Set(seqKey(pOutcome, p.request), seqKey(pRecord, st.seq)[1:]); err != nil {
+			if err := set(seqKey(pOutcome, p.request), seqKey(pRecord, st.seq)[1:]); err != nil {
 				return err
 			}
 		}
-		if err := wb.Set(seqKey(pRecord, st.seq), appendEntry(make([]byte, 0, entryHead+len(*buf)), st.head, h, *buf)); err != nil {
+		if err := set(seqKey(pRecord, st.seq), appendEntry(make([]byte, 0, entryHead+len(*buf)), st.head, h, *buf)); err != nil {
 			return err
 		}
 		p.rc = Receipt{Seq: st.seq, Hash: h}
@@ -485,42 +580,54 @@ func (s *Store) writeBatch(st *chainState, batch []*pending, forceCheckpoint boo
 			return err
 		}
 		ck.Signature = sig
-		if err := wb.Set(seqKey(pCheckpoint, ck.Seq), encodeCheckpoint(ck)); err != nil {
+		if err := set(seqKey(pCheckpoint, ck.Seq), encodeCheckpoint(ck)); err != nil {
 			return err
 		}
 		st.ckSeq, st.ckTime, st.ckLatest = ck.Seq, ck.Time, &ck
 	}
-	if err := wb.Flush(); err != nil {
-		return err
+	txns = append(txns, txn)
+	txn = nil
+	f.res = make(chan error, len(txns))
+	for i, t := range txns {
+		t.CommitWith(func(err error) { f.res <- err })
+		txns[i] = nil
+		f.txns++
 	}
-	return s.db.Sync()
+	txns = nil
+	return nil
 }
 
-// fail answers a batch that is not durable. Part of it may be on disk (a
-// split write): the head is taken again from what is stored; if even that
-// fails, the store stays broken and refuses every record until reopened.
+// fail answers a batch that is not durable. A refusal before anything was
+// written (errLowSpace) leaves the store as it was. Any other error came
+// from Badger's write or sync: the store stays broken and refuses every
+// record until it is reopened, because neither retrying is safe — after a
+// failed sync the kernel may report the next one clean without the data
+// being on disk ("fsyncgate"), and after a failed memtable rotation Badger
+// kills the process on its next write (y.AssertTrue on a nil memtable).
+// Reopening recovers the head from what is stored.
 func (s *Store) fail(batch []*pending, err error) {
-	s.log.Error("audit write failed: refusing calls", "err", err, "records", len(batch))
-	s.mu.Lock()
-	broken := s.broken
-	s.mu.Unlock()
-	if broken == nil {
-		rerr := error(badger.ErrDBClosed)
-		var rs chainState
-		if !s.db.IsClosed() {
-			rs, rerr = loadChainState(s.db)
-		}
+	if errors.Is(err, errLowSpace) {
+		// Not sticky, and every batch meets it while the disk is full: log
+		// it once a minute, not once a batch.
 		s.mu.Lock()
-		if rerr == nil {
-			s.w = rs
-		} else {
-			s.broken = rerr
+		quiet := time.Since(s.lowSpaceLogged) < time.Minute
+		if !quiet {
+			s.lowSpaceLogged = time.Now()
 		}
-		s.pubw = s.w
+		s.mu.Unlock()
+		if !quiet {
+			s.log.Error("audit store nearly full: refusing calls until space is freed", "err", err)
+		}
+	} else {
+		s.log.Error("audit write failed: refusing calls until the store is reopened", "err", err, "records", len(batch))
+		s.mu.Lock()
+		if s.broken == nil {
+			s.broken = fmt.Errorf("a write failed, reopen the store: %w", err)
+		}
 		s.mu.Unlock()
 	}
 	for _, p := range batch {
-		p.err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		p.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		p.rc = Receipt{}
 		close(p.done)
 	}

@@ -230,6 +230,51 @@ func TestUnwritableStoreFailsClosed(t *testing.T) {
 		}
 		s.Close()
 	})
+	t.Run("a failed write is sticky until reopened", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openStore(t, testOptions(dir))
+		call(t, s, 1)
+		head := s.Head()
+		// Fail one batch the way Badger does (an error from the write),
+		// then make the database usable again: the store must still refuse,
+		// since a retried sync can report success without the data on disk.
+		s.fail(nil, errors.New("simulated write error"))
+		if _, err := s.Begin(ctx, request(2)); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Begin after a failed write: %v", err)
+		}
+		if s.Head() != head {
+			t.Fatal("the head moved")
+		}
+		s.Close()
+		s = openStore(t, testOptions(dir))
+		defer s.Close()
+		if rq, _ := call(t, s, 3); rq.Seq != head.Seq+1 {
+			t.Fatalf("reopened store continues at %d, want %d", rq.Seq, head.Seq+1)
+		}
+		if rep := verify(t, s); !rep.OK() {
+			t.Fatal(rep.Problem)
+		}
+	})
+	t.Run("file system nearly full", func(t *testing.T) {
+		free, ok := freeSpace(t.TempDir())
+		if !ok {
+			t.Skip("no statfs here")
+		}
+		opt := testOptions(t.TempDir())
+		opt.MinFreeSpace = int64(min(free, 1<<61) + 1<<40) // more than there is
+		s := openStore(t, opt)
+		defer s.Close()
+		_, err := s.Begin(ctx, request(1))
+		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, errLowSpace) {
+			t.Fatalf("Begin on a full file system: %v", err)
+		}
+		s.mu.Lock()
+		broken := s.broken
+		s.mu.Unlock()
+		if broken != nil || s.Head().Seq != 0 {
+			t.Fatalf("a refusal for space broke the store (%v) or wrote (head %d)", broken, s.Head().Seq)
+		}
+	})
 	t.Run("directory cannot be created", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "file")
 		os.WriteFile(file, nil, 0o644)

@@ -78,7 +78,7 @@ func runOne(set *spec.Set, plans map[string]*flow.Plan, plugins map[string]flow.
 	mocks := &mockSet{byCall: map[string]int{}}
 	conns := map[string]connector.Connector{}
 	for _, name := range set.SourceNames() {
-		conns[name] = &mockConn{set: mocks, source: name, mocks: t.Mocks, spec: set.Sources[name].REST, soap: newSOAPMock(set, set.Sources[name], plugins)}
+		conns[name] = &mockConn{set: mocks, source: name, mocks: t.Mocks, spec: set.Sources[name].REST, soap: newSOAPMock(set, set.Sources[name], plugins), file: newFileMock(set.Sources[name])}
 	}
 	gw := gateway.New(gateway.Config{Plans: map[string]*flow.Plan{p.Name: p}, Runtime: &flow.Runtime{Conns: conns, Plugins: plugins}})
 
@@ -261,6 +261,7 @@ type mockConn struct {
 	mocks  []*spec.Mock
 	spec   *spec.RESTSource
 	soap   *soapMock // for a soap source (soap.go)
+	file   *fileMock // for an ftp or sftp source (file.go)
 }
 
 // policy returns the operation's timeout, attempts and retried statuses.
@@ -269,6 +270,9 @@ func (m *mockConn) policy(opName string) (timeout time.Duration, attempts int, o
 	onStatus = map[int]bool{429: true, 502: true, 503: true, 504: true}
 	if m.soap != nil {
 		return m.soap.timeout, 1, nil // a SOAP call is not retried by its transport
+	}
+	if m.file != nil {
+		return m.file.timeout, 1, nil // nor is a file source's
 	}
 	if m.spec == nil {
 		return
@@ -316,6 +320,9 @@ func (m *mockConn) answer(ctx context.Context, req *connector.Request, timeout t
 	m.set.byCall[call]++
 	m.set.mu.Unlock()
 	if err := m.soap.encode(ctx, m.source, req); err != nil {
+		return nil, err
+	}
+	if err := m.file.check(m.source, req); err != nil {
 		return nil, err
 	}
 	var mk *spec.Mock

@@ -21,6 +21,7 @@ import (
 
 	"github.com/openfsb/fsb/engine/access"
 	"github.com/openfsb/fsb/engine/audit"
+	"github.com/openfsb/fsb/engine/catalog"
 	"github.com/openfsb/fsb/engine/expr"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/problem"
@@ -48,6 +49,10 @@ type Config struct {
 	// nil records nothing. With Access too, consumers read their own
 	// records under /audit/v1.
 	Audit *audit.Store
+	// Catalog is the service catalogue served on this listener
+	// (catalog.go); nil builds one from Plans alone, without the source
+	// titles and test examples only the flow documents have.
+	Catalog *catalog.Catalog
 }
 
 // Gateway serves the consumer API.
@@ -98,6 +103,7 @@ func New(cfg Config) *Gateway {
 	app := fiber.New(fc)
 	app.Use(recover.New())
 	app.Get("/health", g.handleHealth)
+	g.mountCatalog(app) // catalog.go
 	if cfg.Access != nil {
 		app.Post(TokenPath, g.handleToken)
 		if cfg.Audit != nil {

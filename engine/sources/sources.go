@@ -13,19 +13,30 @@ import (
 	"github.com/openfsb/fsb/engine/connector"
 	"github.com/openfsb/fsb/engine/connector/rest"
 	"github.com/openfsb/fsb/engine/flow"
+	"github.com/openfsb/fsb/engine/plugin"
 	"github.com/openfsb/fsb/engine/spec"
 )
 
 // Options adjust how sources are opened.
 type Options struct {
 	// BaseURLs replaces the baseUrl of the named sources (the demo points
-	// them at its mock servers this way).
+	// them at its mock servers this way): a REST baseUrl, a SOAP endpoint,
+	// or for a file source ftp://host:port or sftp://host:port, whose
+	// hostKey query parameters, when given, replace the pinned host keys
+	// (file.go).
 	BaseURLs map[string]string
 	// Getenv reads environment variables (default os.Getenv via LookupEnv).
 	LookupEnv func(string) (string, bool)
 	// Plugins are the loaded modules by Plugin document name
 	// (engine/modules): a soap source's codec is one of them.
 	Plugins map[string]flow.Plugin
+	// Connector configures the native connector process that file sources
+	// (ftp, sftp) reach their servers through (file.go): cmd/fsb gives
+	// plugin.Self running `fsb connector`. It is called once, only when
+	// the set has a file source; one process serves them all.
+	Connector func() (plugin.Config, error)
+
+	files *fileTransports // set by Open
 }
 
 // Open builds one connector per source. On error, connectors opened so far
@@ -34,6 +45,7 @@ func Open(set *spec.Set, opt Options) (map[string]connector.Connector, error) {
 	if opt.LookupEnv == nil {
 		opt.LookupEnv = os.LookupEnv
 	}
+	opt.files = &fileTransports{config: opt.Connector}
 	conns := map[string]connector.Connector{}
 	var errs []error
 	for _, name := range set.SourceNames() {
@@ -68,6 +80,8 @@ func open(set *spec.Set, src *spec.Source, opt Options) (connector.Connector, er
 		return rest.New(cfg)
 	case "soap":
 		return openSOAP(set, src, opt) // soap.go
+	case "ftp", "sftp":
+		return openFile(set, src, opt) // file.go
 	}
 	return nil, fmt.Errorf("protocol %q is not supported", src.Protocol)
 }

@@ -66,6 +66,7 @@ func (s *Set) check(errs *ErrorList) {
 		}
 		routes[key] = fl
 	}
+	c.catalogueCodes() // catalog.go
 	for _, name := range sortedKeys(s.Plugins) {
 		c.plugin(s.Plugins[name])
 	}
@@ -86,6 +87,7 @@ func (c *checker) source(src *Source) {
 	if src.Name != "" && !identRe.MatchString(src.Name) {
 		c.errorf(where(src.At, "name", src.Pos), "source name %q must be an identifier (letters, digits, _), e.g. personRegister", src.Name)
 	}
+	c.fileBlocks(src) // file.go
 	switch src.Protocol {
 	case "rest":
 		if src.REST == nil {
@@ -98,10 +100,13 @@ func (c *checker) source(src *Source) {
 	case "soap":
 		c.soapSource(src) // soap.go
 		return
+	case "ftp", "sftp":
+		c.fileSource(src) // file.go
+		return
 	case "":
 		return // reported as missing
 	default:
-		c.errorf(where(src.At, "protocol", src.Pos), "protocol %q is not supported; use rest or soap", src.Protocol)
+		c.errorf(where(src.At, "protocol", src.Pos), "protocol %q is not supported; use rest, soap, ftp or sftp%s", src.Protocol, suggest(src.Protocol, []string{"rest", "soap", "ftp", "sftp"}))
 		return
 	}
 	r := src.REST
@@ -214,6 +219,7 @@ func (c *checker) inlineSecrets(v *Value, m map[string]any) {
 				at = v.Pos
 			}
 			c.errorf(at, "config key %q holds a secret: declare it in the plugin's secrets ({env: NAME} or {file: path}), not inline", k)
+			(*c.errs)[len(*c.errs)-1].Line = "" // the snippet would print the secret
 		}
 	}
 }
@@ -322,6 +328,7 @@ func (c *checker) flow(fl *Flow) {
 	}
 	ids := map[string]*Step{}
 	c.steps(fl, fl.Steps, ids)
+	c.catalogue(fl) // catalog.go
 }
 
 // steps checks a list of steps; ids collects every step id of the flow.
@@ -463,6 +470,10 @@ func (c *checker) call(st *Step) {
 		c.soapCall(st, src, opName) // soap.go
 		return
 	}
+	if src.IsFile() {
+		c.fileCall(st, src) // file.go
+		return
+	}
 	if src.REST == nil {
 		return
 	}
@@ -526,6 +537,9 @@ func (c *checker) test(t *Test) {
 		}
 		if src != nil {
 			c.soapMock(m, src, opName) // soap.go
+		}
+		if src != nil && src.IsFile() && m.Call != "" {
+			c.fileMock(m, src, opName) // file.go
 		}
 		switch m.Error {
 		case "", "timeout", "unavailable":

@@ -25,6 +25,14 @@ type Source struct {
 	Protocol    string      `yaml:"protocol,required"`
 	REST        *RESTSource `yaml:"rest"`
 	SOAP        *SOAPSource `yaml:"soap"` // see soap.go
+	// File sources (protocol ftp or sftp, file.go): the transport block,
+	// then what the engine does with the files.
+	FTP         *FTPSource                `yaml:"ftp"`
+	SFTP        *SFTPSource               `yaml:"sftp"`
+	MaxFileSize ByteSize                  `yaml:"maxFileSize"` // default 16MiB
+	Timeout     Duration                  `yaml:"timeout"`     // one call, download included (default 30s)
+	Cache       *FileCache                `yaml:"cache"`
+	Operations  map[string]*FileOperation `yaml:"operations"`
 }
 
 // RESTSource is the transport configuration of a source of protocol rest.
@@ -163,24 +171,14 @@ type Flow struct {
 	Headers     map[string]*Expr `yaml:"headers"` // response headers, e.g. Location
 	Status      int              `yaml:"status"`
 	MaxBodySize ByteSize         `yaml:"maxBodySize"`
+
+	// OutputSchema is the JSON Schema of the success body, for the
+	// catalogue's OpenAPI document and checked against the flow's tests
+	// (catalog.go).
+	OutputSchema *Value `yaml:"outputSchema"`
 }
 
-// Catalog is what the service catalogue shows about a flow.
-type Catalog struct {
-	Pos         Pos
-	Title       string   `yaml:"title,required"`
-	Description string   `yaml:"description"`
-	Owner       string   `yaml:"owner"`
-	Tags        []string `yaml:"tags"`
-}
-
-// Legal is the privacy metadata of a flow.
-type Legal struct {
-	At             map[string]Pos // position of each key's value
-	Pos            Pos
-	DataCategories []string `yaml:"dataCategories"`
-	Subject        *Expr    `yaml:"subject"`
-}
+// Catalog and Legal, the catalogue and privacy metadata of a flow, are in catalog.go.
 
 // Input holds JSON Schemas for the request's body, query and path parameters.
 type Input struct {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/openfsb/fsb/plugins/internal/codectest"
+	"github.com/openfsb/fsb/plugins/internal/plugintest"
 )
 
 const pkg = "github.com/openfsb/fsb/plugins/fixedwidth/wasm"
@@ -19,4 +20,10 @@ func TestWasm(t *testing.T) {
 		failing = append(failing, codectest.Case{Name: c.name, In: c.in, Cfg: c.cfg})
 	}
 	codectest.MatchesNative(t, "fixedwidth", pkg, "decode", ok, failing)
+}
+
+// TestCommittedModule: plugins/fixedwidth/fixedwidth.wasm, the codec file sources
+// declare, is the build of this source.
+func TestCommittedModule(t *testing.T) {
+	plugintest.MatchesCommitted(t, pkg, "fixedwidth.wasm")
 }

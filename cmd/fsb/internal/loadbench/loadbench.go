@@ -42,10 +42,13 @@ const (
 	FiberMerge     = "fiber-merge"
 	FSBPassthrough = "fsb-passthrough"
 	FSBThree       = "fsb-three"
+	// FSBThreeAudit is fsb-three with the privacy audit trail on: two
+	// durable records per call (engine/audit) in a store on disk.
+	FSBThreeAudit = "fsb-three-audit"
 )
 
 // Candidates lists every candidate name in report order.
-var Candidates = []string{Direct, Nginx, FiberProxy, FiberMerge, FSBPassthrough, FSBThree}
+var Candidates = []string{Direct, Nginx, FiberProxy, FiberMerge, FSBPassthrough, FSBThree, FSBThreeAudit}
 
 // Config is one benchmark run.
 type Config struct {
@@ -274,14 +277,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			closers = append(closers, n.Close)
 			c = &candidate{name: name, addr: n.addr, path: "/items/" + id, pids: []int{n.cmd.Process.Pid}, check: checkOne}
-		case FiberProxy, FiberMerge, FSBPassthrough, FSBThree:
+		case FiberProxy, FiberMerge, FSBPassthrough, FSBThree, FSBThreeAudit:
 			c = &candidate{name: name, path: passthroughPath + id, check: checkOne}
 			switch name {
 			case FiberProxy:
 				c.path = proxyPath + id
 			case FiberMerge:
 				c.path, c.check = mergePath+id, checkThree
-			case FSBThree:
+			case FSBThree, FSBThreeAudit:
 				c.path, c.check = threePath+id, checkThree
 			}
 			if err := startServed(&cfg, c, backendURLs, poolConns, &closers); err != nil {
@@ -455,6 +458,8 @@ func ratios(r *Result) []Ratio {
 		ratio(r, FSBPassthrough, Nginx, "rps", 0.8, false),
 		ratio(r, FSBThree, FiberMerge, "rps", 1.0, false),
 		ratio(r, FSBThree, FiberMerge, "p99", 1.5, true),
+		ratio(r, FSBThreeAudit, FSBThree, "rps", 0.8, false), // issue 5: the audit trail on vs off
+		ratio(r, FSBThreeAudit, FSBThree, "p99", 0, true),
 		ratio(r, FSBPassthrough, FiberProxy, "rps", 0, false), // how far from a bare Go proxy
 	}
 	for _, c := range r.Candidates {

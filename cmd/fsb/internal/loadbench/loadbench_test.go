@@ -15,7 +15,7 @@ func TestQuickRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts servers and puts load on them")
 	}
-	only := []string{Direct, FiberMerge, FSBPassthrough, FSBThree}
+	only := []string{Direct, FiberMerge, FSBPassthrough, FSBThree, FSBThreeAudit}
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -52,6 +52,10 @@ func TestQuickRun(t *testing.T) {
 		switch x.Name {
 		case "fsb-three / fiber-merge rps", "fsb-three / fiber-merge p99":
 			if x.Status == StatusNA || x.Value <= 0 {
+				t.Errorf("ratio %s not computed", x.Name)
+			}
+		case "fsb-three-audit / fsb-three rps", "fsb-three-audit / fsb-three p99":
+			if x.Value <= 0 {
 				t.Errorf("ratio %s not computed", x.Name)
 			}
 		case "fsb-passthrough / nginx rps":

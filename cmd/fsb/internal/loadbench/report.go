@@ -112,6 +112,12 @@ func (r *Result) WriteTable(w io.Writer) {
 	if x := r.ratio(FSBPassthrough, FiberProxy); x != nil && x.Value > 0 {
 		fmt.Fprintf(w, "  %-34s %6.2f  (what the flow machinery costs over a bare Go proxy)\n", x.Name, x.Value)
 	}
+	for _, x := range r.Ratios {
+		if x.Num == FSBThreeAudit && x.Metric == "p99" && x.Value > 0 {
+			a, b := r.Candidate(FSBThreeAudit), r.Candidate(FSBThree)
+			fmt.Fprintf(w, "  %-34s %6.2f  (p99 %s with the audit trail, %s without)\n", x.Name, x.Value, fmtDur(a.Median.P99), fmtDur(b.Median.P99))
+		}
+	}
 	fmt.Fprintln(w, "\nrequests/s relative to direct:")
 	for _, x := range r.Ratios {
 		if x.Target != 0 || x.Den != Direct {

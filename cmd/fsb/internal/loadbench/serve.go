@@ -13,7 +13,7 @@ import (
 // ServedCandidates are the candidates StartServer builds: the Go proxies,
 // which `fsb bench` runs in child processes of their own (`fsb
 // bench-serve`), as nginx runs in its own.
-var ServedCandidates = []string{FiberProxy, FiberMerge, FSBPassthrough, FSBThree}
+var ServedCandidates = []string{FiberProxy, FiberMerge, FSBPassthrough, FSBThree, FSBThreeAudit}
 
 // Server is a running candidate server.
 type Server struct {
@@ -64,8 +64,8 @@ func StartServer(name string, backendURLs [3]string, poolConns int, listen strin
 			return nil, err
 		}
 		return &Server{Addr: f.addr, close: f.Close}, nil
-	default: // FSBPassthrough, FSBThree: one gateway serving both flows
-		s, err := startFSB(backendURLs, poolConns, listen)
+	default: // FSBPassthrough, FSBThree(Audit): one gateway serving both flows
+		s, err := startFSB(backendURLs, poolConns, listen, name == FSBThreeAudit)
 		if err != nil {
 			return nil, err
 		}

@@ -1,11 +1,14 @@
 package loadbench
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/openfsb/fsb/engine/audit"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/gateway"
 	"github.com/openfsb/fsb/engine/sources"
@@ -239,8 +243,9 @@ type fsbServer struct {
 }
 
 // startFSB starts an OpenFSB gateway serving both benchmark flows, with
-// the backends at the base URLs urls as its sources.
-func startFSB(urls [3]string, poolConns int, listen string) (*fsbServer, error) {
+// the backends at the base URLs urls as its sources. With audit, every
+// call is recorded in a fresh audit store on disk (openBenchAudit).
+func startFSB(urls [3]string, poolConns int, listen string, withAudit bool) (*fsbServer, error) {
 	set, err := spec.Load(FlowFiles(urls, poolConns))
 	if err != nil {
 		return nil, fmt.Errorf("fsb: load the bench flows: %w", err)
@@ -254,17 +259,52 @@ func startFSB(urls [3]string, poolConns int, listen string) (*fsbServer, error) 
 		return nil, fmt.Errorf("fsb: open the bench sources: %w", err)
 	}
 	log := slog.New(slog.DiscardHandler)
+	closeAll := func() { sources.Close(conns) }
+	var store *audit.Store
+	if withAudit {
+		var closeAudit func()
+		if store, closeAudit, err = openBenchAudit(log); err != nil {
+			closeAll()
+			return nil, err
+		}
+		closeAll = func() { closeAudit(); sources.Close(conns) }
+	}
 	gw := gateway.New(gateway.Config{
 		Plans:   plans,
 		Runtime: &flow.Runtime{Conns: conns, Observer: gateway.CallLogger{Log: log}, Log: log},
 		Log:     log,
+		Audit:   store,
 	})
 	f, err := serveFiber(gw.App(), listen)
 	if err != nil {
-		sources.Close(conns)
+		closeAll()
 		return nil, errors.Join(errors.New("fsb: listen"), err)
 	}
-	return &fsbServer{fiberApp: f, close: func() { sources.Close(conns) }}, nil
+	return &fsbServer{fiberApp: f, close: closeAll}, nil
+}
+
+// openBenchAudit opens an audit store in a new temporary directory on the
+// machine's disk (os.TempDir: a tmpfs would make every sync free and the
+// measurement meaningless — set TMPDIR to a disk), with a fresh signing
+// key and subject key, as `fsb serve -audit-dir` would. close removes it.
+func openBenchAudit(log *slog.Logger) (*audit.Store, func(), error) {
+	dir, err := os.MkdirTemp("", "fsb-bench-audit-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("fsb: audit store: %w", err)
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	s, err := audit.Open(audit.Options{Dir: dir, Signer: key, SubjectKeys: []audit.Key{{ID: "bench", Secret: secret}}, Logger: log})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("fsb: audit store: %w", err)
+	}
+	return s, func() { _ = s.Close(); _ = os.RemoveAll(dir) }, nil
 }
 
 func (s *fsbServer) Close() {

@@ -1,0 +1,239 @@
+package config
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/openfsb/fsb/engine/modules"
+	"github.com/openfsb/fsb/engine/reload"
+	"github.com/openfsb/fsb/engine/sources"
+	"github.com/openfsb/fsb/engine/spec"
+	"github.com/openfsb/fsb/engine/wasm"
+)
+
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// validate checks the values and how they go together; every error points
+// at the key at fault and says what to do.
+func (c *Config) validate() spec.ErrorList {
+	var errs spec.ErrorList
+	add := func(key, format string, args ...any) { errs = append(errs, c.errorf(key, format, args...)) }
+	if c.Flows == "" {
+		add("flows", "flows is empty: name the flow directory")
+	}
+	if !slices.Contains(logLevels, c.Log.Level) {
+		add("log.level", "log.level %q: use debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		add("log.format", "log.format %q: use json or text", c.Log.Format)
+	}
+	addrs := map[string]string{}
+	addr := func(key, a string, required bool) {
+		if a == "" {
+			if required {
+				add(key, "%s is empty: give host:port, e.g. 127.0.0.1:8080", key)
+			}
+			return
+		}
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			add(key, "%s %q is not host:port (e.g. 0.0.0.0:8443)", key, a)
+			return
+		}
+		if other, dup := addrs[a]; dup {
+			add(key, "%s %q is also %s: each listener needs its own address", key, a, other)
+		}
+		addrs[a] = key
+	}
+	l := c.Listeners
+	addr("listeners.consumer.addr", l.Consumer.Addr, true)
+	addr("listeners.test.addr", l.Test.Addr, false)
+	addr("listeners.admin.addr", l.Admin.Addr, false)
+	if (l.Consumer.TLS.Cert == "") != (l.Consumer.TLS.Key == "") {
+		add("listeners.consumer.tls", "listeners.consumer.tls: cert and key go together: set both or neither")
+	}
+	if l.Consumer.TLS.ClientCA != "" && !c.Access.Enabled {
+		add("listeners.consumer.tls.clientCA", "clientCA is checked by access control: set access.enabled: true, or remove clientCA")
+	}
+	for i, p := range c.TrustedProxies {
+		key := fmt.Sprintf("trustedProxies[%d]", i)
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				add(key, "trusted proxy %q is neither an IP address nor a CIDR (10.0.0.0/8)", p)
+			}
+		}
+	}
+	if c.Access.Enabled && c.Access.Dir == "" {
+		add("access.enabled", "access is enabled but has no directory: set access.dir or dataDir")
+	}
+	if c.Keys.Token != "" && !c.Access.Enabled {
+		add("keys.token", "keys.token signs access tokens: set access.enabled: true, or remove it")
+	}
+	if c.Audit.Enabled {
+		if c.Audit.Dir == "" {
+			add("audit.enabled", "the audit trail is enabled but has no directory: set audit.dir or dataDir")
+		}
+		if c.Keys.Audit == "" || c.Keys.Subject == "" {
+			add("audit.enabled", "the audit trail needs keys.audit (signs checkpoints) and keys.subject (pseudonymises data subjects)")
+		}
+	}
+	if l.Test.Addr != "" && !c.Access.Enabled {
+		add("listeners.test.addr", "the test listener serves connection tests of registered consumers: set access.enabled: true")
+	}
+	if l.Admin.Addr != "" {
+		if c.Keys.AdminToken == "" && l.Admin.ClientCA == "" {
+			add("listeners.admin.addr", "the admin listener needs keys.adminToken or listeners.admin.clientCA: it is never open")
+		}
+		if !c.Access.Enabled && !c.Audit.Enabled && !c.Metrics.Enabled {
+			add("listeners.admin.addr", "the admin listener has nothing to serve: enable access, audit or metrics")
+		}
+	} else {
+		if c.Keys.AdminToken != "" {
+			add("keys.adminToken", "keys.adminToken without listeners.admin.addr: set the admin address or remove it")
+		}
+		if l.Admin.ClientCA != "" {
+			add("listeners.admin.clientCA", "clientCA without listeners.admin.addr: set the admin address or remove it")
+		}
+	}
+	if l.Admin.ClientCA != "" && l.Consumer.TLS.Cert == "" {
+		add("listeners.admin.clientCA", "admin client certificates need TLS: set listeners.consumer.tls.cert and key (the admin listener then serves TLS)")
+	}
+	lim := c.Limits
+	if lim.MaxConcurrent < 1 {
+		add("limits.maxConcurrent", "limits.maxConcurrent must be at least 1")
+	}
+	if lim.MaxQueue < 0 {
+		add("limits.maxQueue", "limits.maxQueue must not be negative")
+	}
+	if lim.MaxRequestBody < 1024 {
+		add("limits.maxRequestBody", "limits.maxRequestBody must be at least 1KiB")
+	}
+	if lim.ShutdownTimeout <= 0 {
+		add("limits.shutdownTimeout", "limits.shutdownTimeout must be positive, e.g. 10s")
+	}
+	if lim.GOGC < -1 {
+		add("limits.gogc", "limits.gogc: -1 (off), 0 (keep Go's default or $GOGC) or a percentage")
+	}
+	if c.Metrics.Enabled && !strings.HasPrefix(c.Metrics.Path, "/") {
+		add("metrics.path", "metrics.path %q must start with /", c.Metrics.Path)
+	}
+	if c.Tracing.Enabled && c.Tracing.Endpoint == "" {
+		add("tracing.enabled", "tracing is enabled but has no endpoint: set tracing.endpoint (OTLP/HTTP, e.g. http://otel-collector:4318)")
+	}
+	if r := c.Tracing.SampleRatio; r <= 0 || r > 1 {
+		add("tracing.sampleRatio", "tracing.sampleRatio must be above 0 and at most 1")
+	}
+	if b := c.Breaker; b.Enabled {
+		if b.ConsecutiveFailures < 1 {
+			add("breaker.consecutiveFailures", "breaker.consecutiveFailures must be at least 1")
+		}
+		if b.FailureRatio <= 0 || b.FailureRatio > 1 {
+			add("breaker.failureRatio", "breaker.failureRatio must be above 0 and at most 1")
+		}
+		if b.OpenFor <= 0 {
+			add("breaker.openFor", "breaker.openFor must be positive, e.g. 30s")
+		}
+	}
+	return errs
+}
+
+// CheckOptions is what Check needs from the command that runs it.
+type CheckOptions struct {
+	// LookupEnv reads the secrets sources and plugins name (nil: os.LookupEnv).
+	LookupEnv func(string) (string, bool)
+	// Connector configures the native connector process of file sources
+	// (sources.Options.Connector); nil when the flows have none.
+	Sources sources.Options
+}
+
+// Check is `fsb serve --check`: with the configuration already loaded and
+// valid (Load), it reads every file the configuration names (TLS
+// certificates and keys parse, key files are private) and loads the flow
+// directory exactly as serving would — documents, compilation, plugins and
+// their secrets, sources and theirs — then closes everything. Nothing
+// listens. Errors are a spec.ErrorList (configuration and flow errors,
+// each at its file:line:col) or a plain error.
+func (c *Config) Check(ctx context.Context, opt CheckOptions) error {
+	errs := c.checkFiles()
+	host, err := wasm.NewHost(ctx, wasm.HostConfig{CacheDir: c.WASM.CacheDir})
+	if err != nil {
+		return errors.Join(errs.Err(), err)
+	}
+	defer host.Close(context.Background())
+	sopt := opt.Sources
+	if opt.LookupEnv != nil {
+		sopt.LookupEnv = opt.LookupEnv
+	}
+	s, err := reload.Load(ctx, reload.Options{Dir: c.Flows, Host: host, Sources: sopt, Modules: modules.Options{LookupEnv: sopt.LookupEnv}})
+	if err == nil {
+		s.Release()
+		<-s.Closed()
+		return errs.Err()
+	}
+	var ferrs spec.ErrorList
+	if errors.As(err, &ferrs) {
+		errs = append(errs, ferrs...)
+		errs.Sort()
+		return errs
+	}
+	return errors.Join(errs.Err(), err)
+}
+
+// checkFiles reads the files the configuration names.
+func (c *Config) checkFiles() spec.ErrorList {
+	var errs spec.ErrorList
+	add := func(key, format string, args ...any) { errs = append(errs, c.errorf(key, format, args...)) }
+	t := c.Listeners.Consumer.TLS
+	if t.Cert != "" && t.Key != "" {
+		if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+			add("listeners.consumer.tls.cert", "listeners.consumer.tls: %v", err)
+		}
+	}
+	for key, f := range map[string]string{"listeners.consumer.tls.clientCA": t.ClientCA, "listeners.admin.clientCA": c.Listeners.Admin.ClientCA} {
+		if f == "" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			add(key, "%s: %v", key, err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			add(key, "%s: %s holds no PEM certificate", key, f)
+		}
+	}
+	private := map[string]string{"keys.token": c.Keys.Token, "keys.audit": c.Keys.Audit, "keys.subject": c.Keys.Subject, "keys.adminToken": c.Keys.AdminToken}
+	names := make([]string, 0, len(private))
+	for k := range private {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, key := range names {
+		f := private[key]
+		if f == "" {
+			continue
+		}
+		fi, err := os.Stat(f)
+		switch {
+		case err != nil:
+			add(key, "%s: %v", key, err)
+		case fi.IsDir():
+			add(key, "%s: %s is a directory, not a key file", key, f)
+		case fi.Mode().Perm()&0o077 != 0:
+			add(key, "%s: %s may be read by other users (mode %v): chmod 600 it", key, f, fi.Mode().Perm())
+		}
+	}
+	if fi, err := os.Stat(c.Flows); err != nil || !fi.IsDir() {
+		add("flows", "flows: %s is not a directory", c.Flows)
+	}
+	errs.Sort()
+	return errs
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
