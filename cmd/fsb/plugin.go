@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/openfsb/fsb/engine/plugin"
 	"github.com/openfsb/fsb/engine/wasm"
 )
 
@@ -103,11 +105,16 @@ func pluginBuild(args []string, stdout, stderr io.Writer) int {
 func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plugin inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	native := fs.Bool("connector", false, "describe the native connector process of file sources instead (started, asked, stopped)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fsb plugin inspect FILE\n\nPrints the module's digest, size, exports and imports, and whether the\nsandbox accepts it (ABI version, export signatures, imports).")
+		fmt.Fprintln(stderr, "usage: fsb plugin inspect FILE\n       fsb plugin inspect -connector\n\nPrints the module's digest, size, exports and imports, and whether the\nsandbox accepts it (ABI version, export signatures, imports); with\n-connector, how the native connector process runs and what it serves.")
+		fs.PrintDefaults()
 	}
 	if code, ok := parseInterspersed(fs, args); !ok {
 		return code
+	}
+	if *native && fs.NArg() == 0 {
+		return inspectConnector(stdout, stderr)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -265,4 +272,36 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	}
 	_ = fs.Parse(positional) // they hold no flag: sets fs.Args
 	return 0, true
+}
+
+// inspectConnector starts the native connector process of file sources as
+// fsb serve would (this executable, pinned by its SHA-256, no inherited
+// environment, gRPC over mutual TLS), asks it what it serves, and stops it.
+func inspectConnector(stdout, stderr io.Writer) int {
+	cfg, err := connectorConfig(slog.New(slog.DiscardHandler))()
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin inspect:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), plugin.DefaultStartTimeout)
+	defer cancel()
+	sup, err := plugin.Start(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "fsb plugin inspect:", err)
+		return 1
+	}
+	defer sup.Close()
+	info, err := sup.Info(ctx)
+	if err != nil {
+		fmt.Fprintln(stdout, "verdict  refused: "+err.Error())
+		return 1
+	}
+	fmt.Fprintf(stdout, "connector  %s %s (fsb %s)\n", info.Name, info.Version, strings.Join(cfg.Args, " "))
+	fmt.Fprintf(stdout, "executable %s\n", cfg.Path)
+	fmt.Fprintf(stdout, "checksum   sha256:%s (checked at every launch)\n", strings.TrimPrefix(cfg.Checksum, "sha256:"))
+	fmt.Fprintf(stdout, "protocols  %s\n", strings.Join(info.Protocols, ", "))
+	fmt.Fprintln(stdout, "transport  go-plugin, gRPC over mutual TLS; no host environment")
+	fmt.Fprintf(stdout, "restarts   backoff %v doubling to %v, reset after %v up\n", plugin.DefaultMinBackoff, plugin.DefaultMaxBackoff, plugin.DefaultStableAfter)
+	fmt.Fprintf(stdout, "verdict    started and answered (pid %d), stopped\n", info.PID)
+	return 0
 }

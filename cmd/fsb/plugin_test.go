@@ -57,3 +57,18 @@ func TestPluginCommands(t *testing.T) {
 		t.Errorf("empty module: exit %d\n%s", code, stdout.String())
 	}
 }
+
+// TestInspectConnector: fsb plugin inspect -connector starts the native
+// connector process (here this test binary, see TestMain), names what it
+// serves, and stops it.
+func TestInspectConnector(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"plugin", "inspect", "-connector"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s %s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"connector  fsb-connector", "checksum   sha256:", "protocols  ftp, sftp", "verdict    started and answered"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
