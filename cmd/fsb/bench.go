@@ -54,6 +54,7 @@ Load-benchmarks OpenFSB against baselines, side by side on loopback:
   fiber-merge      a hand-written fiber handler merging three backends with encoding/json
   fsb-passthrough  an OpenFSB flow answering one source's body
   fsb-three        an OpenFSB flow calling three sources in parallel
+  fsb-three-audit  fsb-three with the privacy audit trail on (two durable records per call)
 and reports requests/s, p50, p99 and the ratios the project targets.
 Set CI=true and FSB_BENCH_REQUIRE_NGINX=1 to fail when nginx is missing.`)
 		fs.VisitAll(func(f *flag.Flag) {
