@@ -157,6 +157,12 @@ output: steps.a.body
 	grant := consumer("grant", "submit", app, "-service", "person/v1", "-basis", "law",
 		"-reference", "Law of 8 August 1983, art. 5", "-purposes", "kyc", "-fields", "name")["id"].(string)
 	consumer("grant", "approve", grant)
+	// A legal basis for a service this gateway does not serve is refused.
+	var subOut, subErr bytes.Buffer
+	if code := run(append([]string{"consumer", "grant", "submit", app, "-service", "persons/v1", "-basis", "law",
+		"-reference", "x", "-purposes", "kyc"}, admin...), &subOut, &subErr); code == 0 || !strings.Contains(subErr.String()+subOut.String(), "no service persons/v1 is served here; the services are") {
+		t.Fatalf("grant for an unknown service: exit %d\n%s%s", code, subOut.String(), subErr.String())
+	}
 	consumer("cert", "add", app, cliCert)
 	// Lists: org list has no flags; a filtered list works twice in a row
 	// (its URL is not carried over from the previous call).

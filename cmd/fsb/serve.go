@@ -159,6 +159,9 @@ func start(set *spec.Set, plans map[string]*flow.Plan, opt sources.Options, f se
 	}
 	closeSources := closeAll
 	closeAll = func() { sec.close(); closeSources() }
+	if sec.admin != nil { // legal bases are submitted for these services only
+		sec.admin.SetServices(servicesOf(plans))
+	}
 	cfg := gateway.Config{
 		Plans:          plans,
 		Runtime:        &flow.Runtime{Conns: conns, Plugins: plugins, Observer: gateway.CallLogger{Log: log}, Log: log},
@@ -293,9 +296,10 @@ func (s *security) close() {
 // open opens what the flags ask for; on error nothing stays open.
 func (f *securityFlags) open(log *slog.Logger) (sec *security, err error) {
 	sec = &security{}
+	opened := sec // a failing return sets sec to nil first
 	defer func() {
 		if err != nil {
-			sec.close()
+			opened.close()
 			sec = nil
 		}
 	}()
@@ -397,4 +401,13 @@ func loadCertPool(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", file)
 	}
 	return pool, nil
+}
+
+// servicesOf lists the services the plans serve, as grants name them.
+func servicesOf(plans map[string]*flow.Plan) []access.Service {
+	out := make([]access.Service, 0, len(plans))
+	for _, p := range plans {
+		out = append(out, access.Service{Name: p.Name, Major: p.Major})
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -14,12 +15,24 @@ import (
 //	i f len val seq  secondary index, empty value; f: o org, s service,
 //	                 t trace id, p subject pseudonym; len is a uvarint
 //	x seq            outcome link: request seq -> outcome seq (8 bytes)
+//	m                index layout: version (1 byte) | outcome gap (8 bytes)
+//
+// Index layout 2 (the marker m, written when a writable store is first
+// opened by this code): an outcome record whose seq is at most the marker's
+// gap after its request's is not indexed under the terms it shares with the
+// request (organisation, service, trace in and out, which Finish copies
+// from the request): queries find it through the request's index key and
+// the x link. A later outcome, and every term of its own (source trace
+// ids), is indexed as before. Layout 1 (no marker: stores written before)
+// indexed every record under all its terms; queries read both, a store may
+// hold both, and an outcome found twice is yielded once.
 const (
 	pRecord     = 'r'
 	pCheckpoint = 'c'
 	pAnchor     = 'a'
 	pIndex      = 'i'
 	pOutcome    = 'x'
+	pLayout     = 'm'
 
 	fOrg     = 'o'
 	fService = 's'
@@ -41,7 +54,33 @@ func keySeq(k []byte) (uint64, bool) {
 	return binary.BigEndian.Uint64(k[1:]), true
 }
 
-var anchorKey = []byte{pAnchor}
+var (
+	anchorKey = []byte{pAnchor}
+	layoutKey = []byte{pLayout}
+)
+
+// layoutShared is index layout 2; defaultOutcomeGap is the gap a new store
+// records in its marker (a variable for tests). It bounds how far before a
+// query's seq range a scan starts to find outcomes through their requests,
+// and how far ahead a newest-first scan reads: 1024 records is far more
+// than the calls in flight at once (about twice the concurrent calls
+// separate a request from its outcome).
+const layoutShared = 2
+
+var defaultOutcomeGap uint64 = 1024
+
+func encodeLayout(gap uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{layoutShared}, gap)
+}
+
+// decodeLayout returns the outcome gap of a layout marker; 0 means every
+// record is indexed under all its terms.
+func decodeLayout(v []byte) (uint64, error) {
+	if len(v) != 9 || v[0] != layoutShared {
+		return 0, fmt.Errorf("unknown index layout %x", v)
+	}
+	return binary.BigEndian.Uint64(v[1:]), nil
+}
 
 // indexPrefix is i f len val; an index key appends the seq.
 func indexPrefix(field byte, val string) []byte {
@@ -59,6 +98,9 @@ func indexKey(field byte, val string, seq uint64) []byte {
 type term struct {
 	field byte
 	val   string
+	// shared: an outcome has this term because its request has it (Finish
+	// copies organisation, service and trace ids from the request).
+	shared bool
 }
 
 // indexTerms lists what a record is indexed under. The writer uses it on
@@ -66,7 +108,7 @@ type term struct {
 // through validUTF8 first, so both derive the same keys.
 func indexTerms(r *Record) []term {
 	ts := make([]term, 0, 6)
-	add := func(f byte, v string) {
+	add := func(f byte, v string, shared bool) {
 		if v == "" {
 			return
 		}
@@ -75,22 +117,22 @@ func indexTerms(r *Record) []term {
 				return
 			}
 		}
-		ts = append(ts, term{f, v})
+		ts = append(ts, term{f, v, shared})
 	}
-	add(fOrg, r.Organisation)
-	add(fService, r.Service)
-	add(fSubject, r.Subject)
-	add(fTrace, r.TraceIn)
-	add(fTrace, r.TraceOut)
+	add(fOrg, r.Organisation, true)
+	add(fService, r.Service, true)
+	add(fSubject, r.Subject, false)
+	add(fTrace, r.TraceIn, true)
+	add(fTrace, r.TraceOut, true)
 	for _, s := range r.Sources {
-		add(fTrace, s.TraceID)
-		add(fTrace, s.SourceTrace)
+		add(fTrace, s.TraceID, false)
+		add(fTrace, s.SourceTrace, false)
 	}
 	return ts
 }
 
-// indexKeys lists every secondary key of a stored record; pruning removes
-// exactly these.
+// indexKeys lists every secondary key a stored record may have, in either
+// layout (an outcome's shared terms too); pruning removes those that exist.
 func indexKeys(r *Record) [][]byte {
 	var ks [][]byte
 	for _, t := range indexTerms(r) {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -128,6 +129,7 @@ func (s *Store) Query(ctx context.Context, q Query) (Page, error) {
 			}
 		}
 		var prefixes [][]byte
+		gap := s.gap // outcomes are found through their requests' keys
 		switch {
 		case q.TraceID != "":
 			prefixes = [][]byte{indexPrefix(fTrace, q.TraceID)}
@@ -135,20 +137,24 @@ func (s *Store) Query(ctx context.Context, q Query) (Page, error) {
 			for _, p := range pseudonyms {
 				prefixes = append(prefixes, indexPrefix(fSubject, p))
 			}
+			gap = 0 // outcomes carry no subject
 		case q.Organisation != "":
 			prefixes = [][]byte{indexPrefix(fOrg, q.Organisation)}
 		case q.Service != "":
 			prefixes = [][]byte{indexPrefix(fService, q.Service)}
 		default:
-			prefixes = [][]byte{{pRecord}}
+			prefixes, gap = [][]byte{{pRecord}}, 0
 		}
-		st := newMergedSeqs(txn, prefixes, lo, hi, q.Desc)
+		st := newCallSeqs(txn, prefixes, lo, hi, q.Desc, gap)
 		defer st.close()
 		for {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			seq, ok := st.next()
+			seq, ok, err := st.next()
+			if err != nil {
+				return err
+			}
 			if !ok {
 				return nil
 			}
@@ -264,22 +270,35 @@ func (s *Store) Outcome(ctx context.Context, requestSeq uint64) (e Entry, ok boo
 }
 
 func outcomeOf(txn *badger.Txn, requestSeq uint64) (Entry, bool, error) {
-	it, err := txn.Get(seqKey(pOutcome, requestSeq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return Entry{}, false, nil
-	}
-	if err != nil {
+	seq, ok, err := outcomeSeq(txn, requestSeq)
+	if err != nil || !ok {
 		return Entry{}, false, err
 	}
-	v, err := it.ValueCopy(nil)
-	if err != nil || len(v) != 8 {
-		return Entry{}, false, err
-	}
-	e, err := getEntry(txn, binary.BigEndian.Uint64(v))
+	e, err := getEntry(txn, seq)
 	if errors.Is(err, ErrNotFound) {
 		return Entry{}, false, nil
 	}
 	return e, err == nil && !e.Redacted, err
+}
+
+// outcomeSeq follows the outcome link of a request record.
+func outcomeSeq(txn *badger.Txn, requestSeq uint64) (uint64, bool, error) {
+	it, err := txn.Get(seqKey(pOutcome, requestSeq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	var seq uint64
+	var ok bool
+	err = it.Value(func(v []byte) error {
+		if len(v) == 8 {
+			seq, ok = binary.BigEndian.Uint64(v), true
+		}
+		return nil
+	})
+	return seq, ok, err
 }
 
 // seqRange turns a time range into the seq range holding it, by binary
@@ -435,3 +454,80 @@ func (m *mergedSeqs) close() {
 		it.Close()
 	}
 }
+
+// callSeqs yields, in order and without duplicates, the seqs in [lo, hi]
+// of the records an index scan finds: each hit and, with gap > 0, the
+// outcome a hit stands for when the outcome was written at most gap
+// records after its request (index layout 2, keys.go: such an outcome has
+// no index keys of the request's terms). Ascending, the scan starts gap
+// records before lo, so an outcome in range whose request is not is found;
+// descending, it reads gap records ahead of what it yields, since a
+// request read later may have an outcome larger than the seq at hand.
+// An outcome also indexed itself (layout 1, or materialised by Prune) is
+// found twice and yielded once.
+type callSeqs struct {
+	txn    *badger.Txn
+	hits   *mergedSeqs
+	lo, hi uint64
+	desc   bool
+	gap    uint64
+	peek   uint64 // the next hit, if more
+	more   bool
+	ready  []uint64 // candidates, sorted so that the next to yield is last
+	last   uint64
+	any    bool
+}
+
+func newCallSeqs(txn *badger.Txn, prefixes [][]byte, lo, hi uint64, desc bool, gap uint64) *callSeqs {
+	c := &callSeqs{txn: txn, lo: lo, hi: hi, desc: desc, gap: gap}
+	c.hits = newMergedSeqs(txn, prefixes, lo-min(lo, gap), hi, desc)
+	c.peek, c.more = c.hits.next()
+	return c
+}
+
+func (c *callSeqs) next() (uint64, bool, error) {
+	for {
+		if n := len(c.ready); n > 0 {
+			top := c.ready[n-1]
+			// Safe to yield once no hit still to read can produce a seq
+			// before it: ascending, every later hit and its outcome are
+			// larger than the next hit; descending, at most gap above it.
+			if !c.more || (!c.desc && c.peek > top) || (c.desc && c.peek+c.gap < top) {
+				c.ready = c.ready[:n-1]
+				if c.any && top == c.last {
+					continue
+				}
+				c.any, c.last = true, top
+				return top, true, nil
+			}
+		} else if !c.more {
+			return 0, false, nil
+		}
+		h := c.peek
+		c.peek, c.more = c.hits.next()
+		if h >= c.lo && h <= c.hi {
+			c.push(h)
+		}
+		if c.gap > 0 {
+			o, ok, err := outcomeSeq(c.txn, h)
+			if err != nil {
+				return 0, false, err
+			}
+			if ok && o > h && o-h <= c.gap && o >= c.lo && o <= c.hi {
+				c.push(o)
+			}
+		}
+	}
+}
+
+func (c *callSeqs) push(seq uint64) {
+	i, _ := slices.BinarySearchFunc(c.ready, seq, func(a, b uint64) int {
+		if c.desc {
+			return cmp.Compare(a, b)
+		}
+		return cmp.Compare(b, a)
+	})
+	c.ready = slices.Insert(c.ready, i, seq)
+}
+
+func (c *callSeqs) close() { c.hits.close() }

@@ -236,12 +236,11 @@ func sealedFrom(b *sealedV1) *SealedBody {
 	return &SealedBody{Alg: b.Alg, KeyID: b.KeyID, Nonce: b.Nonce, Data: b.Data}
 }
 
-// marshalPayload encodes everything after the frame, as a JSON object.
-// Callers run it on their own goroutine; the writer only splices the frame.
+// marshalPayload encodes everything after the frame, as a JSON object
+// (appendPayloadV1: what json.Marshal of payloadV1 writes). Callers run it
+// on their own goroutine; the writer only splices the frame.
 func marshalPayload(r *Record) ([]byte, error) {
-	var p payloadV1
-	p.from(r)
-	return json.Marshal(&p)
+	return appendPayloadV1(make([]byte, 0, 512), r), nil
 }
 
 // frame splices the frame onto a payload object: the exact bytes stored

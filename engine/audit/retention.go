@@ -53,6 +53,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneReport, error) {
 	// each service's index up to its retention horizon, and (for services
 	// under the default policy) from the records up to the default horizon.
 	var del, red, stale []victim
+	var mat [][]byte
 	keep := v.First // the first kept record
 	err = s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pRecord}, PrefetchValues: true})
@@ -65,7 +66,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneReport, error) {
 			if !ok || seq > v.Signed {
 				break
 			}
-			vi, service, err := readVictim(it.Item(), seq)
+			vi, service, err := readVictim(txn, it.Item(), seq)
 			if err != nil {
 				return err
 			}
@@ -92,7 +93,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneReport, error) {
 			if err != nil {
 				return err
 			}
-			vi, service, err := readVictim(item, seq)
+			vi, service, err := readVictim(txn, item, seq)
 			if err != nil {
 				return err
 			}
@@ -113,14 +114,20 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneReport, error) {
 			if err != nil {
 				return err
 			}
-			seqs := newMergedSeqs(txn, [][]byte{indexPrefix(fService, name)}, keep, hi, false)
-			for q, ok := seqs.next(); ok; q, ok = seqs.next() {
-				if err := consider(q); err != nil {
+			seqs := newCallSeqs(txn, [][]byte{indexPrefix(fService, name)}, keep, hi, false, s.gap)
+			for {
+				q, ok, err := seqs.next()
+				if err == nil && ok {
+					err = consider(q)
+				}
+				if err != nil || !ok {
 					seqs.close()
-					return err
+					if err != nil {
+						return err
+					}
+					break
 				}
 			}
-			seqs.close()
 		}
 		if s.opt.Default.Retention > 0 {
 			hi, err := horizon(s.opt.Default.Retention)
@@ -136,7 +143,8 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneReport, error) {
 				}
 			}
 		}
-		return nil
+		mat, err = s.materialize(txn, [][]victim{stale, del, red})
+		return err
 	})
 	if err != nil {
 		return rep, fmt.Errorf("audit: prune: %w", err)
@@ -162,6 +170,11 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneReport, error) {
 	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
+	for _, k := range mat { // before the request keys they replace go
+		if err := wb.Set(k, nil); err != nil {
+			return rep, fmt.Errorf("audit: prune: %w", err)
+		}
+	}
 	for _, vi := range append(stale, del...) {
 		for _, k := range append(vi.keys, seqKey(pRecord, vi.seq), seqKey(pCheckpoint, vi.seq)) {
 			if err := wb.Delete(k); err != nil {
@@ -228,13 +241,57 @@ func Restore(ctx context.Context, dir string, r io.Reader) error {
 }
 
 type victim struct {
-	seq  uint64
-	e    entry
-	keys [][]byte
+	seq     uint64
+	e       entry
+	keys    [][]byte
+	request bool // a request record (its outcome may be found through its keys)
 }
 
-// readVictim reads an entry with the service it belongs to and its index keys.
-func readVictim(item *badger.Item, seq uint64) (victim, string, error) {
+// materialize returns the index keys to give kept outcomes whose requests'
+// keys go (index layout 2: such an outcome is found through them).
+func (s *Store) materialize(txn *badger.Txn, gone [][]victim) ([][]byte, error) {
+	removed := map[uint64]bool{}
+	for _, vs := range gone {
+		for _, vi := range vs {
+			removed[vi.seq] = true
+		}
+	}
+	var keys [][]byte
+	for _, vs := range gone {
+		for _, vi := range vs {
+			if !vi.request || s.gap == 0 {
+				continue
+			}
+			o, ok, err := outcomeSeq(txn, vi.seq)
+			if err != nil {
+				return nil, err
+			}
+			if !ok || o <= vi.seq || o-vi.seq > s.gap || removed[o] {
+				continue
+			}
+			e, err := getEntry(txn, o)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if e.Redacted {
+				continue
+			}
+			for _, t := range indexTerms(&e.Record) {
+				if t.shared {
+					keys = append(keys, indexKey(t.field, t.val, o))
+				}
+			}
+		}
+	}
+	return keys, nil
+}
+
+// readVictim reads an entry with the service it belongs to and the index
+// keys it has.
+func readVictim(txn *badger.Txn, item *badger.Item, seq uint64) (victim, string, error) {
 	val, err := item.ValueCopy(nil)
 	if err != nil {
 		return victim{}, "", err
@@ -251,6 +308,15 @@ func readVictim(item *badger.Item, seq uint64) (victim, string, error) {
 	if err != nil {
 		return victim{}, "", fmt.Errorf("record %d: %w", seq, err)
 	}
-	vi.keys, vi.e.service = indexKeys(&r), r.Service
+	for _, k := range indexKeys(&r) {
+		// Only those present: an outcome has its shared terms' keys in
+		// layout 1 or once materialised, not otherwise.
+		if _, err := txn.Get(k); err == nil {
+			vi.keys = append(vi.keys, k)
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return victim{}, "", err
+		}
+	}
+	vi.e.service, vi.request = r.Service, r.Kind == KindRequest
 	return vi, r.Service, nil
 }

@@ -386,3 +386,43 @@ func TestValidUTF8MatchesJSON(t *testing.T) {
 		t.Fatalf("query by the stored organisation: %d %v", len(p.Entries), err)
 	}
 }
+
+// TestWriteTimeout: a record the writer does not take, or does not make
+// durable, in WriteTimeout (or before ctx ends) is refused, not waited for.
+func TestWriteTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		queue int // 0: the writer never takes the record; 1: it never acknowledges it
+		ctx   time.Duration
+		want  string
+	}{
+		{"queue full", 0, 0, "queue full"},
+		{"not durable", 1, 0, "not durable in time"},
+		{"ctx first", 1, 10 * time.Millisecond, "not durable in time"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Store{opt: Options{Signer: testKey, WriteTimeout: 30 * time.Millisecond},
+				queue: make(chan *pending, tc.queue), quit: make(chan struct{}), stopped: make(chan struct{})}
+			for range 2 { // the second reuses the pooled timer
+				ctx := context.Background()
+				if tc.ctx > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tc.ctx)
+					defer cancel()
+				}
+				start := time.Now()
+				err := s.append(ctx, &pending{payload: []byte("{}")})
+				if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tc.want) ||
+					!strings.Contains(err.Error(), "deadline exceeded") {
+					t.Fatalf("append: %v", err)
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Fatalf("took %v", d)
+				}
+				for len(s.queue) > 0 {
+					<-s.queue
+				}
+			}
+		})
+	}
+}

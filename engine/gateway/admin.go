@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,10 @@ type AdminConfig struct {
 	// chains to it for client authentication; the actor is its subject.
 	ClientCAs *x509.CertPool
 	Log       *slog.Logger
+	// Services are the services the gateway serves; a legal basis submitted
+	// for another one is refused (a typo would otherwise surface only as
+	// the consumer's "no grant in effect"). Nil: not checked.
+	Services []access.Service
 }
 
 // Admin serves the admin API.
@@ -54,6 +59,9 @@ type Admin struct {
 	// the comparison constant-time whatever length the caller sends.
 	tokenSum [32]byte
 }
+
+// SetServices sets AdminConfig.Services; call it before serving.
+func (a *Admin) SetServices(s []access.Service) { a.cfg.Services = s }
 
 // NewAdmin builds the admin API. Without a token and without ClientCAs no
 // request is ever admitted.
@@ -367,6 +375,15 @@ func (a *Admin) submitLegalBasis(c *fiber.Ctx) error {
 	q, err := in.Quota.quota()
 	if err != nil {
 		return err
+	}
+	if a.cfg.Services != nil && !slices.Contains(a.cfg.Services, in.Service) {
+		names := make([]string, len(a.cfg.Services))
+		for i, s := range a.cfg.Services {
+			names[i] = fmt.Sprintf("%s/v%d", s.Name, s.Major)
+		}
+		slices.Sort(names)
+		return problem.BadRequest(fmt.Sprintf("no service %s/v%d is served here; the services are %s", in.Service.Name, in.Service.Major, strings.Join(names, ", ")),
+			problem.NewIssue(problem.InvalidInput, "body", "service", in.Service.String(), "a service this gateway serves"))
 	}
 	g, err := a.cfg.Access.SubmitLegalBasis(c.UserContext(), actor(c), in.Application, access.GrantTerms{
 		Service: in.Service, LegalBasis: in.LegalBasis, Purposes: in.Purposes,
