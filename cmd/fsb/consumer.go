@@ -47,7 +47,10 @@ func (f *adminFlags) register(fs *flag.FlagSet) {
 
 func (f *adminFlags) client() (*adminClient, error) {
 	if f.tokenFile == "" {
-		return nil, errors.New("-admin-token-file is required")
+		return nil, errors.New("-admin-token-file is required (or set FSB_ADMIN_TOKEN_FILE): the file fsb serve's -admin-token-file names")
+	}
+	if u, err := url.Parse(f.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("-admin %q: want the admin API's base URL with its scheme, e.g. http://127.0.0.1:8081", f.url)
 	}
 	tok, err := readPrivateFile(f.tokenFile)
 	if err != nil {

@@ -322,6 +322,12 @@ func (f *securityFlags) open(log *slog.Logger) (sec *security, err error) {
 		sec.tls = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 	}
 	if f.accessDir != "" {
+		if clientCAs == nil {
+			log.Warn("access enforcement without -client-ca: no client certificate can be registered or accepted")
+		}
+		if sec.tls == nil {
+			log.Warn("access enforcement over plain HTTP (no -tls-cert): consumers cannot present certificates, and tokens travel in clear")
+		}
 		opts := access.Options{ClientCAs: clientCAs, Logger: log}
 		if f.tokenKey != "" {
 			key, err := loadEd25519Key(f.tokenKey)
