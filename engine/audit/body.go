@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -9,6 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
+	"sync"
 )
 
 // Key is a secret with an id recorded next to what it produced, so that
@@ -108,4 +112,33 @@ func Pseudonym(k Key, subject string) string {
 	m := hmac.New(sha256.New, k.Secret)
 	m.Write([]byte(subject))
 	return "hmac-sha256:" + k.ID + ":" + hex.EncodeToString(m.Sum(nil))
+}
+
+// pseudonymiser is Pseudonym under one key with pooled HMAC states: the
+// store pseudonymises every request's subject, and hmac.New allocates and
+// hashes the key pads each time.
+type pseudonymiser struct {
+	prefix string // "hmac-sha256:<keyID>:"
+	pool   sync.Pool
+}
+
+func newPseudonymiser(k Key) *pseudonymiser {
+	p := &pseudonymiser{prefix: "hmac-sha256:" + k.ID + ":"}
+	secret := bytes.Clone(k.Secret)
+	p.pool.New = func() any { return hmac.New(sha256.New, secret) }
+	return p
+}
+
+// of returns Pseudonym(k, subject).
+func (p *pseudonymiser) of(subject string) string {
+	m := p.pool.Get().(hash.Hash)
+	m.Reset()
+	io.WriteString(m, subject)
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	p.pool.Put(m)
+	b := make([]byte, len(p.prefix)+hex.EncodedLen(len(sum)))
+	copy(b, p.prefix)
+	hex.Encode(b[len(p.prefix):], sum[:])
+	return string(b)
 }

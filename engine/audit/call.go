@@ -168,7 +168,7 @@ func (s *Store) requestRecord(kind Kind, req *Request) (Record, error) {
 		if len(s.opt.SubjectKeys) == 0 {
 			return Record{}, errors.New("audit: a data subject needs Options.SubjectKeys")
 		}
-		r.Subject = Pseudonym(s.opt.SubjectKeys[0], req.Subject)
+		r.Subject = s.subject.of(req.Subject)
 		if pol.SubjectInClear {
 			r.SubjectClear = validUTF8(req.Subject)
 		}

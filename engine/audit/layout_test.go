@@ -75,6 +75,16 @@ func TestQueryIndexLayouts(t *testing.T) {
 	run(s, 60)
 	rawDelete(t, s, layoutKey)
 	s.Close()
+	ro := opt
+	ro.Signer = nil // a read-only open of a layout 1 store leaves it so
+	s = openStore(t, ro)
+	if s.gap != 0 {
+		t.Fatalf("read-only layout 1 store: gap %d", s.gap)
+	}
+	if p, err := s.Query(ctx, Query{TraceID: traces[0]}); err != nil || len(p.Entries) == 0 {
+		t.Fatalf("read-only query: %v %v", p, err)
+	}
+	s.Close()
 	defaultOutcomeGap = 3
 	s = openStore(t, opt)
 	defer s.Close()
@@ -137,7 +147,7 @@ func TestQueryIndexLayouts(t *testing.T) {
 			q.To = times[rng.IntN(len(times))]
 		}
 		if rng.IntN(4) == 0 {
-			q.Kinds = []Kind{KindOutcome}
+			q.Kinds = []Kind{[]Kind{KindOutcome, KindRequest}[rng.IntN(2)]}
 		}
 		check(q)
 	}
@@ -204,5 +214,39 @@ func TestPruneKeepsOutcomesFindable(t *testing.T) {
 	}
 	if p, _ := s.Query(ctx, Query{Service: "svc0"}); len(p.Entries) != 0 {
 		t.Errorf("pruned outcomes still found: %v", seqs(p))
+	}
+}
+
+// TestPruneDuringACall: a call whose request is pruned before it finishes
+// still has its outcome found by organisation, service and trace.
+func TestPruneDuringACall(t *testing.T) {
+	ctx := context.Background()
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"svc0": {Retention: time.Hour}}
+	s := openStore(t, opt)
+	defer s.Close()
+	call(t, s, 1)                      // seqs 1, 2, svc1: kept
+	c, err := s.Begin(ctx, request(0)) // seq 3, svc0: redacted while the call runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Prune(ctx, time.Now().Add(2*time.Hour)); err != nil || rep.Redacted != 1 {
+		t.Fatalf("prune: %+v %v", rep, err)
+	}
+	rc, err := c.Finish(ctx, outcome(0)) // seq 4
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []Query{{Service: "svc0"}, {Organisation: "org0"}, {TraceID: "in-0"}, {TraceID: "out-0", Desc: true}} {
+		p, err := s.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(seqs(p), []uint64{rc.Seq}) {
+			t.Errorf("%+v: %v, want the outcome %d", q, seqs(p), rc.Seq)
+		}
 	}
 }

@@ -145,6 +145,9 @@ func (s *Store) Query(ctx context.Context, q Query) (Page, error) {
 		default:
 			prefixes, gap = [][]byte{{pRecord}}, 0
 		}
+		if len(q.Kinds) > 0 && !slices.Contains(q.Kinds, KindOutcome) {
+			gap = 0
+		}
 		st := newCallSeqs(txn, prefixes, lo, hi, q.Desc, gap)
 		defer st.close()
 		for {

@@ -240,7 +240,32 @@ func sealedFrom(b *sealedV1) *SealedBody {
 // (appendPayloadV1: what json.Marshal of payloadV1 writes). Callers run it
 // on their own goroutine; the writer only splices the frame.
 func marshalPayload(r *Record) ([]byte, error) {
-	return appendPayloadV1(make([]byte, 0, 512), r), nil
+	return appendPayloadV1(make([]byte, 0, payloadSizeHint(r)), r), nil
+}
+
+// payloadSizeHint is a little over the encoded size of r's payload
+// (unless strings need escapes), so that the buffer is allocated once.
+func payloadSizeHint(r *Record) int {
+	n := 280 + len(r.Kind) + len(r.Call) + len(r.Organisation) + len(r.Application) + len(r.Credential) +
+		len(r.ClientIP) + len(r.EndUser) + len(r.Purpose) + len(r.Grant) + len(r.LegalBasis) +
+		len(r.Service) + len(r.ServiceVersion) + len(r.Subject) + len(r.SubjectClear) +
+		len(r.TraceIn) + len(r.TraceOut) + len(r.Problem) + len(r.Digest)
+	if r.Decision != nil {
+		n += 40 + len(r.Decision.Reason)
+	}
+	for _, f := range r.Released {
+		n += 3 + len(f)
+	}
+	for i := range r.Sources {
+		s := &r.Sources[i]
+		n += 180 + len(s.Source) + len(s.Operation) + len(s.TraceID) + len(s.SourceTrace) + len(s.Digest) + len(s.Error)
+	}
+	for _, b := range []*SealedBody{r.RequestBody, r.ResponseBody} {
+		if b != nil {
+			n += 64 + (len(b.Nonce)+len(b.Data))*4/3
+		}
+	}
+	return n
 }
 
 // frame splices the frame onto a payload object: the exact bytes stored

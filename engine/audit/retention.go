@@ -43,6 +43,16 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneReport, error) {
 	if v.Problem != nil {
 		return rep, fmt.Errorf("audit: prune refused, the chain does not verify: %w", v.Problem)
 	}
+	// A call still running may finish after this prune removed its
+	// request's index keys: from now on the outcomes of requests up to
+	// v.Signed get keys of their own (store.go, writeBatch). The empty
+	// record is a barrier: once it is acknowledged, every outcome framed
+	// under the old rule is committed, so the plan below sees it and
+	// materialize gives it keys if its request's go.
+	s.prunedThrough.Store(max(s.prunedThrough.Load(), v.Signed))
+	if err := s.append(ctx, &pending{}); err != nil {
+		return rep, fmt.Errorf("audit: prune: %w", err)
+	}
 	expired := func(service string, t time.Time) bool {
 		r := s.policy(service).Retention
 		return r > 0 && t.Add(r).Before(now)
