@@ -60,7 +60,7 @@ func (c *Catalog) Paths() []string {
 	p := []string{
 		c.prefix,
 		c.prefix + "/static/{name}",
-		c.prefix + "/services/{code}/{version}",
+		c.ServicePagePath(),
 		c.prefix + "/api/v1/services",
 		c.prefix + "/api/v1/services/{code}/{version}",
 	}
@@ -73,7 +73,23 @@ func (c *Catalog) Paths() []string {
 // Handler serves the catalogue: the pages, the JSON API and each API's
 // OpenAPI document at its Belgif reserved paths. Everything it serves is
 // public: it must hold nothing secret.
-func (c *Catalog) Handler() http.Handler {
+func (c *Catalog) Handler() http.Handler { return c.handler(nil) }
+
+// HandlerWithAccess is Handler for a gateway that enforces access: each
+// service page also shows a visitor that access recognises their own
+// access to the service ("Your access"), and everyone else how to obtain
+// it ("How to obtain access"). Those pages are never stored by caches.
+func (c *Catalog) HandlerWithAccess(access AccessFunc) http.Handler {
+	if access == nil {
+		access = func(*http.Request, string, int) *Visitor { return nil }
+	}
+	return c.handler(access)
+}
+
+// ServicePagePath is the pattern of a service page among Paths.
+func (c *Catalog) ServicePagePath() string { return c.prefix + "/services/{code}/{version}" }
+
+func (c *Catalog) handler(access AccessFunc) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+c.prefix, c.serveIndex)
 	mux.HandleFunc("GET "+c.prefix+"/static/catalog.css", func(w http.ResponseWriter, r *http.Request) {
@@ -81,7 +97,7 @@ func (c *Catalog) Handler() http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		_, _ = w.Write(stylesheet)
 	})
-	mux.HandleFunc("GET "+c.prefix+"/services/{code}/{version}", c.servePage)
+	mux.HandleFunc("GET "+c.ServicePagePath(), func(w http.ResponseWriter, r *http.Request) { c.servePage(w, r, access) })
 	mux.HandleFunc("GET "+c.prefix+"/api/v1/services", c.serveList)
 	mux.HandleFunc("GET "+c.prefix+"/api/v1/services/{code}/{version}", c.serveEntry)
 	for _, base := range c.APIs() {
@@ -132,6 +148,11 @@ type pageData struct {
 	Diagram    template.HTML
 	// FirstPurpose is shown in the example request.
 	FirstPurpose string
+	// AccessOn: the gateway enforces access, so the service page says
+	// either what Visitor has or how to obtain access.
+	AccessOn bool
+	Visitor  *Visitor
+	Steps    []string
 }
 
 // entryView is an entry with what its page shows beyond the JSON.
@@ -162,7 +183,7 @@ func (c *Catalog) lookup(w http.ResponseWriter, r *http.Request) *Entry {
 	return e
 }
 
-func (c *Catalog) servePage(w http.ResponseWriter, r *http.Request) {
+func (c *Catalog) servePage(w http.ResponseWriter, r *http.Request, access AccessFunc) {
 	e := c.lookup(w, r)
 	if e == nil {
 		return
@@ -171,6 +192,11 @@ func (c *Catalog) servePage(w http.ResponseWriter, r *http.Request) {
 		Diagram: template.HTML(e.diagram), FirstPurpose: "yourPurpose"} // #nosec G203 -- built by Diagram, every text escaped
 	if len(e.Legal.Purposes) > 0 {
 		d.FirstPurpose = e.Legal.Purposes[0].Code
+	}
+	if access != nil {
+		// The page depends on who asks: no shared cache may keep it.
+		w.Header().Set("Cache-Control", "private, no-store")
+		d.AccessOn, d.Visitor, d.Steps = true, access(r, e.Name, e.Major), OnboardingSteps
 	}
 	c.render(w, "service.html", d)
 }
