@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/openfsb/fsb/plugins/internal/records"
@@ -185,41 +184,19 @@ func ParseOptions(raw []byte) (*Options, error) {
 	return opt, nil
 }
 
+// codec serves the decoder for both the guest and the host.
+var codec = records.NewCodec("fixedwidth", ParseOptions)
+
 // Decode is the plugin's decode handler.
-func Decode(in []byte, cfg guest.Config) ([]byte, error) {
-	raw := cfg.Raw()
-	if raw == nil {
-		return nil, fmt.Errorf("fixedwidth: %w", cfg.Err())
-	}
-	opt, err := cached(raw)
-	if err != nil {
-		return nil, err
-	}
-	return opt.Decode(in)
-}
+func Decode(in []byte, cfg guest.Config) ([]byte, error) { return codec.Handler(in, cfg) }
 
 // Native runs the codec in the host's process; its Decode matches the
 // file connector's Codec interface.
 type Native struct{}
 
 // Decode decodes in with the configuration cfg (JSON).
-func (Native) Decode(_ context.Context, in, cfg []byte) ([]byte, error) {
-	opt, err := cached(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return opt.Decode(in)
-}
-
-var cache struct {
-	sync.Mutex
-	c records.Cache[*Options]
-}
-
-func cached(raw []byte) (*Options, error) {
-	cache.Lock()
-	defer cache.Unlock()
-	return cache.c.Get(raw, ParseOptions)
+func (Native) Decode(ctx context.Context, in, cfg []byte) ([]byte, error) {
+	return codec.Decode(ctx, in, cfg)
 }
 
 // Decode decodes a file into a JSON array of objects.

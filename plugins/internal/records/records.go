@@ -5,11 +5,14 @@
 package records
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
+	"github.com/openfsb/fsb/sdk/guest"
 	"github.com/openfsb/fsb/sdk/jsonx"
 	"github.com/valyala/fastjson"
 )
@@ -286,24 +289,53 @@ func Int(o *fastjson.Object, key string) (int, error) {
 	return n, nil
 }
 
-// Cache keeps parsed configurations by their JSON text (a flow step's
-// configuration does not change between calls). Bounded; emptied when full.
-type Cache[T any] struct {
-	m map[string]T
+// Codec is a decoder configured by JSON, served both as a guest's decode
+// handler and natively (the file connector's Codec interface). It keeps
+// the last configurations parsed: a source decodes with the same one every
+// time.
+type Codec[O interface{ Decode([]byte) ([]byte, error) }] struct {
+	name  string
+	parse func([]byte) (O, error)
+	mu    sync.Mutex
+	m     map[string]O
 }
 
-// Get returns the value for raw, parsing it with parse on a miss. Not
-// safe for concurrent use: callers lock (the guest is single-threaded).
-func (c *Cache[T]) Get(raw []byte, parse func([]byte) (T, error)) (T, error) {
+// NewCodec returns a Codec named name (for errors) parsing its
+// configuration with parse.
+func NewCodec[O interface{ Decode([]byte) ([]byte, error) }](name string, parse func([]byte) (O, error)) *Codec[O] {
+	return &Codec[O]{name: name, parse: parse}
+}
+
+// Handler is the guest's decode handler.
+func (c *Codec[O]) Handler(in []byte, cfg guest.Config) ([]byte, error) {
+	raw := cfg.Raw()
+	if raw == nil {
+		return nil, fmt.Errorf("%s: %w", c.name, cfg.Err())
+	}
+	return c.Decode(context.Background(), in, raw)
+}
+
+// Decode decodes in with the configuration cfg (JSON).
+func (c *Codec[O]) Decode(_ context.Context, in, cfg []byte) ([]byte, error) {
+	opt, err := c.options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return opt.Decode(in)
+}
+
+func (c *Codec[O]) options(raw []byte) (O, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if v, ok := c.m[string(raw)]; ok {
 		return v, nil
 	}
-	v, err := parse(raw)
+	v, err := c.parse(raw)
 	if err != nil {
 		return v, err
 	}
 	if c.m == nil || len(c.m) >= 64 {
-		c.m = make(map[string]T)
+		c.m = make(map[string]O)
 	}
 	c.m[string(raw)] = v
 	return v, nil
