@@ -25,6 +25,7 @@ import (
 	"github.com/openfsb/fsb/engine/catalog"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/gateway"
+	"github.com/openfsb/fsb/engine/metrics"
 	"github.com/openfsb/fsb/engine/modules"
 	"github.com/openfsb/fsb/engine/sources"
 	"github.com/openfsb/fsb/engine/spec"
@@ -159,17 +160,25 @@ func start(set *spec.Set, plans map[string]*flow.Plan, opt sources.Options, f se
 	}
 	closeSources := closeAll
 	closeAll = func() { sec.close(); closeSources() }
-	if sec.admin != nil { // legal bases are submitted for these services only
-		sec.admin.SetServices(servicesOf(plans))
+	var observer flow.Observer = gateway.CallLogger{Log: log}
+	var reqMetrics gateway.RequestMetrics // nil: requests not counted
+	if sec.admin != nil {
+		sec.admin.SetServices(servicesOf(plans)) // legal bases are submitted for these services only
+		// Metrics only where they can be read: the admin listener.
+		m := metrics.New(metrics.Options{})
+		m.SetPlugins(func() map[string]flow.Plugin { return plugins }) // WASM pool gauges
+		observer, reqMetrics = metrics.Observers(observer, m), m
+		sec.admin.SetMetrics(m.Handler())
 	}
 	cfg := gateway.Config{
 		Plans:          plans,
-		Runtime:        &flow.Runtime{Conns: conns, Plugins: plugins, Observer: gateway.CallLogger{Log: log}, Log: log},
+		Runtime:        &flow.Runtime{Conns: conns, Plugins: plugins, Observer: observer, Log: log},
 		Log:            log,
 		TrustedProxies: proxies,
 		Access:         sec.registry,
 		Audit:          sec.audit,
 		Catalog:        catalog.New(set, plans), // the service catalogue, with source titles and test examples
+		Metrics:        reqMetrics,
 	}
 	gw := gateway.New(cfg)
 	s := &server{gw: gw, scheme: "http", errc: make(chan error, 4), close: closeAll}
@@ -201,6 +210,7 @@ func start(set *spec.Set, plans map[string]*flow.Plan, opt sources.Options, f se
 	if f.security.testAddr != "" {
 		tcfg := cfg
 		tcfg.Environment = access.Test
+		tcfg.Metrics = nil // fsb_requests_total counts production calls only (the source calls are counted)
 		if s.testAddr, err = listen(f.security.testAddr, gateway.New(tcfg).App(), sec.tls); err != nil {
 			return fail(err)
 		}

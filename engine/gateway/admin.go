@@ -48,6 +48,10 @@ type AdminConfig struct {
 	// for another one is refused (a typo would otherwise surface only as
 	// the consumer's "no grant in effect"). Nil: not checked.
 	Services []access.Service
+	// Metrics serves GET /admin/v1/metrics (engine/metrics, Prometheus
+	// format), behind the admin's authentication like every admin route;
+	// nil: 404.
+	Metrics fiber.Handler
 }
 
 // Admin serves the admin API.
@@ -62,6 +66,9 @@ type Admin struct {
 
 // SetServices sets AdminConfig.Services; call it before serving.
 func (a *Admin) SetServices(s []access.Service) { a.cfg.Services = s }
+
+// SetMetrics sets AdminConfig.Metrics; call it before serving.
+func (a *Admin) SetMetrics(h fiber.Handler) { a.cfg.Metrics = h }
 
 // NewAdmin builds the admin API. Without a token and without ClientCAs no
 // request is ever admitted.
@@ -100,6 +107,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 		r.Post("/holds/:id/:action", a.hold)
 		r.Get("/log", a.adminLog)
 	}
+	r.Get("/metrics", a.metrics)
 	if cfg.Audit != nil {
 		r.Get("/audit/records", a.queryRecords)
 		r.Post("/audit/records/search", a.searchRecords)
@@ -116,6 +124,14 @@ func NewAdmin(cfg AdminConfig) *Admin {
 
 // App returns the fiber app (for Listen, Test, Shutdown).
 func (a *Admin) App() *fiber.App { return a.app }
+
+// metrics serves AdminConfig.Metrics (set at start, read-only after).
+func (a *Admin) metrics(c *fiber.Ctx) error {
+	if a.cfg.Metrics == nil {
+		return fiber.ErrNotFound
+	}
+	return a.cfg.Metrics(c)
+}
 
 type actorKey struct{}
 

@@ -53,6 +53,18 @@ type Config struct {
 	// (catalog.go); nil builds one from Plans alone, without the source
 	// titles and test examples only the flow documents have.
 	Catalog *catalog.Catalog
+	// Metrics counts every answered consumer call (engine/metrics); nil
+	// counts nothing.
+	Metrics RequestMetrics
+}
+
+// RequestMetrics counts answered consumer calls: flow is the flow's name,
+// org the consumer's organisation ("" without one), d the time to answer;
+// Refusal counts a call access refused, at the step of its decision.
+// *metrics.Metrics implements it.
+type RequestMetrics interface {
+	Request(flow, org string, status int, d time.Duration)
+	Refusal(flow, org, step string)
 }
 
 // Gateway serves the consumer API.
@@ -188,7 +200,7 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		logged := g.log.Enabled(context.Background(), slog.LevelInfo)
 		var start time.Time
-		if logged {
+		if logged || g.cfg.Metrics != nil {
 			start = time.Now()
 		}
 		id := g.newTrace(c)
@@ -199,6 +211,9 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 		out := p.Serve(context.Background(), g.cfg.Runtime, req, id, expr.Consumer{})
 		if logged {
 			g.log.Info("request", "flow", p.Name, "trace", id, "status", out.Status, "duration", time.Since(start))
+		}
+		if g.cfg.Metrics != nil {
+			g.cfg.Metrics.Request(p.Name, "", out.Status, time.Since(start))
 		}
 		if out.Problem != nil {
 			return g.problem(c, out.Problem)

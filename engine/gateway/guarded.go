@@ -36,7 +36,7 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 		ctx := context.Background()
 		logged := g.log.Enabled(ctx, slog.LevelInfo)
 		var start time.Time
-		if logged {
+		if logged || g.cfg.Metrics != nil {
 			start = time.Now()
 		}
 		id := g.newTrace(c)
@@ -54,6 +54,14 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 			if !d.Allowed {
 				if logged {
 					g.log.Info("refused", "flow", p.Name, "trace", id, "step", d.Step, "reason", d.Reason, "org", d.Organisation)
+				}
+				if g.cfg.Metrics != nil {
+					g.cfg.Metrics.Refusal(p.Name, d.Organisation, string(d.Step))
+					status := fiber.StatusForbidden
+					if d.Problem != nil {
+						status = d.Problem.Status
+					}
+					g.cfg.Metrics.Request(p.Name, d.Organisation, status, time.Since(start))
 				}
 				return g.refuse(ctx, c, &d, auditRequest(&d, ip, p.Name, version, traceIn, id, "", nil))
 			}
@@ -140,6 +148,9 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 		}
 		if logged {
 			g.log.Info("request", "flow", p.Name, "trace", id, "status", status, "org", d.Organisation, "duration", time.Since(start))
+		}
+		if g.cfg.Metrics != nil {
+			g.cfg.Metrics.Request(p.Name, d.Organisation, status, time.Since(start))
 		}
 		if prob != nil {
 			if prob.RetryAfter > 0 {
