@@ -147,7 +147,10 @@ func runDemo(ctx context.Context, f serveFlags, c demoConfig, stdout, stderr io.
 	if chosen > slog.LevelDebug {
 		level.Set(max(chosen, slog.LevelWarn))
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
+	log, err := f.newLogger(stderr, &level) // -log-format
+	if err != nil {
+		return fail(err)
+	}
 
 	pkiNotAfter, err := checkDemoPKI(c.pki, time.Now())
 	if err != nil {

@@ -34,15 +34,17 @@ import (
 
 // serveFlags are the flags serve and demo share.
 type serveFlags struct {
-	addr     string
-	logLevel string
-	proxies  string
-	security securityFlags // access, audit, TLS and admin: all off unless set
+	addr      string
+	logLevel  string
+	logFormat string // text or json
+	proxies   string
+	security  securityFlags // access, audit, TLS and admin: all off unless set
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "consumer listener address")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error (debug logs every source call)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text (key=value) or json (one JSON object a line, for log collectors)")
 	fs.StringVar(&f.proxies, "trusted-proxies", "", "comma-separated IPs/CIDRs allowed to set X-Forwarded-For")
 	f.security.register(fs)
 }
@@ -52,7 +54,19 @@ func (f *serveFlags) logger(w io.Writer) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+	return f.newLogger(w, lvl)
+}
+
+// newLogger is a logger in the -log-format at level l.
+func (f *serveFlags) newLogger(w io.Writer, l slog.Leveler) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: l}
+	switch f.logFormat {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format: %q is neither text nor json", f.logFormat)
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {

@@ -206,11 +206,14 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 		id := g.newTrace(c)
 		req, prob := g.readRequest(c, p, params)
 		if prob != nil {
+			if logged {
+				g.accessLog(c, p.Name, id, "", prob.Status, start)
+			}
 			return g.problem(c, prob)
 		}
 		out := p.Serve(context.Background(), g.cfg.Runtime, req, id, expr.Consumer{})
 		if logged {
-			g.log.Info("request", "flow", p.Name, "trace", id, "status", out.Status, "duration", time.Since(start))
+			g.accessLog(c, p.Name, id, "", out.Status, start)
 		}
 		if g.cfg.Metrics != nil {
 			g.cfg.Metrics.Request(p.Name, "", out.Status, time.Since(start))
@@ -227,6 +230,28 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 		out.Release()
 		return nil
 	}
+}
+
+// accessLog writes the access-log line of an answered call: the flow, the
+// status, the time to answer, the BelGov-Trace-Id answered and the one
+// received (only a valid one that is not a national register number:
+// anything else is not logged, it could be personal data) and the consumer's organisation when known. Never a body,
+// a header value or a credential.
+func (g *Gateway) accessLog(c *fiber.Ctx, flowName, traceOut, org string, status int, start time.Time) {
+	g.log.LogAttrs(context.Background(), slog.LevelInfo, "request", g.accessAttrs(c, flowName, traceOut, org, status, start)...)
+}
+
+func (g *Gateway) accessAttrs(c *fiber.Ctx, flowName, traceOut, org string, status int, start time.Time) []slog.Attr {
+	attrs := make([]slog.Attr, 0, 6)
+	attrs = append(attrs, slog.String("flow", flowName), slog.String("trace", traceOut))
+	if in := c.Get(trace.Header); in != "" && trace.Valid(in) && !expr.ValidSSIN(in) {
+		attrs = append(attrs, slog.String("trace_in", in))
+	}
+	attrs = append(attrs, slog.Int("status", status), slog.Duration("duration", time.Since(start)))
+	if org != "" {
+		attrs = append(attrs, slog.String("org", org))
+	}
+	return attrs
 }
 
 // readRequest reads a consumer request off the wire for the flow: path and

@@ -52,15 +52,19 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 			ip = call.ClientIP
 			d = g.cfg.Access.Decide(ctx, call)
 			if !d.Allowed {
+				status := fiber.StatusForbidden
+				if d.Problem != nil {
+					status = d.Problem.Status
+				}
 				if logged {
-					g.log.Info("refused", "flow", p.Name, "trace", id, "step", d.Step, "reason", d.Reason, "org", d.Organisation)
+					// The access-log line of a refused call; Reason never
+					// holds a token, a secret or an end-user value.
+					attrs := append(g.accessAttrs(c, p.Name, id, d.Organisation, status, start),
+						slog.String("step", string(d.Step)), slog.String("reason", d.Reason))
+					g.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
 				}
 				if g.cfg.Metrics != nil {
 					g.cfg.Metrics.Refusal(p.Name, d.Organisation, string(d.Step))
-					status := fiber.StatusForbidden
-					if d.Problem != nil {
-						status = d.Problem.Status
-					}
 					g.cfg.Metrics.Request(p.Name, d.Organisation, status, time.Since(start))
 				}
 				return g.refuse(ctx, c, &d, auditRequest(&d, ip, p.Name, version, traceIn, id, "", nil))
@@ -147,7 +151,7 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 			c.Set(audit.ReceiptHeader, rc.String())
 		}
 		if logged {
-			g.log.Info("request", "flow", p.Name, "trace", id, "status", status, "org", d.Organisation, "duration", time.Since(start))
+			g.accessLog(c, p.Name, id, d.Organisation, status, start)
 		}
 		if g.cfg.Metrics != nil {
 			g.cfg.Metrics.Request(p.Name, d.Organisation, status, time.Since(start))
