@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -159,9 +160,10 @@ func start(t *testing.T, yamlText string, vars map[string]string, opts ...option
 		if err := gw.App().ShutdownWithTimeout(5 * time.Second); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		_ = ln.Close() // Shutdown misses a listener Listener has not registered yet
 		select {
 		case err := <-served:
-			if err != nil {
+			if err != nil && !errors.Is(err, net.ErrClosed) {
 				t.Errorf("serve: %v", err)
 			}
 		case <-time.After(5 * time.Second):

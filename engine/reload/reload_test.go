@@ -130,6 +130,10 @@ func newWorld(t *testing.T) *world {
 	w.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	t.Cleanup(func() {
 		_ = w.srv.Shutdown()
+		// Shutdown closes only the listeners Serve has registered: a test
+		// that ends before the goroutine above got that far would leave
+		// Serve accepting forever (it hung CI once). Close ours too.
+		_ = ln.Close()
 		<-w.lnClosed
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -214,6 +214,7 @@ func serve(t *testing.T, st *soapStack) string {
 	go func() { done <- gw.App().Listener(ln) }()
 	t.Cleanup(func() {
 		_ = gw.App().ShutdownWithTimeout(5 * time.Second)
+		_ = ln.Close() // Shutdown misses a listener Listener has not registered yet
 		<-done
 	})
 	return "http://" + ln.Addr().String()
