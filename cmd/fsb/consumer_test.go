@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,7 +11,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -23,8 +21,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/openfsb/fsb/engine/sources"
 )
 
 // writePKI writes a CA, a server certificate for 127.0.0.1 and a client
@@ -121,24 +117,7 @@ output: steps.a.body
 		auditKey: auditKey, subjectKeyFile: subjectKey,
 		adminAddr: "127.0.0.1:0", adminTokenFile: tokenFile,
 	}
-	set, plans := load(flows, os.Stderr)
-	if plans == nil {
-		t.Fatal("flows do not load")
-	}
-	log := slog.New(slog.DiscardHandler)
-	srv, err := start(set, plans, sources.Options{}, f, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- srv.wait(ctx, log) }()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exit %d", code)
-		}
-	}()
+	srv := serveFlows(t, flows, f)
 
 	admin := []string{"-admin", "http://" + srv.adminAddr, "-admin-token-file", tokenFile, "-actor", "test"}
 	consumer := func(args ...string) map[string]any {
@@ -237,11 +216,9 @@ output: steps.a.body
 	runOK("audit", "verify-export", "-pub", pub, expFile)
 
 	// After the server stops, offline verify on the directory.
-	cancel()
-	if code := <-done; code != 0 {
+	if code := srv.stop(); code != 0 {
 		t.Fatalf("serve exit %d", code)
 	}
-	done <- 0 // for the deferred receive
 	if out := runOK("audit", "verify", "-dir", f.security.auditDir, "-pub", pub); !strings.Contains(out, "ok: records") {
 		t.Fatalf("offline verify:\n%s", out)
 	}

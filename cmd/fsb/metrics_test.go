@@ -2,17 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/openfsb/fsb/engine/sources"
 )
 
 // TestServeMetrics: with the admin API on, one consumer call shows in
@@ -68,24 +64,7 @@ output: steps.r.body
 		auditDir: filepath.Join(dir, "audit"), auditKey: auditKey, subjectKeyFile: subjectKey,
 		adminAddr: "127.0.0.1:0", adminTokenFile: tokenFile,
 	}
-	set, plans := load(flows, os.Stderr)
-	if plans == nil {
-		t.Fatal("flows do not load")
-	}
-	log := slog.New(slog.DiscardHandler)
-	srv, err := start(set, plans, sources.Options{}, f, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- srv.wait(ctx, log) }()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exit %d", code)
-		}
-	}()
+	srv := serveFlows(t, flows, f)
 
 	if body := httpGet(t, "http://"+srv.addr+"/x/v1/x", 200); !strings.Contains(string(body), "Jan Peeters") {
 		t.Fatalf("consumer call: %s", body)
