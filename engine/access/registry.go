@@ -166,39 +166,34 @@ func (r *Registry) update(ctx context.Context, actor string, fn func(ch *change)
 }
 
 func (ch *change) putOrg(o *Organisation) {
-	if !ch.copied[0] {
-		ch.rs.orgs, ch.copied[0] = maps.Clone(ch.rs.orgs), true
-	}
 	o.V = recordVersion
-	ch.rs.orgs[o.EnterpriseNumber] = o
-	ch.puts = append(ch.puts, put{keyOrg + o.EnterpriseNumber, o})
+	stage(ch, &ch.rs.orgs, &ch.copied[0], keyOrg, o.EnterpriseNumber, o)
 }
 
 func (ch *change) putApp(a *Application) {
-	if !ch.copied[1] {
-		ch.rs.apps, ch.copied[1] = maps.Clone(ch.rs.apps), true
-	}
 	a.V = recordVersion
-	ch.rs.apps[a.ID] = a
-	ch.puts = append(ch.puts, put{keyApp + a.ID, a})
+	stage(ch, &ch.rs.apps, &ch.copied[1], keyApp, a.ID, a)
 }
 
 func (ch *change) putCred(c *Credential) {
-	if !ch.copied[2] {
-		ch.rs.creds, ch.copied[2] = maps.Clone(ch.rs.creds), true
-	}
 	c.V = recordVersion
-	ch.rs.creds[c.ID] = c
-	ch.puts = append(ch.puts, put{keyCred + c.ID, c})
+	stage(ch, &ch.rs.creds, &ch.copied[2], keyCred, c.ID, c)
 }
 
 func (ch *change) putGrant(g *Grant) {
-	if !ch.copied[3] {
-		ch.rs.grants, ch.copied[3] = maps.Clone(ch.rs.grants), true
-	}
 	g.V = recordVersion
-	ch.rs.grants[g.ID] = g
-	ch.puts = append(ch.puts, put{keyGrant + g.ID, g})
+	stage(ch, &ch.rs.grants, &ch.copied[3], keyGrant, g.ID, g)
+}
+
+// stage puts v under id in the change's copy of m (cloned on first write,
+// so the published read model is never modified) and queues it for the
+// store under prefix+id.
+func stage[T any](ch *change, m *map[string]*T, copied *bool, prefix, id string, v *T) {
+	if !*copied {
+		*m, *copied = maps.Clone(*m), true
+	}
+	(*m)[id] = v
+	ch.puts = append(ch.puts, put{prefix + id, v})
 }
 
 // record appends an admin log entry.
