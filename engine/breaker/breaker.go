@@ -8,7 +8,6 @@ package breaker
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -90,10 +89,11 @@ type Breaker struct {
 // answers malformed, or answers with a 5xx status; a call the caller
 // cancelled, one that could not be built, or an unknown operation does not
 // count (they say nothing about the source). While the circuit is open, a
-// call is answered at once with status 503 and a Retry-After of the time
-// left, as an overloaded source would answer: the flow turns it into a
-// serviceUnavailable problem naming the step and the source by its name in
-// the flow set, never a host. Check (health) always reaches the source.
+// call fails at once, without reaching the source, with a
+// *connector.CircuitOpenError (errors.Is(err, connector.ErrCircuitOpen))
+// carrying the time left: the flow turns it into a serviceUnavailable
+// problem naming the step and the source by its name in the flow set, never
+// a host, with that Retry-After. Check (health) always reaches the source.
 func Wrap(source string, next connector.Connector, s Settings, hooks Hooks) *Breaker {
 	s = s.withDefaults()
 	b := &Breaker{source: source, next: next, hooks: hooks, openFor: s.OpenFor}
@@ -132,7 +132,7 @@ func (b *Breaker) Call(ctx context.Context, req *connector.Request) (*connector.
 		if b.hooks.Rejected != nil {
 			b.hooks.Rejected(b.source)
 		}
-		return b.openAnswer(), nil
+		return nil, b.openError(req)
 	}
 	resp, err := b.next.Call(ctx, req)
 	done(verdict(resp, err))
@@ -146,21 +146,19 @@ func verdict(resp *connector.Response, err error) error {
 		return errFailed
 	case err == nil:
 		return nil
-	case errors.Is(err, context.Canceled), errors.Is(err, connector.ErrBadRequest), errors.Is(err, connector.ErrUnknownOp):
+	case errors.Is(err, context.Canceled), errors.Is(err, connector.ErrBadRequest), errors.Is(err, connector.ErrUnknownOp),
+		errors.Is(err, connector.ErrCircuitOpen): // a breaker further in said no
 		return errExcluded
 	}
 	return errFailed
 }
 
-// openAnswer is what an open circuit answers: 503 with the seconds left.
-func (b *Breaker) openAnswer() *connector.Response {
+// openError is what an open circuit answers: a *connector.CircuitOpenError
+// with the time left until a trial call may go through (at least 1s; half-
+// open with its trial calls taken, the trial's outcome is awaited).
+func (b *Breaker) openError(req *connector.Request) error {
 	left := b.openFor - time.Since(time.Unix(0, b.openedAt.Load()))
-	secs := max(int((left+time.Second-1)/time.Second), 1)
-	return &connector.Response{
-		Status:  503,
-		Headers: connector.Headers{{Name: "Retry-After", Value: strconv.Itoa(secs)}, {Name: "Content-Type", Value: "application/json"}},
-		Body:    []byte(`{}`),
-	}
+	return &connector.CircuitOpenError{Source: b.source, Operation: req.Operation, RetryAfter: max(left, time.Second)}
 }
 
 // State returns the circuit's state: Closed, HalfOpen or Open.

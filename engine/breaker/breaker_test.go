@@ -20,6 +20,7 @@ import (
 	"github.com/openfsb/fsb/engine/connector"
 	"github.com/openfsb/fsb/engine/expr"
 	"github.com/openfsb/fsb/engine/flow"
+	"github.com/openfsb/fsb/engine/metrics"
 	"github.com/openfsb/fsb/engine/spec"
 )
 
@@ -72,9 +73,14 @@ func TestOpensThenRecovers(t *testing.T) {
 	if b.State() != breaker.Open {
 		t.Fatalf("state %s after 3 failures", b.State())
 	}
-	resp, err := b.Call(context.Background(), &connector.Request{})
-	if err != nil || resp.Status != 503 || resp.Headers.Get("Retry-After") == "" {
+	resp, err := b.Call(context.Background(), &connector.Request{Operation: "get"})
+	var open *connector.CircuitOpenError
+	if resp != nil || !errors.Is(err, connector.ErrCircuitOpen) || !errors.As(err, &open) ||
+		open.Source != "reg" || open.Operation != "get" || open.RetryAfter < time.Second {
 		t.Fatalf("open answer: %+v, %v", resp, err)
+	}
+	if connector.Retryable(err) {
+		t.Error("an open circuit's error is retryable")
 	}
 	if f.calls.Load() != 3 || h.rejected.Load() != 1 {
 		t.Fatalf("source called %d times, %d rejected", f.calls.Load(), h.rejected.Load())
@@ -170,6 +176,79 @@ output: steps.person.body
 	}
 }
 
+// TestOpenNotAnAnswer: a step that accepts a 503 from its source does not
+// take an open circuit for one; the observer (metrics) sees a call that
+// did not reach the source (outcome circuit_open), not a source's 503.
+func TestOpenNotAnAnswer(t *testing.T) {
+	set, err := spec.Load(map[string][]byte{"f.yaml": []byte(`kind: Source
+name: personRegister
+protocol: rest
+rest:
+  baseUrl: https://registry.internal.example:8443/api
+  operations:
+    get: {method: GET, path: /p}
+---
+kind: Flow
+name: p
+version: 1.0.0
+method: GET
+path: /p/v1/get
+steps:
+  - id: person
+    call: personRegister.get
+    acceptStatus: [503]
+output: '{"status": steps.person.status}'
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans, err := flow.Compile(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := func() (*connector.Response, error) {
+		return &connector.Response{Status: 503, Headers: connector.Headers{{Name: "Retry-After", Value: "7"}}, Body: []byte(`{}`)}, nil
+	}
+	f := &fake{answer: busy}
+	m := metrics.New(metrics.Options{})
+	b := breaker.Wrap("personRegister", f, breaker.Settings{ConsecutiveFailures: 2, OpenFor: time.Minute},
+		breaker.Hooks{StateChange: m.CircuitState, Rejected: m.CircuitRejected})
+	rt := &flow.Runtime{Conns: map[string]connector.Connector{"personRegister": b}, Observer: m}
+	serve := func() *flow.Outcome {
+		return plans["p"].Serve(context.Background(), rt, &flow.Request{}, "0123456789abcdef0123456789abcdef", expr.Consumer{})
+	}
+	for i := range 2 { // the source's own 503s are accepted answers (and open the circuit)
+		if out := serve(); out.Status != 200 || string(out.Body) != `{"status":503}` {
+			t.Fatalf("source 503 #%d: %d %s %+v", i, out.Status, out.Body, out.Problem)
+		}
+	}
+	if b.State() != breaker.Open {
+		t.Fatalf("state %s", b.State())
+	}
+	out := serve()
+	if out.Problem == nil || out.Status != 503 || !strings.HasSuffix(out.Problem.Type, ":serviceUnavailable") || out.Problem.Step != "person" {
+		t.Fatalf("open circuit taken as an answer: %d %s %+v", out.Status, out.Body, out.Problem)
+	}
+	if out.Problem.RetryAfter < 59 || out.Problem.RetryAfter > 60 {
+		t.Errorf("Retry-After %d, want the minute left (not the source's 7)", out.Problem.RetryAfter)
+	}
+	if f.calls.Load() != 2 {
+		t.Errorf("source called %d times, want 2", f.calls.Load())
+	}
+	got := string(m.Gather())
+	for _, series := range []string{
+		`fsb_source_calls_total{operation="get",outcome="status_5xx",source="personRegister"} 2`,
+		`fsb_source_calls_total{operation="get",outcome="circuit_open",source="personRegister"} 1`,
+		`fsb_source_call_duration_seconds_count{operation="get",source="personRegister"} 2`,
+		`fsb_circuit_rejected_total{source="personRegister"} 1`,
+		`fsb_circuits_open 1`,
+	} {
+		if !strings.Contains(got, series+"\n") {
+			t.Errorf("exposition lacks %s", series)
+		}
+	}
+}
+
 // TestHammerBreaker: many goroutines through one breaker while the source
 // flaps; every call is answered by the source or by the open circuit.
 func TestHammerBreaker(t *testing.T) {
@@ -183,7 +262,7 @@ func TestHammerBreaker(t *testing.T) {
 	var h hookLog
 	b := breaker.Wrap("reg", f, breaker.Settings{ConsecutiveFailures: 5, OpenFor: 5 * time.Millisecond, HalfOpenCalls: 2}, h.hooks())
 	const P, N = 16, 400
-	var answered, errs atomic.Int64
+	var answered, errs, rejected atomic.Int64
 	var wg sync.WaitGroup
 	for p := range P {
 		wg.Go(func() {
@@ -193,9 +272,11 @@ func TestHammerBreaker(t *testing.T) {
 				}
 				resp, err := b.Call(context.Background(), &connector.Request{})
 				switch {
+				case errors.Is(err, connector.ErrCircuitOpen):
+					rejected.Add(1)
 				case err != nil:
 					errs.Add(1)
-				case resp.Status == 200 || resp.Status == 503:
+				case resp.Status == 200:
 					answered.Add(1)
 				default:
 					t.Errorf("status %d", resp.Status)
@@ -204,8 +285,11 @@ func TestHammerBreaker(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := answered.Load() + errs.Load(); got != P*N {
+	if got := answered.Load() + errs.Load() + rejected.Load(); got != P*N {
 		t.Fatalf("%d of %d calls accounted for", got, P*N)
+	}
+	if rejected.Load() != h.rejected.Load() {
+		t.Fatalf("%d calls rejected, the hook heard %d", rejected.Load(), h.rejected.Load())
 	}
 	if f.calls.Load()+h.rejected.Load() != P*N {
 		t.Fatalf("source calls %d + rejected %d != %d", f.calls.Load(), h.rejected.Load(), P*N)

@@ -89,7 +89,33 @@ var (
 	ErrBadResponse = errors.New("malformed response")
 	ErrBadRequest  = errors.New("request cannot be built")
 	ErrUnknownOp   = errors.New("unknown operation")
+	// ErrCircuitOpen: the source's circuit breaker is open (engine/breaker)
+	// and the call was not made. The error returned is a *CircuitOpenError,
+	// which carries the time until the circuit lets a trial call through.
+	ErrCircuitOpen = errors.New("circuit open")
 )
+
+// CircuitOpenError is returned, instead of calling the source, while the
+// source's circuit is open. errors.Is(err, ErrCircuitOpen) matches it. It
+// is not Retryable: retrying at once would only be refused again.
+type CircuitOpenError struct {
+	Source     string
+	Operation  string
+	RetryAfter time.Duration // until the circuit lets a trial call through (at least 1s)
+}
+
+func (e *CircuitOpenError) Error() string {
+	return fmt.Sprintf("source %q operation %q: %v: not called, retry after %s", e.Source, e.Operation, ErrCircuitOpen, e.RetryAfter)
+}
+
+// Is makes errors.Is(err, ErrCircuitOpen) hold.
+func (e *CircuitOpenError) Is(target error) bool { return target == ErrCircuitOpen }
+
+// RetryAfterSeconds is RetryAfter rounded up to whole seconds, at least 1:
+// the value of a Retry-After header.
+func (e *CircuitOpenError) RetryAfterSeconds() int {
+	return max(int((e.RetryAfter+time.Second-1)/time.Second), 1)
+}
 
 // Error wraps a transport failure with the source and operation it concerns.
 // Its message is safe to show a consumer: no host names, addresses or paths.

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -95,9 +96,37 @@ func TestRetryable(t *testing.T) {
 		&Error{Kind: ErrBadRequest}:                         false,
 		&Error{Kind: ErrTooLarge}:                           false,
 		&Error{Kind: ErrUnknownOp}:                          false,
+		&CircuitOpenError{RetryAfter: time.Second}:          false,
 	} {
 		if got := Retryable(err); got != want {
 			t.Errorf("Retryable(%v) = %v, want %v", err, got, want)
 		}
+	}
+}
+
+func TestCircuitOpenError(t *testing.T) {
+	var err error = fmt.Errorf("wrapped: %w", &CircuitOpenError{Source: "reg", Operation: "get", RetryAfter: 1500 * time.Millisecond})
+	if !errors.Is(err, ErrCircuitOpen) {
+		t.Fatal("errors.Is(err, ErrCircuitOpen) is false")
+	}
+	for _, other := range []error{ErrUnavailable, ErrTimeout, context.Canceled} {
+		if errors.Is(err, other) {
+			t.Errorf("a circuit-open error matches %v", other)
+		}
+	}
+	var ce *CircuitOpenError
+	if !errors.As(err, &ce) || ce.RetryAfterSeconds() != 2 {
+		t.Fatalf("errors.As: %v, seconds %d", ce, ce.RetryAfterSeconds())
+	}
+	for d, want := range map[time.Duration]int{0: 1, -time.Second: 1, time.Second: 1, time.Second + 1: 2, time.Minute: 60} {
+		if got := (&CircuitOpenError{RetryAfter: d}).RetryAfterSeconds(); got != want {
+			t.Errorf("RetryAfterSeconds(%s) = %d, want %d", d, got, want)
+		}
+	}
+	if msg := err.Error(); msg != `wrapped: source "reg" operation "get": circuit open: not called, retry after 1.5s` {
+		t.Errorf("message %q", msg)
+	}
+	if errors.Is(&Error{Kind: ErrUnavailable}, ErrCircuitOpen) {
+		t.Error("an unreachable source matches ErrCircuitOpen")
 	}
 }

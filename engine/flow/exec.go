@@ -113,7 +113,9 @@ type Observer interface {
 	SourceCall(ctx context.Context, c *SourceCall)
 }
 
-// SourceCall describes one finished call to a source.
+// SourceCall describes one finished call to a source. A call its source's
+// open circuit rejected (engine/breaker) never reached the source: its Err
+// matches connector.ErrCircuitOpen, its Status is 0 and its Attempts 0.
 type SourceCall struct {
 	Flow, Step, Source, Operation string
 	TraceID                       string // the fresh id sent to the source
@@ -179,13 +181,15 @@ type run struct {
 	raw     [][]byte              // raw call bodies by node slot (not for foreach iterations)
 	lent    []*connector.Response // responses whose bodies are lent, by slot
 	reqs    []connector.Request   // the request of each call by slot, maps reused
+	calls   []trace.CallContext   // the context of each call by slot, reused
 }
 
 func (p *Plan) acquireRun(rt *Runtime) *run {
 	r, _ := p.runs.Get().(*run)
 	if r == nil {
 		r = &run{plan: p, results: make([]expr.Result, len(p.ids)), raw: make([][]byte, p.nslots),
-			lent: make([]*connector.Response, p.nslots), reqs: make([]connector.Request, p.nslots)}
+			lent: make([]*connector.Response, p.nslots), reqs: make([]connector.Request, p.nslots),
+			calls: make([]trace.CallContext, p.nslots)}
 		r.env.Steps = make(map[string]*expr.Result, len(p.ids))
 		for i, id := range p.ids {
 			r.env.Steps[id] = &r.results[i]
@@ -210,6 +214,7 @@ func (p *Plan) releaseRun(r *run) {
 		clear(q.Headers)
 		q.Body, q.TraceID = nil, ""
 	}
+	clear(r.calls) // no context of this run outlives it
 	r.rt, r.inv, r.dctx = nil, Invocation{}, deadlineCtx{}
 	r.env.Input, r.env.Consumer = expr.Input{}, expr.Consumer{}
 	clear(r.inPath)
@@ -562,10 +567,20 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		attempts = n.retry.attempts
 	}
 	var resp *connector.Response
-	callCtx := ctx
+	var callCtx context.Context = ctx
 	if !n.cancellable {
 		callCtx = withDeadline(ctx, time.Time{}) // only the deadline can end it: no abortable machinery
 	}
+	// What the connector (and a codec plugin it runs) logs names the step
+	// and the consumer call's trace id; the slot's context is reused.
+	var cc *trace.CallContext
+	if n.slot >= 0 {
+		cc = &r.calls[n.slot]
+	} else {
+		cc = new(trace.CallContext)
+	}
+	cc.Context, cc.Call = callCtx, trace.Call{TraceID: r.inv.TraceID, Step: n.id}
+	callCtx = cc
 	observed := r.rt.Observer != nil
 	for attempt := 1; ; attempt++ {
 		req.TraceID = trace.NewID()
@@ -675,7 +690,17 @@ type problemDetailer interface{ ProblemDetail() string }
 
 func (r *run) transportError(ctx context.Context, n *node, err error) *stepError {
 	var pd problemDetailer
+	var open *connector.CircuitOpenError
 	switch {
+	case errors.Is(err, connector.ErrCircuitOpen):
+		// The source's circuit is open (engine/breaker): it was not called.
+		// Not a 503 from the source, whatever the step's acceptStatus says.
+		p := problem.Unavailable(fmt.Sprintf("step %q: source %q is unavailable (too many recent failures); retry later", n.id, n.source))
+		p.RetryAfter = 1
+		if errors.As(err, &open) {
+			p.RetryAfter = open.RetryAfterSeconds()
+		}
+		return &stepError{step: n.id, prob: p, err: err}
 	case errors.As(err, &pd):
 		return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: source %q answered %s", n.id, n.source, pd.ProblemDetail())), err: err}
 	case errors.Is(err, connector.ErrTimeout) || errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -705,8 +730,11 @@ func (r *run) observe(ctx context.Context, n *node, req *connector.Request, resp
 		c.Status, c.Bytes, c.Attempts, c.SourceTraceID = resp.Status, len(resp.Body), max(resp.Attempts, 1), resp.Headers.Get(sourceTraceKey)
 	}
 	var ce *connector.Error
-	if errors.As(err, &ce) && ce.Attempts > 0 {
+	switch {
+	case errors.As(err, &ce) && ce.Attempts > 0:
 		c.Attempts = ce.Attempts
+	case err != nil && errors.Is(err, connector.ErrCircuitOpen):
+		c.Attempts = 0 // rejected by the source's open circuit: it was not called
 	}
 	r.rt.Observer.SourceCall(ctx, c)
 }

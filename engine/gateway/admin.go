@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -117,6 +118,8 @@ func NewAdmin(cfg AdminConfig) *Admin {
 		r.Get("/audit/head", a.head)
 		r.Post("/audit/verify", a.verify)
 		r.Get("/audit/export", a.export)
+		r.Post("/audit/prune", a.prune)
+		r.Get("/audit/backup", a.backup)
 	}
 	a.app = app
 	return a
@@ -638,6 +641,41 @@ func (a *Admin) verify(c *fiber.Ctx) error {
 		return a.auditError(err)
 	}
 	return reply(c, 200, rep, nil)
+}
+
+// prune applies every service's retention as of now (audit.Store.Prune:
+// it runs beside the writer and refuses a damaged chain).
+func (a *Admin) prune(c *fiber.Ctx) error {
+	rep, err := a.cfg.Audit.Prune(c.UserContext(), time.Now())
+	if err != nil {
+		return a.auditError(err)
+	}
+	a.log.Info("audit trail pruned", "actor", actor(c), "deleted", rep.Deleted, "redacted", rep.Redacted)
+	return reply(c, 200, rep, nil)
+}
+
+// backup streams a backup of the running store (audit.Store.Backup): what
+// was durable when it started. It is streamed, not buffered, so a failure
+// after the first byte ends the answer early; `fsb audit restore` refuses
+// a truncated backup. Restoring needs a stopped store and an empty
+// directory, so it is offline only (`fsb audit restore`).
+func (a *Admin) backup(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "application/octet-stream")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="openfsb-audit.backup"`)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	ctx, store, log, who := context.WithoutCancel(c.UserContext()), a.cfg.Audit, a.log, actor(c)
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		if err := store.Backup(ctx, w); err != nil {
+			log.Error("audit backup failed; the answer was cut short", "actor", who, "err", err)
+			return
+		}
+		if err := w.Flush(); err != nil {
+			log.Warn("audit backup not fully sent", "actor", who, "err", err)
+			return
+		}
+		log.Info("audit trail backed up", "actor", who)
+	})
+	return nil
 }
 
 // export streams the chain as JSON Lines with its proofs (audit.Export).

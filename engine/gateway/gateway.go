@@ -25,6 +25,7 @@ import (
 	"github.com/openfsb/fsb/engine/expr"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/problem"
+	"github.com/openfsb/fsb/engine/telemetry"
 	"github.com/openfsb/fsb/engine/trace"
 )
 
@@ -56,6 +57,11 @@ type Config struct {
 	// Metrics counts every answered consumer call (engine/metrics); nil
 	// counts nothing.
 	Metrics RequestMetrics
+	// Tracer traces every consumer call of a flow (engine/telemetry): a
+	// span per call around access, audit and the flow, whose children are
+	// the source calls and transforms of connectors and plugins wrapped by
+	// the same Tracer. nil (tracing off) costs one nil check per call.
+	Tracer *telemetry.Tracer
 }
 
 // RequestMetrics counts answered consumer calls: flow is the flow's name,
@@ -75,6 +81,7 @@ type Gateway struct {
 	health  *health
 	proxies proxySet
 	rt      *flow.Runtime // cfg.Runtime, observed for the audit trail when it is on
+	routes  []route       // every flow's, for answers that reach none
 }
 
 // New builds the fiber app for the given plans.
@@ -132,17 +139,12 @@ func New(cfg Config) *Gateway {
 		p := cfg.Plans[n]
 		app.Add(p.Method, fiberPath(p.Path), g.handler(p))
 	}
-	routes := make([]route, 0, len(names))
+	g.routes = make([]route, 0, len(names))
 	for _, n := range names {
-		routes = append(routes, route{method: cfg.Plans[n].Method, re: pathPattern(cfg.Plans[n].Path)})
+		g.routes = append(g.routes, route{name: n, method: cfg.Plans[n].Method, re: pathPattern(cfg.Plans[n].Path)})
 	}
 	app.Use(func(c *fiber.Ctx) error {
-		var allow []string
-		for _, r := range routes {
-			if r.re.MatchString(c.Path()) {
-				allow = append(allow, r.method)
-			}
-		}
+		_, allow := g.routeOf(c.Method(), c.Path())
 		if len(allow) == 0 {
 			return fiber.ErrNotFound
 		}
@@ -153,11 +155,32 @@ func New(cfg Config) *Gateway {
 	return g
 }
 
+// routeOf finds the flow served at method and path ("" for none) and the
+// methods of the flows served at path (for a 405's Allow). Only answers
+// that never reach a flow use it: it tries every route's pattern.
+func (g *Gateway) routeOf(method, path string) (flowName string, allow []string) {
+	only := ""
+	for _, r := range g.routes {
+		if r.re.MatchString(path) {
+			allow = append(allow, r.method)
+			only = r.name
+			if r.method == method {
+				flowName = r.name
+			}
+		}
+	}
+	if flowName == "" && len(allow) == 1 { // a 405, named after the only flow served at the path
+		flowName = only
+	}
+	return flowName, allow
+}
+
 // App returns the fiber app (for Listen, Test, Shutdown).
 func (g *Gateway) App() *fiber.App { return g.app }
 
 // route is a served path and its method, for 405 answers.
 type route struct {
+	name   string // the flow's
 	method string
 	re     *regexp.Regexp
 }
@@ -195,8 +218,48 @@ func fiberPath(p string) string {
 func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 	params := pathParams(p.Path)
 	if g.cfg.Access != nil || g.cfg.Audit != nil {
-		return g.guarded(p, params)
+		return g.traced(p, g.guarded(p, params))
 	}
+	return g.traced(p, g.plain(p, params))
+}
+
+// traced puts the flow's span around h: with tracing on, it sets the
+// call's BelGov-Trace-Id (which newTrace then keeps) and starts the span
+// with it, hands its context to h through c.UserContext(), and ends it with
+// the answer's status. A consumer's traceparent is never continued
+// (telemetry.StartFlow starts a new root: consumers are outside the trust
+// boundary). Without a tracer, h itself.
+func (g *Gateway) traced(p *flow.Plan, h fiber.Handler) fiber.Handler {
+	tr := g.cfg.Tracer
+	if tr == nil {
+		return h
+	}
+	return func(c *fiber.Ctx) (err error) {
+		ctx, span := tr.StartFlow(context.Background(), p.Name, g.freshTrace(c))
+		c.SetUserContext(ctx)
+		ended := false
+		defer func() {
+			if !ended { // h panicked: the recover middleware answers 500
+				span.End(fiber.StatusInternalServerError)
+			}
+		}()
+		err = h(c)
+		status := c.Response().StatusCode()
+		var fe *fiber.Error
+		switch {
+		case errors.As(err, &fe):
+			status = fe.Code
+		case err != nil:
+			status = fiber.StatusInternalServerError
+		}
+		ended = true
+		span.End(status)
+		return err
+	}
+}
+
+// plain serves a flow without access control or audit trail.
+func (g *Gateway) plain(p *flow.Plan, params []string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		logged := g.log.Enabled(context.Background(), slog.LevelInfo)
 		var start time.Time
@@ -209,9 +272,16 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 			if logged {
 				g.accessLog(c, p.Name, id, "", prob.Status, start)
 			}
+			if g.cfg.Metrics != nil {
+				g.cfg.Metrics.Request(p.Name, "", prob.Status, time.Since(start))
+			}
 			return g.problem(c, prob)
 		}
-		out := p.Serve(context.Background(), g.cfg.Runtime, req, id, expr.Consumer{})
+		ctx := context.Background()
+		if g.cfg.Tracer != nil {
+			ctx = c.UserContext() // the flow's span (traced)
+		}
+		out := p.Serve(ctx, g.cfg.Runtime, req, id, expr.Consumer{})
 		if logged {
 			g.accessLog(c, p.Name, id, "", out.Status, start)
 		}
@@ -335,12 +405,22 @@ func (g *Gateway) traceHeaders(c *fiber.Ctx) string {
 	if id := c.Response().Header.PeekBytes(traceKey); len(id) > 0 {
 		return string(id)
 	}
-	return g.newTrace(c)
+	return g.freshTrace(c)
 }
 
-// newTrace sets a fresh BelGov-Trace-Id and the related one, and returns
-// the fresh id; for a response that has none yet.
+// newTrace returns the BelGov-Trace-Id of a flow's answer: the one traced
+// set already (the flow's span carries it), else a fresh one, set with the
+// related one.
 func (g *Gateway) newTrace(c *fiber.Ctx) string {
+	if g.cfg.Tracer != nil {
+		return g.traceHeaders(c)
+	}
+	return g.freshTrace(c)
+}
+
+// freshTrace sets a fresh BelGov-Trace-Id and the related one, and returns
+// the fresh id; for a response that has none yet.
+func (g *Gateway) freshTrace(c *fiber.Ctx) string {
 	id := trace.NewID()
 	c.Response().Header.SetCanonical(traceKey, []byte(id))
 	if rel := c.Request().Header.PeekBytes(traceKey); len(rel) > 0 && trace.Valid(string(rel)) {
@@ -370,11 +450,22 @@ func (g *Gateway) problem(c *fiber.Ctx, p *problem.Problem) error {
 
 // errorHandler turns every error fiber raises (no route, body too large, a
 // recovered panic) into problem+json without internals.
+//
+// Each is counted (Config.Metrics) as a request of the flow served at its
+// method and path, or of none ("" = unmatched): an unknown path (404), a
+// method the path does not serve (405, named after the flow when only one
+// is served there), and what the server refuses before any route (413 body
+// too large, 400 unreadable, 431, 408). The flows' own answers are counted
+// where they are made and never come here.
 func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
 	var fe *fiber.Error
 	code := fiber.StatusInternalServerError
 	if errors.As(err, &fe) {
 		code = fe.Code
+	}
+	if g.cfg.Metrics != nil {
+		name, _ := g.routeOf(c.Method(), c.Path())
+		g.cfg.Metrics.Request(name, "", code, 0)
 	}
 	var p *problem.Problem
 	switch code {

@@ -109,7 +109,7 @@ func New(o Options) *Metrics {
 	m.requests = counters[k3](m, "fsb_requests_total", "Consumer requests answered, by service (flow), consumer organisation and HTTP status.", "service", "consumer", "status")
 	m.requestTime = histograms[k1](m, "fsb_request_duration_seconds", "Time to answer a consumer request, by service (flow).", "service")
 	m.consumers = newChildren[k1](o.MaxConsumers, []string{"consumer"}, func(lv []string) string { return lv[0] }) // not exposed: bounds the consumer label
-	m.sourceCalls = counters[k3](m, "fsb_source_calls_total", "Calls to sources, by source, operation and outcome (ok, status_5xx, timeout, unreachable, error).", "source", "operation", "outcome")
+	m.sourceCalls = counters[k3](m, "fsb_source_calls_total", "Calls to sources, by source, operation and outcome (ok, status_5xx, timeout, unreachable, error, circuit_open: rejected by an open circuit without reaching the source).", "source", "operation", "outcome")
 	m.sourceTime = histograms[k2](m, "fsb_source_call_duration_seconds", "Duration of source calls, retries included, by source and operation.", "source", "operation")
 	m.retries = counters[k2](m, "fsb_source_retries_total", "Retries of source calls by the connector, by source and operation.", "source", "operation")
 	m.timeouts = counters[k2](m, "fsb_source_timeouts_total", "Source calls that timed out, by source and operation.", "source", "operation")
@@ -191,6 +191,11 @@ func (m *Metrics) SourceCall(_ context.Context, c *flow.SourceCall) {
 	}
 	outcome := "ok"
 	switch {
+	case c.Err != nil && errors.Is(c.Err, connector.ErrCircuitOpen):
+		// Rejected by the source's open circuit: not a call to the source,
+		// so no duration (it would drag the latencies towards zero).
+		m.sourceCalls.get(k3{c.Source, c.Operation, "circuit_open"}).Inc()
+		return
 	case c.Err == nil && c.Status >= 500:
 		outcome = "status_5xx"
 	case c.Err == nil:
@@ -311,12 +316,10 @@ func (m *Metrics) readMetrics() {
 		func(emit func(float64, ...string), p string, s wasm.Stats) { emit(float64(s.Peak), p) })
 	pool("fsb_wasm_calls_total", "Calls that reached a plugin's pool (since its flow set was loaded).", counter, []string{"plugin"},
 		func(emit func(float64, ...string), p string, s wasm.Stats) { emit(float64(s.Calls), p) })
-	pool("fsb_wasm_instantiations_total", "WASM instances created (live + discarded + recycled: derived from the pool's stats).", counter, []string{"plugin"},
-		func(emit func(float64, ...string), p string, s wasm.Stats) { emit(float64(created(s)), p) })
-	pool("fsb_wasm_pool_hits_total", "Calls served by an instance already warm (calls - instantiations, derived).", counter, []string{"plugin"},
-		func(emit func(float64, ...string), p string, s wasm.Stats) {
-			emit(float64(s.Calls-min(s.Calls, created(s))), p)
-		})
+	pool("fsb_wasm_instantiations_total", "WASM instances started (the probe instance of a load included).", counter, []string{"plugin"},
+		func(emit func(float64, ...string), p string, s wasm.Stats) { emit(float64(s.Instantiations), p) })
+	pool("fsb_wasm_pool_hits_total", "Calls served by an idle instance already warm.", counter, []string{"plugin"},
+		func(emit func(float64, ...string), p string, s wasm.Stats) { emit(float64(s.Hits), p) })
 	pool("fsb_wasm_instances_discarded_total", "WASM instances closed after a failed call.", counter, []string{"plugin"},
 		func(emit func(float64, ...string), p string, s wasm.Stats) { emit(float64(s.Discarded), p) })
 	pool("fsb_wasm_instances_recycled_total", "Healthy WASM instances replaced after their call budget or memory growth.", counter, []string{"plugin"},
@@ -362,8 +365,6 @@ func (m *Metrics) readMetrics() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "go_gc_cycles_total", Help: "Completed GC cycles."}, runtimeMetric("/gc/cycles/total:gc-cycles")),
 	)
 }
-
-func created(s wasm.Stats) uint64 { return uint64(s.Live) + s.Discarded + s.Recycled }
 
 // Gather returns every metric in the text format (ContentType). A metric
 // that cannot be gathered is left out (ServeHTTP answers 500 instead).

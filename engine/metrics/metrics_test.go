@@ -65,7 +65,7 @@ func (p fakePlugin) Call(context.Context, string, []byte, []byte) ([]byte, error
 	return []byte("{}"), p.err
 }
 func (p fakePlugin) Stats() wasm.Stats {
-	return wasm.Stats{Live: 3, Idle: 1, Peak: 4, Calls: 10, Discarded: 1, Recycled: 1}
+	return wasm.Stats{Live: 3, Idle: 1, Peak: 4, Calls: 10, Discarded: 1, Recycled: 1, Instantiations: 7, Hits: 4}
 }
 
 // record makes the calls whose metrics testdata/exposition.prom holds.
@@ -77,6 +77,7 @@ func record(m *metrics.Metrics) {
 	m.SourceCall(ctx, &flow.SourceCall{Flow: "enterprise", Source: "reg", Operation: "get", Status: 200, Attempts: 3, Duration: 2 * time.Millisecond})
 	m.SourceCall(ctx, &flow.SourceCall{Source: "reg", Operation: "get", Err: &connector.Error{Kind: connector.ErrTimeout}, Attempts: 1})
 	m.SourceCall(ctx, &flow.SourceCall{Source: "reg", Operation: "get", Status: 503, Attempts: 1})
+	m.SourceCall(ctx, &flow.SourceCall{Source: "reg", Operation: "get", Err: &connector.CircuitOpenError{Source: "reg", Operation: "get"}})
 	m.Refusal("enterprise", "0123456789", "quota")
 	m.Refusal("enterprise", "", "credential")
 	m.CircuitState("reg", "closed", "open")

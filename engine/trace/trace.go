@@ -59,7 +59,24 @@ type callKey struct{}
 
 // WithCall returns ctx carrying c.
 func WithCall(ctx context.Context, c Call) context.Context {
-	return context.WithValue(ctx, callKey{}, c)
+	return &CallContext{Context: ctx, Call: c}
+}
+
+// CallContext is a context carrying Call, as WithCall makes: a caller on
+// the hot path can keep one and reuse it instead of allocating a context
+// per call (the flow engine keeps one per call step in its pooled state).
+// Set both fields before use; everything but the Call comes from Context.
+type CallContext struct {
+	context.Context
+	Call Call
+}
+
+// Value returns the Call for CallOf, and asks Context for any other key.
+func (c *CallContext) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return c.Call
+	}
+	return c.Context.Value(key)
 }
 
 // CallOf returns the Call ctx carries, or the zero Call.

@@ -116,6 +116,11 @@ func TestHammer(t *testing.T) {
 	if s.Idle != s.Live || s.Live < 1 {
 		t.Errorf("at rest: idle %d, live %d", s.Idle, s.Live)
 	}
+	// Every instance ever started is alive, discarded or recycled; every
+	// call found one warm or started one (none failed to start here).
+	if s.Instantiations != uint64(s.Live)+s.Discarded+s.Recycled || s.Hits+s.Instantiations-1 != s.Calls {
+		t.Errorf("instantiations %d, hits %d: stats %+v", s.Instantiations, s.Hits, s)
+	}
 	if s.Calls != uint64(workers*calls) {
 		t.Errorf("%d calls counted, want %d", s.Calls, workers*calls)
 	}

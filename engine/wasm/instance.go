@@ -69,6 +69,7 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 		inst.ops[op] = mod.ExportedFunction(op)
 	}
 	inst.initial = inst.mem.Size()
+	m.instantiations.Add(1)
 	return inst, nil
 }
 

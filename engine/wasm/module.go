@@ -47,6 +47,7 @@ type Module struct {
 	closed bool
 
 	calls, discarded, recycled atomic.Uint64
+	instantiations, hits       atomic.Uint64
 }
 
 // Stats is a snapshot of a module's pool.
@@ -57,6 +58,12 @@ type Stats struct {
 	Calls     uint64 // calls that reached the pool (not those refused up front: unknown operation, input too large, deadline already past)
 	Discarded uint64 // instances closed after a failed call
 	Recycled  uint64 // healthy instances replaced after Recycle.Calls calls or memory growth
+	// Instantiations counts the instances created (the probe instance of
+	// Load included); one that failed to start is not counted.
+	Instantiations uint64
+	// Hits counts the calls served by an idle, already warm instance
+	// (Calls - Hits waited, created an instance, or failed to get one).
+	Hits uint64
 }
 
 // Name is the module's name from its spec.
@@ -71,6 +78,7 @@ func (m *Module) Stats() Stats {
 	s := Stats{Live: m.live, Idle: len(m.idle), Peak: m.peak}
 	m.mu.Unlock()
 	s.Calls, s.Discarded, s.Recycled = m.calls.Load(), m.discarded.Load(), m.recycled.Load()
+	s.Instantiations, s.Hits = m.instantiations.Load(), m.hits.Load()
 	return s
 }
 
@@ -151,6 +159,7 @@ func (m *Module) acquire(ctx context.Context, op string) (*instance, error) {
 		m.idle[n-1] = nil
 		m.idle = m.idle[:n-1]
 		m.mu.Unlock()
+		m.hits.Add(1)
 		return inst, nil
 	}
 	m.live++

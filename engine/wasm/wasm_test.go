@@ -413,6 +413,11 @@ func TestRecycle(t *testing.T) {
 	if s := m.Stats(); s.Recycled != 3 || s.Discarded != 0 || s.Live != 1 {
 		t.Errorf("by calls: %+v", s)
 	}
+	// The probe instance served calls 1-3, then one new instance per three
+	// calls: 4, 7 and 10 started one, the other seven found one warm.
+	if s := m.Stats(); s.Instantiations != 4 || s.Hits != 7 || s.Calls != 10 {
+		t.Errorf("instantiations and hits: %+v", s)
+	}
 	// An input four times the initial memory makes the instance grow past 2×.
 	if _, err := m.Call(context.Background(), "transform", bytes.Repeat([]byte("x"), 256<<10), nil); err != nil {
 		t.Fatal(err)

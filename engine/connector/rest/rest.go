@@ -590,10 +590,15 @@ func (c *Client) Check(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the idle pooled connections. Calls made afterwards still work
-// and open new ones.
+// Close closes the idle pooled connections and empties the DNS cache, so
+// that fasthttp's DNS-cache cleaner goroutine ends at its next tick (within
+// a second) rather than two cache lifetimes later. fasthttp's connection
+// cleaner cannot be stopped: it ends once it wakes and finds no connection,
+// within MaxIdle (RATIONALE.md, "Close"). Calls made afterwards still work
+// and open new connections.
 func (c *Client) Close() error {
 	c.hc.CloseIdleConnections()
+	c.dialer.FlushDNSCache()
 	return nil
 }
 

@@ -1,0 +1,113 @@
+package flow
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openfsb/fsb/engine/connector"
+	"github.com/openfsb/fsb/engine/expr"
+	"github.com/openfsb/fsb/engine/trace"
+)
+
+// TestCallStepsCarryTheCall: a connector (and a codec plugin it runs)
+// finds the step and the consumer call's trace id in its context, for
+// plain, parallel and foreach call steps, and on every retry; the pooled
+// run state does not leak one run's call into the next.
+func TestCallStepsCarryTheCall(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string][]trace.Call{} // by operation path id
+	record := func(ctx context.Context, r *connector.Request) (*connector.Response, error) {
+		mu.Lock()
+		seen[r.Path["id"]] = append(seen[r.Path["id"]], trace.CallOf(ctx))
+		n := len(seen[r.Path["id"]])
+		mu.Unlock()
+		if r.Path["id"] == "retried" && n == 1 {
+			return &connector.Response{Status: 503}, nil
+		}
+		if _, ok := ctx.Deadline(); !ok {
+			t.Errorf("call %s: no deadline under the call's context", r.Path["id"])
+		}
+		return &connector.Response{Status: 200, Body: []byte(`{}`)}, nil
+	}
+	p := compileFlow(t, flowDoc(`  - id: first
+    call: a.get
+    retry: {attempts: 2, backoff: 1ms}
+    with: {path: {id: "'retried'"}}
+  - id: both
+    parallel:
+      - {id: x, call: a.get, with: {path: {id: "'x'"}}}
+      - {id: y, call: b.get, with: {path: {id: "'y'"}}}
+  - id: each
+    foreach:
+      items: '[1,2]'
+      steps: [{id: one, call: a.get, with: {path: {id: "'item' + string(item)"}}}]
+`, "{}"))
+	conns := map[string]connector.Connector{"a": &fakeSource{answer: record}, "b": &fakeSource{answer: record}}
+	for run, traceID := range []string{"trace-one", "trace-two"} {
+		clear(seen)
+		in := expr.Input{Body: map[string]any{}, Query: map[string]any{}, Path: map[string]any{}}
+		out := p.Run(context.Background(), &Runtime{Conns: conns}, &Invocation{Input: in, TraceID: traceID})
+		if out.Status != 200 {
+			t.Fatalf("run %d: %d %+v", run, out.Status, out.Problem)
+		}
+		want := map[string][]trace.Call{
+			"retried": {{TraceID: traceID, Step: "first"}, {TraceID: traceID, Step: "first"}},
+			"x":       {{TraceID: traceID, Step: "x"}},
+			"y":       {{TraceID: traceID, Step: "y"}},
+			"item1":   {{TraceID: traceID, Step: "one"}},
+			"item2":   {{TraceID: traceID, Step: "one"}},
+		}
+		for id, calls := range want {
+			if got := seen[id]; len(got) != len(calls) || got[0] != calls[0] || got[len(got)-1] != calls[len(calls)-1] {
+				t.Errorf("run %d, call %s: %+v, want %+v", run, id, got, calls)
+			}
+		}
+	}
+}
+
+// TestCircuitOpen: a call its source's open circuit rejected is a
+// serviceUnavailable problem naming the step and the source with the
+// circuit's Retry-After, even for a step that accepts a 503; an optional
+// step falls back to its default; the observer sees a call that did not
+// reach the source.
+func TestCircuitOpen(t *testing.T) {
+	open := func(_ context.Context, r *connector.Request) (*connector.Response, error) {
+		return nil, &connector.CircuitOpenError{Source: "a", Operation: r.Operation, RetryAfter: 12500 * time.Millisecond}
+	}
+	obs := &observed{}
+	p := compileFlow(t, flowDoc("  - id: x\n    call: a.get\n    acceptStatus: [503]\n    retry: {attempts: 3, backoff: 1ms}\n    with: {path: {id: \"'1'\"}}\n", "steps.x.body"))
+	src := &fakeSource{answer: open}
+	in := expr.Input{Body: map[string]any{}, Query: map[string]any{}, Path: map[string]any{}}
+	out := p.Run(context.Background(), &Runtime{Conns: map[string]connector.Connector{"a": src}, Observer: obs}, &Invocation{Input: in, TraceID: "t"})
+	if out.Status != 503 || out.Problem == nil || !strings.HasSuffix(out.Problem.Type, ":serviceUnavailable") || out.Problem.Step != "x" {
+		t.Fatalf("got %d %+v", out.Status, out.Problem)
+	}
+	if out.Problem.RetryAfter != 13 || !strings.Contains(out.Problem.Detail, `source "a"`) || !strings.Contains(out.Problem.Detail, `step "x"`) {
+		t.Errorf("problem %+v", out.Problem)
+	}
+	if src.calls.Load() != 1 {
+		t.Errorf("%d calls: an open circuit was retried", src.calls.Load())
+	}
+	if len(obs.calls) != 1 || obs.calls[0].Status != 0 || obs.calls[0].Attempts != 0 || obs.calls[0].Err == nil {
+		t.Errorf("observed %+v", obs.calls)
+	}
+
+	opt := compileFlow(t, flowDoc("  - id: x\n    call: a.get\n    optional: true\n    default: {fallback: true}\n    with: {path: {id: \"'1'\"}}\n", "steps.x.body"))
+	if out := runPlan(opt, map[string]connector.Connector{"a": &fakeSource{answer: open}}, nil); out.Status != 200 || string(out.Body) != `{"fallback":true}` {
+		t.Errorf("optional step: %d %s %+v", out.Status, out.Body, out.Problem)
+	}
+}
+
+type observed struct {
+	mu    sync.Mutex
+	calls []SourceCall
+}
+
+func (o *observed) SourceCall(_ context.Context, c *SourceCall) {
+	o.mu.Lock()
+	o.calls = append(o.calls, *c)
+	o.mu.Unlock()
+}
