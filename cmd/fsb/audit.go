@@ -27,7 +27,7 @@ import (
 )
 
 // cmdAudit reads and checks the audit trail. Every subcommand works either
-// offline on a store directory (-dir; the server must be stopped, Badger
+// offline on a store directory (-dir; the server must be stopped: the store
 // locks the directory) or through the running server's admin API (-admin,
 // -admin-token-file).
 func cmdAudit(args []string, stdout, stderr io.Writer) int {

@@ -321,8 +321,8 @@ func TestCrashKillAudit(t *testing.T) {
 // the configured free space the gateway must refuse every call with
 // serviceUnavailable without reaching a source, and serve again once the
 // space is freed. (Making the directory unwritable with chmod shows
-// nothing for a long while: Badger writes into files it already has open
-// and mapped, and fails only when it next creates one.)
+// nothing for a long while: the store appends to a segment file it already
+// has open, and fails only when it next creates one, every 64 MiB.)
 func TestCrashDiskFullAudit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the gateway as a process")

@@ -189,7 +189,7 @@ func (s *Store) write(ctx context.Context, r *Record) (*pending, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pending{payload: payload, terms: indexTerms(r), request: r.Request}
+	p := &pending{payload: payload, terms: indexTerms(r)}
 	if err := s.append(ctx, p); err != nil {
 		return nil, err
 	}

@@ -1,5 +1,6 @@
 // Package audit owns the privacy audit trail: the versioned event record,
-// its durable store (Badger, group commit, fail closed), the hash chain and
+// its durable store (an append-only segment log with group commit, fail
+// closed; a Badger store of the previous format is migrated), the hash chain and
 // the signed checkpoints that make it tamper-evident, the indexes and
 // queries (by trace id, organisation, service, time, data subject, and the
 // citizen view), retention, export, backup and restore.
@@ -17,5 +18,7 @@
 //
 // Locks: the writer goroutine owns the chain state (seq, head, last
 // checkpoint) and publishes a copy under Store.mu; no other lock is held
-// while Store.mu is taken, and Store.mu is never held across I/O.
+// while Store.mu is taken, and Store.mu is never held across I/O. The
+// segment list is under segLog.mu (readers take a reference on a segment
+// before reading it, so a prune rewrite can replace it underneath).
 package audit

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	badger "github.com/dgraph-io/badger/v4"
 )
 
 // ErrNotCheckpointed means no signed checkpoint covers the record yet.
@@ -33,58 +31,43 @@ func (s *Store) Proof(ctx context.Context, seq uint64) (Proof, error) {
 }
 
 func (s *Store) proof(_ context.Context, seq uint64) (Proof, error) {
-	var p Proof
-	err := s.view(func(txn *badger.Txn) error {
-		item, err := txn.Get(seqKey(pRecord, seq))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("%w: %d", ErrNotFound, seq)
-		}
+	if s.closed.Load() {
+		return Proof{}, ErrClosed
+	}
+	s.mu.Lock()
+	first, last := s.pubw.first, s.pubw.seq
+	s.mu.Unlock()
+	if seq < first || seq > last {
+		return Proof{}, fmt.Errorf("%w: %d", ErrNotFound, seq)
+	}
+	ck, found, err := s.cks.atOrAfter(seq)
+	if err != nil {
+		return Proof{}, err
+	}
+	if !found {
+		return Proof{}, fmt.Errorf("%w: %d", ErrNotCheckpointed, seq)
+	}
+	v, err := s.lg.read(seq)
+	if err != nil {
+		return Proof{}, err
+	}
+	e, err := parseEntry(seq, v)
+	if err != nil {
+		return Proof{}, fmt.Errorf("audit: proof: record %d: %w", seq, err)
+	}
+	p := Proof{Seq: seq, Prev: e.prev, Hash: e.hash, Digest: e.digest, Record: e.record, Checkpoint: ck}
+	for n := seq + 1; n <= ck.Seq; n++ {
+		v, err := s.lg.read(n)
 		if err != nil {
-			return err
+			return Proof{}, fmt.Errorf("audit: proof: record %d: %w", n, err)
 		}
-		v, err := item.ValueCopy(nil)
+		ne, err := parseEntry(n, v)
 		if err != nil {
-			return err
+			return Proof{}, fmt.Errorf("audit: proof: record %d: %w", n, err)
 		}
-		e, err := parseEntry(seq, v)
-		if err != nil {
-			return fmt.Errorf("audit: proof: record %d: %w", seq, err)
-		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pCheckpoint}})
-		it.Seek(seqKey(pCheckpoint, seq))
-		var ck Checkpoint
-		found := false
-		if it.Valid() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				it.Close()
-				return err
-			}
-			ck, found = decodeCheckpoint(v)
-		}
-		it.Close()
-		if !found {
-			return fmt.Errorf("%w: %d", ErrNotCheckpointed, seq)
-		}
-		p = Proof{Seq: seq, Prev: e.prev, Hash: e.hash, Digest: e.digest, Record: e.record, Checkpoint: ck}
-		for n := seq + 1; n <= ck.Seq; n++ {
-			item, err := txn.Get(seqKey(pRecord, n))
-			if err != nil {
-				return fmt.Errorf("audit: proof: record %d: %w", n, err)
-			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			ne, err := parseEntry(n, v)
-			if err != nil {
-				return fmt.Errorf("audit: proof: record %d: %w", n, err)
-			}
-			p.Following = append(p.Following, ne.digest)
-		}
-		return nil
-	})
-	return p, err
+		p.Following = append(p.Following, ne.digest)
+	}
+	return p, nil
 }
 
 // ExportOptions choose the records to export by seq (0: from the first,
@@ -136,82 +119,89 @@ func (s *Store) Export(ctx context.Context, w io.Writer, o ExportOptions) (Expor
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false) // records are written as stored
-	err := s.view(func(txn *badger.Txn) error {
-		first, last, ok, err := bounds(txn)
-		if err != nil || !ok {
-			return err
+	if s.closed.Load() {
+		return rep, ErrClosed
+	}
+	s.mu.Lock()
+	first, last := s.pubw.first, s.pubw.seq
+	s.mu.Unlock()
+	if last < first {
+		return rep, nil
+	}
+	from, to := max(o.From, first), last
+	if o.To != 0 {
+		to = min(o.To, last)
+	}
+	if a, err := readAnchor(s.anchorPath()); err != nil {
+		return rep, err
+	} else if a != nil && from == a.Seq {
+		if err := enc.Encode(ExportLine{Type: "anchor", Anchor: a}); err != nil {
+			return rep, err
 		}
-		from, to := max(o.From, first), last
-		if o.To != 0 {
-			to = min(o.To, last)
+	}
+	// The checkpoints from the first at or after from, in order.
+	ck, haveCk, err := s.cks.atOrAfter(from)
+	if err != nil {
+		return rep, err
+	}
+	nextCk := func(after uint64) error {
+		ck, haveCk, err = s.cks.atOrAfter(after + 1)
+		return err
+	}
+	vs := s.lg.snapshot()
+	defer releaseAll(vs)
+	var werr error
+	err = walkFrames(vs, from, func(seq uint64, v []byte, ferr error) bool {
+		if werr = ctx.Err(); werr != nil {
+			return false
 		}
-		if a, err := getAnchor(txn); err != nil {
-			return err
-		} else if a != nil && from == a.Seq {
-			if err := enc.Encode(ExportLine{Type: "anchor", Anchor: a}); err != nil {
-				return err
-			}
+		if ferr != nil {
+			werr = fmt.Errorf("audit: export: the log is damaged after record %d (run verify): %w", seq, ferr)
+			return false
 		}
-		cks := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pCheckpoint}})
-		defer cks.Close()
-		cks.Seek(seqKey(pCheckpoint, from))
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pRecord}, PrefetchValues: true})
-		defer it.Close()
-		for it.Seek(seqKey(pRecord, from)); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
+		if seq < from || seq > last {
+			return seq < from
+		}
+		e, err := parseEntry(seq, v)
+		if err != nil {
+			werr = fmt.Errorf("audit: export: record %d: %w", seq, err)
+			return false
+		}
+		l := ExportLine{Seq: seq, Prev: &e.prev, Hash: &e.hash}
+		switch {
+		case seq > to:
+			l.Type, l.Digest = "link", &e.digest
+			rep.Links++
+		case e.redacted:
+			l.Type, l.Digest, l.Time, l.Service = "redacted", &e.digest, &e.time, e.service
+			rep.Records++
+		default:
+			l.Type, l.Record = "record", e.record
+			rep.Records++
+		}
+		if werr = enc.Encode(l); werr != nil {
+			return false
+		}
+		// The checkpoint at this seq, if any, follows its record.
+		if haveCk && ck.Seq == seq {
+			c := ck
+			if werr = enc.Encode(ExportLine{Type: "checkpoint", Checkpoint: &c}); werr != nil {
+				return false
 			}
-			seq, ok := keySeq(it.Item().Key())
-			if !ok {
-				continue
+			rep.Checkpoints++
+			if seq >= to {
+				rep.Covered = true
+				return false
 			}
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			e, err := parseEntry(seq, v)
-			if err != nil {
-				return fmt.Errorf("audit: export: record %d: %w", seq, err)
-			}
-			l := ExportLine{Seq: seq, Prev: &e.prev, Hash: &e.hash}
-			switch {
-			case seq > to:
-				l.Type, l.Digest = "link", &e.digest
-				rep.Links++
-			case e.redacted:
-				l.Type, l.Digest, l.Time, l.Service = "redacted", &e.digest, &e.time, e.service
-				rep.Records++
-			default:
-				l.Type, l.Record = "record", e.record
-				rep.Records++
-			}
-			if err := enc.Encode(l); err != nil {
-				return err
-			}
-			// The checkpoint at this seq, if any, follows its record.
-			for ; cks.Valid(); cks.Next() {
-				cs, ok := keySeq(cks.Item().Key())
-				if !ok || cs > seq {
-					break
-				}
-				cv, err := cks.Item().ValueCopy(nil)
-				if err != nil {
-					return err
-				}
-				if c, ok := decodeCheckpoint(cv); ok && cs == seq {
-					if err := enc.Encode(ExportLine{Type: "checkpoint", Checkpoint: &c}); err != nil {
-						return err
-					}
-					rep.Checkpoints++
-					if seq >= to {
-						rep.Covered = true
-						return nil
-					}
-				}
+			if werr = nextCk(seq); werr != nil {
+				return false
 			}
 		}
-		return nil
+		return true
 	})
+	if err == nil {
+		err = werr
+	}
 	if err != nil {
 		return rep, err
 	}

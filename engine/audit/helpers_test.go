@@ -1,15 +1,18 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
 	"testing"
 	"time"
-
-	badger "github.com/dgraph-io/badger/v4"
 )
 
 var (
@@ -103,33 +106,135 @@ func verify(t testing.TB, s *Store) Report {
 	return rep
 }
 
-func rawGet(t testing.TB, s *Store, k []byte) []byte {
+// rawFrame is one frame of the log as the tamper tests see it.
+type rawFrame struct {
+	seq   uint64
+	entry []byte
+}
+
+func segFiles(t testing.TB, dir string) []string {
 	t.Helper()
-	var v []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(k)
+	names, err := filepath.Glob(filepath.Join(dir, "log", "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// rawFrames reads every frame of the log under dir, in order.
+func rawFrames(t testing.TB, dir string) []rawFrame {
+	t.Helper()
+	var out []rawFrame
+	for _, name := range segFiles(t, dir) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := len(segMagic); off < len(b); {
+			seq, e, n, err := cutFrame(b[off:])
+			if err != nil {
+				t.Fatalf("%s at %d: %v", name, off, err)
+			}
+			out = append(out, rawFrame{seq, bytes.Clone(e)})
+			off += n
+		}
+	}
+	return out
+}
+
+// writeFrames replaces the log under dir by one segment holding frames,
+// with valid checksums (someone who knows the format), and no sidecars.
+func writeFrames(t testing.TB, dir string, frames []rawFrame) {
+	t.Helper()
+	old, _ := filepath.Glob(filepath.Join(dir, "log", "*"))
+	for _, f := range old {
+		os.Remove(f)
+	}
+	b := []byte(segMagic)
+	for _, f := range frames {
+		b = appendFrame(b, f.seq, f.entry)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "log", fmt.Sprintf("%020d.seg", 1)), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// frameOf returns the index in frames of seq.
+func frameOf(t testing.TB, frames []rawFrame, seq uint64) int {
+	t.Helper()
+	for i, f := range frames {
+		if f.seq == seq {
+			return i
+		}
+	}
+	t.Fatalf("no frame %d", seq)
+	return -1
+}
+
+// copyTree copies dir recursively (a crash image when the store is open).
+func copyTree(t testing.TB, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		v, err = it.ValueCopy(nil)
-		return err
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
 	})
 	if err != nil {
-		t.Fatalf("get %q: %v", k, err)
-	}
-	return v
-}
-
-func rawSet(t testing.TB, s *Store, k, v []byte) {
-	t.Helper()
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, v) }); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func rawDelete(t testing.TB, s *Store, k []byte) {
+// crashImage copies an open store's directory: what a SIGKILL would leave.
+func crashImage(t testing.TB, s *Store) string {
 	t.Helper()
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(k) }); err != nil {
+	dir := filepath.Join(t.TempDir(), "image")
+	copyTree(t, s.dir, dir)
+	return dir
+}
+
+// openReadOnly opens dir without a signer (what fsb audit verify does).
+func openReadOnly(t testing.TB, dir string) *Store {
+	t.Helper()
+	opt := testOptions(dir)
+	opt.Signer = nil
+	s := openStore(t, opt)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// editCheckpoint rewrites the checkpoint frame at seq (checksum fixed).
+func editCheckpoint(t testing.TB, dir string, seq uint64, edit func(c *Checkpoint)) {
+	t.Helper()
+	p := filepath.Join(dir, "checkpoints")
+	b, err := os.ReadFile(p)
+	if err != nil {
 		t.Fatal(err)
 	}
+	for off := 0; off+ckSize <= len(b); off += ckSize {
+		c, ok := decodeCkFrame(b[off : off+ckSize])
+		if !ok || c.Seq != seq {
+			continue
+		}
+		edit(&c)
+		f, err := encodeCkFrame(c.Seq, c.Head, c.Time, c.Signature)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(b[off:], f)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no checkpoint at %d", seq)
 }

@@ -1,16 +1,14 @@
 package audit
 
 import (
-	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"time"
 
-	badger "github.com/dgraph-io/badger/v4"
+	"github.com/openfsb/fsb/engine/audit/internal/termindex"
 )
 
 // Entry is a stored record with its place in the chain.
@@ -30,24 +28,20 @@ var ErrNotFound = errors.New("audit: no such record")
 
 // Get returns the record seq.
 func (s *Store) Get(ctx context.Context, seq uint64) (Entry, error) {
-	var out Entry
-	err := s.view(func(txn *badger.Txn) error {
-		var err error
-		out, err = getEntry(txn, seq)
-		return err
-	})
-	return out, err
+	if s.closed.Load() {
+		return Entry{}, ErrClosed
+	}
+	return s.getEntry(seq)
 }
 
-func getEntry(txn *badger.Txn, seq uint64) (Entry, error) {
-	it, err := txn.Get(seqKey(pRecord, seq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func (s *Store) getEntry(seq uint64) (Entry, error) {
+	s.mu.Lock()
+	first, last := s.pubw.first, s.pubw.seq
+	s.mu.Unlock()
+	if seq < first || seq > last {
 		return Entry{}, fmt.Errorf("%w: %d", ErrNotFound, seq)
 	}
-	if err != nil {
-		return Entry{}, err
-	}
-	v, err := it.ValueCopy(nil)
+	v, err := s.lg.read(seq)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -94,6 +88,9 @@ type Page struct {
 
 // Query returns the records matching q, one page at a time.
 func (s *Store) Query(ctx context.Context, q Query) (Page, error) {
+	if s.closed.Load() {
+		return Page{}, ErrClosed
+	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
@@ -109,76 +106,69 @@ func (s *Store) Query(ctx context.Context, q Query) (Page, error) {
 		}
 	}
 	var page Page
-	err := s.view(func(txn *badger.Txn) error {
-		lo, hi, err := seqRange(txn, q.From, q.To)
-		if err != nil || lo > hi {
-			return err
+	lo, hi, err := s.seqRange(q.From, q.To)
+	if err != nil || lo > hi {
+		return page, err
+	}
+	if q.Cursor != "" {
+		c, err := strconv.ParseUint(q.Cursor, 10, 64)
+		if err != nil {
+			return page, fmt.Errorf("audit: bad cursor %q", q.Cursor)
 		}
-		if q.Cursor != "" {
-			c, err := strconv.ParseUint(q.Cursor, 10, 64)
-			if err != nil {
-				return fmt.Errorf("audit: bad cursor %q", q.Cursor)
+		if q.Desc {
+			if c == 0 {
+				return page, nil
 			}
-			if q.Desc {
-				if c == 0 {
-					return nil
-				}
-				hi = min(hi, c-1)
-			} else {
-				lo = max(lo, c+1)
-			}
+			hi = min(hi, c-1)
+		} else {
+			lo = max(lo, c+1)
 		}
-		var prefixes [][]byte
-		gap := s.gap // outcomes are found through their requests' keys
-		switch {
-		case q.TraceID != "":
-			prefixes = [][]byte{indexPrefix(fTrace, q.TraceID)}
-		case len(pseudonyms) > 0:
-			for _, p := range pseudonyms {
-				prefixes = append(prefixes, indexPrefix(fSubject, p))
-			}
-			gap = 0 // outcomes carry no subject
-		case q.Organisation != "":
-			prefixes = [][]byte{indexPrefix(fOrg, q.Organisation)}
-		case q.Service != "":
-			prefixes = [][]byte{indexPrefix(fService, q.Service)}
-		default:
-			prefixes, gap = [][]byte{{pRecord}}, 0
+		if lo > hi {
+			return page, nil
 		}
-		if len(q.Kinds) > 0 && !slices.Contains(q.Kinds, KindOutcome) {
-			gap = 0
+	}
+	var terms []uint64
+	switch {
+	case q.TraceID != "":
+		terms = []uint64{termOf(fTrace, q.TraceID)}
+	case len(pseudonyms) > 0:
+		for _, p := range pseudonyms {
+			terms = append(terms, termOf(fSubject, p))
 		}
-		st := newCallSeqs(txn, prefixes, lo, hi, q.Desc, gap)
-		defer st.close()
-		for {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			seq, ok, err := st.next()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return nil
-			}
-			if len(page.Entries) == limit {
-				page.Next = strconv.FormatUint(page.Entries[limit-1].Seq, 10)
-				return nil
-			}
-			e, err := getEntry(txn, seq)
-			if errors.Is(err, ErrNotFound) {
-				continue // index left over by an interrupted prune
-			}
-			if err != nil {
-				return err
-			}
-			if e.Redacted || !q.matches(&e.Record, pseudonyms) {
-				continue
-			}
-			page.Entries = append(page.Entries, e)
+	case q.Organisation != "":
+		terms = []uint64{termOf(fOrg, q.Organisation)}
+	case q.Service != "":
+		terms = []uint64{termOf(fService, q.Service)}
+	}
+	st := s.seqs(terms, lo, hi, q.Desc)
+	defer st.close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return page, err
 		}
-	})
-	return page, err
+		seq, ok, err := st.next()
+		if err != nil {
+			return page, err
+		}
+		if !ok {
+			return page, nil
+		}
+		if len(page.Entries) == limit {
+			page.Next = strconv.FormatUint(page.Entries[limit-1].Seq, 10)
+			return page, nil
+		}
+		e, err := s.getEntry(seq)
+		if errors.Is(err, ErrNotFound) {
+			continue // pruned since
+		}
+		if err != nil {
+			return page, err
+		}
+		if e.Redacted || !q.matches(&e.Record, pseudonyms) {
+			continue
+		}
+		page.Entries = append(page.Entries, e)
+	}
 }
 
 func (q *Query) matches(r *Record, pseudonyms []string) bool {
@@ -244,72 +234,61 @@ func (s *Store) Consultations(ctx context.Context, subject string, q Query) (Con
 		return ConsultationPage{}, err
 	}
 	out := ConsultationPage{Next: p.Next, Consultations: []Consultation{}}
-	err = s.view(func(txn *badger.Txn) error {
-		for _, e := range p.Entries {
-			r := &e.Record
-			c := Consultation{Time: r.Time, Organisation: r.Organisation, Application: r.Application,
-				Service: r.Service, ServiceVersion: r.ServiceVersion, Purpose: r.Purpose,
-				LegalBasis: r.LegalBasis, Seq: e.Seq}
-			if o, ok, err := outcomeOf(txn, e.Seq); err != nil {
-				return err
-			} else if ok {
-				c.Status = o.Record.Status
-			}
-			out.Consultations = append(out.Consultations, c)
+	for _, e := range p.Entries {
+		r := &e.Record
+		c := Consultation{Time: r.Time, Organisation: r.Organisation, Application: r.Application,
+			Service: r.Service, ServiceVersion: r.ServiceVersion, Purpose: r.Purpose,
+			LegalBasis: r.LegalBasis, Seq: e.Seq}
+		if o, ok, err := s.outcomeOf(e.Seq); err != nil {
+			return ConsultationPage{}, err
+		} else if ok {
+			c.Status = o.Record.Status
 		}
-		return nil
-	})
-	return out, err
+		out.Consultations = append(out.Consultations, c)
+	}
+	return out, nil
 }
 
 // Outcome returns the outcome record of the call whose request record is
 // requestSeq (ok false if none was recorded).
 func (s *Store) Outcome(ctx context.Context, requestSeq uint64) (e Entry, ok bool, err error) {
-	err = s.view(func(txn *badger.Txn) error {
-		e, ok, err = outcomeOf(txn, requestSeq)
-		return err
-	})
-	return e, ok, err
+	if s.closed.Load() {
+		return Entry{}, false, ErrClosed
+	}
+	return s.outcomeOf(requestSeq)
 }
 
-func outcomeOf(txn *badger.Txn, requestSeq uint64) (Entry, bool, error) {
-	seq, ok, err := outcomeSeq(txn, requestSeq)
-	if err != nil || !ok {
-		return Entry{}, false, err
-	}
-	e, err := getEntry(txn, seq)
-	if errors.Is(err, ErrNotFound) {
-		return Entry{}, false, nil
-	}
-	return e, err == nil && !e.Redacted, err
-}
-
-// outcomeSeq follows the outcome link of a request record.
-func outcomeSeq(txn *badger.Txn, requestSeq uint64) (uint64, bool, error) {
-	it, err := txn.Get(seqKey(pOutcome, requestSeq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	var seq uint64
-	var ok bool
-	err = it.Value(func(v []byte) error {
-		if len(v) == 8 {
-			seq, ok = binary.BigEndian.Uint64(v), true
+// outcomeOf follows the link term of a request to its outcome, re-checked
+// against the outcome record.
+func (s *Store) outcomeOf(requestSeq uint64) (Entry, bool, error) {
+	it := s.idx.Seqs(linkTerm(requestSeq), requestSeq+1, ^uint64(0), false)
+	defer it.Close()
+	for {
+		seq, ok := it.Next()
+		if !ok {
+			return Entry{}, false, it.Err()
 		}
-		return nil
-	})
-	return seq, ok, err
+		e, err := s.getEntry(seq)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return Entry{}, false, err
+		}
+		if !e.Redacted && e.Record.Kind == KindOutcome && e.Record.Request == requestSeq {
+			return e, true, nil
+		}
+	}
 }
 
 // seqRange turns a time range into the seq range holding it, by binary
 // search over the records (their time never decreases with seq).
-func seqRange(txn *badger.Txn, from, to time.Time) (lo, hi uint64, err error) {
-	first, last, ok, err := bounds(txn)
-	if err != nil || !ok {
-		return 1, 0, err
+func (s *Store) seqRange(from, to time.Time) (lo, hi uint64, err error) {
+	s.mu.Lock()
+	first, last := s.pubw.first, s.pubw.seq
+	s.mu.Unlock()
+	if last < first {
+		return 1, 0, nil
 	}
 	lo, hi = first, last
 	// firstAtOrAfter returns the first seq in [first, last+1] with time >= t.
@@ -317,7 +296,7 @@ func seqRange(txn *badger.Txn, from, to time.Time) (lo, hi uint64, err error) {
 		a, b := first, last+1
 		for a < b {
 			m := a + (b-a)/2
-			mt, err := timeAt(txn, m)
+			mt, err := s.timeAt(m)
 			if err != nil {
 				return 0, err
 			}
@@ -347,190 +326,99 @@ func seqRange(txn *badger.Txn, from, to time.Time) (lo, hi uint64, err error) {
 	return lo, hi, nil
 }
 
-// timeAt is the time of record seq; a missing record (damage Verify will
-// name) counts as the time of the nearest record after it.
-func timeAt(txn *badger.Txn, seq uint64) (time.Time, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pRecord}, PrefetchValues: false})
-	defer it.Close()
-	it.Seek(seqKey(pRecord, seq))
-	if !it.Valid() {
-		return time.Unix(1<<40, 0), nil
-	}
-	k := it.Item().KeyCopy(nil)
-	n, _ := keySeq(k)
-	v, err := it.Item().ValueCopy(nil)
+// timeAt is the time of record seq.
+func (s *Store) timeAt(seq uint64) (time.Time, error) {
+	v, err := s.lg.read(seq)
 	if err != nil {
 		return time.Time{}, err
 	}
-	e, err := parseEntry(n, v)
+	e, err := parseEntry(seq, v)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("audit: record %d: %w", n, err)
+		return time.Time{}, fmt.Errorf("audit: record %d: %w", seq, err)
 	}
 	return e.time, nil
 }
 
-// bounds returns the first and last stored seq.
-func bounds(txn *badger.Txn) (first, last uint64, ok bool, err error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pRecord}, PrefetchValues: false})
-	it.Rewind()
-	if it.Valid() {
-		first, ok = keySeq(it.Item().Key())
-	}
-	it.Close()
-	if !ok {
-		return 0, 0, false, nil
-	}
-	e, found, err := lastEntry(txn)
-	if err != nil || !found {
-		return 0, 0, false, err
-	}
-	return first, e.seq, true, nil
-}
-
-// mergedSeqs walks index prefixes (or the record space) within [lo, hi]
-// and yields their seqs in order, without duplicates.
-type mergedSeqs struct {
-	its  []*badger.Iterator
-	pfx  [][]byte
-	lo   uint64
-	hi   uint64
-	desc bool
-	last uint64
-	any  bool
-}
-
-func newMergedSeqs(txn *badger.Txn, prefixes [][]byte, lo, hi uint64, desc bool) *mergedSeqs {
-	m := &mergedSeqs{pfx: prefixes, lo: lo, hi: hi, desc: desc}
-	for _, p := range prefixes {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, Reverse: desc, PrefetchValues: false})
-		if desc {
-			it.Seek(binary.BigEndian.AppendUint64(slices.Clone(p), hi))
-		} else {
-			it.Seek(binary.BigEndian.AppendUint64(slices.Clone(p), lo))
-		}
-		m.its = append(m.its, it)
-	}
-	return m
-}
-
-func (m *mergedSeqs) seqOf(i int) (uint64, bool) {
-	it := m.its[i]
-	for it.Valid() {
-		k := it.Item().Key()
-		if len(k) == len(m.pfx[i])+8 {
-			return binary.BigEndian.Uint64(k[len(k)-8:]), true
-		}
-		it.Next() // a longer value sharing the prefix bytes: not ours
-	}
-	return 0, false
-}
-
-func (m *mergedSeqs) next() (uint64, bool) {
-	for {
-		best, bi := uint64(0), -1
-		for i := range m.its {
-			s, ok := m.seqOf(i)
-			if !ok {
-				continue
-			}
-			if bi < 0 || (!m.desc && s < best) || (m.desc && s > best) {
-				best, bi = s, i
-			}
-		}
-		if bi < 0 {
-			return 0, false
-		}
-		m.its[bi].Next()
-		if best < m.lo || best > m.hi {
-			return 0, false
-		}
-		if m.any && best == m.last {
-			continue
-		}
-		m.any, m.last = true, best
-		return best, true
-	}
-}
-
-func (m *mergedSeqs) close() {
-	for _, it := range m.its {
-		it.Close()
-	}
-}
-
-// callSeqs yields, in order and without duplicates, the seqs in [lo, hi]
-// of the records an index scan finds: each hit and, with gap > 0, the
-// outcome a hit stands for when the outcome was written at most gap
-// records after its request (index layout 2, keys.go: such an outcome has
-// no index keys of the request's terms). Ascending, the scan starts gap
-// records before lo, so an outcome in range whose request is not is found;
-// descending, it reads gap records ahead of what it yields, since a
-// request read later may have an outcome larger than the seq at hand.
-// An outcome also indexed itself (layout 1, or materialised by Prune) is
-// found twice and yielded once.
-type callSeqs struct {
-	txn    *badger.Txn
-	hits   *mergedSeqs
-	lo, hi uint64
+// seqStream yields seqs in [lo, hi] in order without duplicates: merged
+// over index terms, or every seq when there are none.
+type seqStream struct {
+	its    []*termindex.Iter
+	heads  []uint64
+	live   []bool
 	desc   bool
-	gap    uint64
-	peek   uint64 // the next hit, if more
-	more   bool
-	ready  []uint64 // candidates, sorted so that the next to yield is last
+	lo, hi uint64
+	cur    uint64 // no terms: the next seq
+	all    bool
+	done   bool
 	last   uint64
 	any    bool
 }
 
-func newCallSeqs(txn *badger.Txn, prefixes [][]byte, lo, hi uint64, desc bool, gap uint64) *callSeqs {
-	c := &callSeqs{txn: txn, lo: lo, hi: hi, desc: desc, gap: gap}
-	c.hits = newMergedSeqs(txn, prefixes, lo-min(lo, gap), hi, desc)
-	c.peek, c.more = c.hits.next()
-	return c
+func (s *Store) seqs(terms []uint64, lo, hi uint64, desc bool) *seqStream {
+	st := &seqStream{desc: desc, lo: lo, hi: hi}
+	if len(terms) == 0 {
+		st.all = true
+		st.cur = lo
+		if desc {
+			st.cur = hi
+		}
+		return st
+	}
+	for _, t := range terms {
+		it := s.idx.Seqs(t, lo, hi, desc)
+		seq, ok := it.Next()
+		st.its = append(st.its, it)
+		st.heads = append(st.heads, seq)
+		st.live = append(st.live, ok)
+	}
+	return st
 }
 
-func (c *callSeqs) next() (uint64, bool, error) {
-	for {
-		if n := len(c.ready); n > 0 {
-			top := c.ready[n-1]
-			// Safe to yield once no hit still to read can produce a seq
-			// before it: ascending, every later hit and its outcome are
-			// larger than the next hit; descending, at most gap above it.
-			if !c.more || (!c.desc && c.peek > top) || (c.desc && c.peek+c.gap < top) {
-				c.ready = c.ready[:n-1]
-				if c.any && top == c.last {
-					continue
-				}
-				c.any, c.last = true, top
-				return top, true, nil
-			}
-		} else if !c.more {
+func (st *seqStream) next() (uint64, bool, error) {
+	if st.all {
+		if st.done || st.lo > st.hi {
 			return 0, false, nil
 		}
-		h := c.peek
-		c.peek, c.more = c.hits.next()
-		if h >= c.lo && h <= c.hi {
-			c.push(h)
+		seq := st.cur
+		if st.desc {
+			st.done = seq == st.lo
+			st.cur--
+		} else {
+			st.done = seq == st.hi
+			st.cur++
 		}
-		if c.gap > 0 {
-			o, ok, err := outcomeSeq(c.txn, h)
-			if err != nil {
-				return 0, false, err
+		return seq, true, nil
+	}
+	for {
+		bi := -1
+		for i, ok := range st.live {
+			if !ok {
+				continue
 			}
-			if ok && o > h && o-h <= c.gap && o >= c.lo && o <= c.hi {
-				c.push(o)
+			if bi < 0 || (!st.desc && st.heads[i] < st.heads[bi]) || (st.desc && st.heads[i] > st.heads[bi]) {
+				bi = i
 			}
 		}
+		if bi < 0 {
+			for _, it := range st.its {
+				if err := it.Err(); err != nil {
+					return 0, false, err
+				}
+			}
+			return 0, false, nil
+		}
+		seq := st.heads[bi]
+		st.heads[bi], st.live[bi] = st.its[bi].Next()
+		if st.any && seq == st.last {
+			continue
+		}
+		st.any, st.last = true, seq
+		return seq, true, nil
 	}
 }
 
-func (c *callSeqs) push(seq uint64) {
-	i, _ := slices.BinarySearchFunc(c.ready, seq, func(a, b uint64) int {
-		if c.desc {
-			return cmp.Compare(a, b)
-		}
-		return cmp.Compare(b, a)
-	})
-	c.ready = slices.Insert(c.ready, i, seq)
+func (st *seqStream) close() {
+	for _, it := range st.its {
+		it.Close()
+	}
 }
-
-func (c *callSeqs) close() { c.hits.close() }

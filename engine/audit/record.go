@@ -98,7 +98,10 @@ var (
 // Digest returns the digest notation records use: "sha256:" + hex.
 func Digest(b []byte) string {
 	d := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(d[:])
+	var out [7 + 2*sha256.Size]byte
+	copy(out[:], "sha256:")
+	hex.Encode(out[7:], d[:])
+	return string(out[:])
 }
 
 // timeLayout is fixed-width UTC so that records sort and compare as text.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,9 +67,14 @@ func TestPruneKeepsTheChainVerifiable(t *testing.T) {
 	}
 
 	// A forged anchor is caught.
-	a := rawGet(t, s, anchorKey)
-	a[len(a)-1] ^= 1
-	rawSet(t, s, anchorKey, a)
+	a, err := readAnchor(s.anchorPath())
+	if err != nil || a == nil {
+		t.Fatalf("anchor: %v %v", a, err)
+	}
+	a.Signature[0] ^= 1
+	if err := writeAnchor(s.anchorPath(), *a); err != nil {
+		t.Fatal(err)
+	}
 	if v := verify(t, s); v.Problem == nil || v.Problem.Kind != BadSignature {
 		t.Fatalf("forged anchor: %+v", v)
 	}
@@ -86,21 +93,28 @@ func TestPruneEverything(t *testing.T) {
 		call(t, s, i)
 	}
 	head := s.Head()
-	seven := rawGet(t, s, seqKey(pRecord, 7))
+	old := crashImage(t, s)
 	rep, err := s.Prune(ctx, time.Now().Add(2*time.Hour))
 	if err != nil || rep.Deleted != 8 || rep.Anchor.Seq != 9 || rep.Anchor.Prev != head.Hash {
 		t.Fatalf("prune: %+v %v", rep, err)
 	}
-	// An interrupted prune leaves records below the anchor: ignored by
-	// Verify and by the head recovery, removed by the next Prune.
-	rawSet(t, s, seqKey(pRecord, 7), seven)
+	if segs := segFiles(t, dir); len(segs) != 0 {
+		t.Fatalf("segments left after pruning everything: %v", segs)
+	}
+	// An interrupted prune leaves records below the anchor (here: the
+	// anchor written, the segment not yet deleted): ignored by Verify and
+	// by the head recovery, removed by the next Prune.
+	s.Close()
+	for _, seg := range segFiles(t, old) {
+		b, _ := os.ReadFile(seg)
+		os.WriteFile(filepath.Join(dir, "log", filepath.Base(seg)), b, 0o644)
+	}
+	s = openStore(t, opt)
+	defer s.Close()
 	if v := verify(t, s); !v.OK() || v.Records != 0 {
 		t.Fatalf("verify with a leftover: %+v %v", v, v.Problem)
 	}
-	s.Close()
-	s = openStore(t, opt)
-	defer s.Close()
-	if rep, err := s.Prune(ctx, time.Now()); err != nil || rep.Deleted != 1 || rep.Anchor != nil {
+	if rep, err := s.Prune(ctx, time.Now()); err != nil || rep.Deleted != 8 || rep.Anchor != nil {
 		t.Fatalf("prune of a leftover: %+v %v", rep, err)
 	}
 	if _, err := s.Get(ctx, 7); !errors.Is(err, ErrNotFound) {
@@ -190,5 +204,103 @@ func TestBackupRestore(t *testing.T) {
 	}
 	if err := Restore(ctx, dir, bytes.NewReader(buf.Bytes())); err == nil {
 		t.Error("restore over an existing store")
+	}
+}
+
+// TestPruneKeepsOutcomesFindable: an outcome found through its request's
+// index keys gets keys of its own when retention removes the request's
+// (the request expired, the outcome, written later, not yet).
+func TestPruneKeepsOutcomesFindable(t *testing.T) {
+	ctx := context.Background()
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"svc0": {Retention: time.Hour}} // svc1: forever
+	s := openStore(t, opt)
+	defer s.Close()
+	a, err := s.Begin(ctx, request(0)) // seq 1, svc0: deleted under the anchor
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, s, 1)                      // seqs 2, 3, svc1: kept
+	c, err := s.Begin(ctx, request(2)) // seq 4, svc0: redacted
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	mark := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	if _, err := a.Finish(ctx, outcome(0)); err != nil { // seq 5
+		t.Fatal(err)
+	}
+	if _, err := c.Finish(ctx, outcome(2)); err != nil { // seq 6
+		t.Fatal(err)
+	}
+	if _, err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Prune(ctx, mark.Add(time.Hour))
+	if err != nil || rep.Deleted != 1 || rep.Redacted != 1 {
+		t.Fatalf("prune: %+v %v", rep, err)
+	}
+	for _, tc := range []struct {
+		q    Query
+		want []uint64
+	}{
+		{Query{Service: "svc0"}, []uint64{5, 6}},
+		{Query{Organisation: "org0"}, []uint64{5}},
+		{Query{Organisation: "org2", Desc: true}, []uint64{6}},
+		{Query{TraceID: "in-2"}, []uint64{6}},
+		{Query{TraceID: "out-0"}, []uint64{5}},
+	} {
+		p, err := s.Query(ctx, tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(seqs(p), tc.want) {
+			t.Errorf("%+v after prune: %v, want %v", tc.q, seqs(p), tc.want)
+		}
+	}
+	if v := verify(t, s); !v.OK() {
+		t.Fatalf("verify: %+v %v", v, v.Problem)
+	}
+	// Pruning the outcomes later removes the keys they were given.
+	if rep, err := s.Prune(ctx, time.Now().Add(2*time.Hour)); err != nil || rep.Deleted+rep.Redacted != 2 {
+		t.Fatalf("second prune: %+v %v", rep, err)
+	}
+	if p, _ := s.Query(ctx, Query{Service: "svc0"}); len(p.Entries) != 0 {
+		t.Errorf("pruned outcomes still found: %v", seqs(p))
+	}
+}
+
+// TestPruneDuringACall: a call whose request is pruned before it finishes
+// still has its outcome found by organisation, service and trace.
+func TestPruneDuringACall(t *testing.T) {
+	ctx := context.Background()
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"svc0": {Retention: time.Hour}}
+	s := openStore(t, opt)
+	defer s.Close()
+	call(t, s, 1)                      // seqs 1, 2, svc1: kept
+	c, err := s.Begin(ctx, request(0)) // seq 3, svc0: redacted while the call runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Prune(ctx, time.Now().Add(2*time.Hour)); err != nil || rep.Redacted != 1 {
+		t.Fatalf("prune: %+v %v", rep, err)
+	}
+	rc, err := c.Finish(ctx, outcome(0)) // seq 4
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []Query{{Service: "svc0"}, {Organisation: "org0"}, {TraceID: "in-0"}, {TraceID: "out-0", Desc: true}} {
+		p, err := s.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(seqs(p), []uint64{rc.Seq}) {
+			t.Errorf("%+v: %v, want the outcome %d", q, seqs(p), rc.Seq)
+		}
 	}
 }

@@ -4,23 +4,26 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	badger "github.com/dgraph-io/badger/v4"
+	"github.com/openfsb/fsb/engine/audit/internal/termindex"
 )
 
 // Options configure a Store. The zero value of every field but Dir has a
 // sensible default; keys are the caller's and are never written to the store.
 type Options struct {
-	// Dir is the Badger directory. Required unless InMemory (tests only:
-	// nothing is durable).
-	Dir      string
-	InMemory bool
+	// Dir holds the store: the segment log, checkpoints, anchor and index
+	// (README.md, "Storage layout"). Required. A Dir holding a store of the
+	// previous (Badger) format is migrated by the first Open.
+	Dir string
 
 	// Signer signs checkpoints and anchors with Ed25519 (an
 	// ed25519.PrivateKey, or an HSM behind crypto.Signer). Without it the
@@ -53,13 +56,22 @@ type Options struct {
 	MaxBatch int
 	// MinFreeSpace is the free space (bytes) the store's file system must
 	// keep: below it every record is refused (ErrUnavailable, so calls get
-	// serviceUnavailable) until space is freed. Default 256 MiB; negative
-	// turns the check off. Badger writes through memory-mapped, sparse
-	// files, so on a full disk it dies of SIGBUS instead of returning an
-	// error (README.md, "Decisions"): the store must stop before that.
+	// serviceUnavailable) until space is freed, and accepted again after,
+	// without a restart. Default 256 MiB; negative turns the check off. A
+	// write that fails for want of space would break the store until it is
+	// reopened (a failed write is sticky, see README.md), and the index's
+	// runs need room too: the floor stops cleanly before that.
 	MinFreeSpace int64
-	// Logger receives the store's and Badger's warnings (default slog.Default()).
+	// Logger receives the store's warnings (default slog.Default()).
 	Logger *slog.Logger
+	// OnCommit, if set, is called by the writer after each batch's sync
+	// with the records it held, how long its write and sync took, and the
+	// error if it failed (metrics; it must not block).
+	OnCommit func(records int, d time.Duration, err error)
+	// IndexFlushEntries is how many index pairs stay in memory before they
+	// are written as a run (default 1<<18): it bounds what Open re-reads
+	// from the log after a crash.
+	IndexFlushEntries int
 }
 
 // Policy is how the records of one service are kept.
@@ -84,36 +96,37 @@ var (
 // Store is the audit trail on one node. Its methods are safe for
 // concurrent use.
 type Store struct {
-	db  *badger.DB
-	opt Options
-	pub ed25519.PublicKey
-	log *slog.Logger
+	opt  Options
+	pub  ed25519.PublicKey
+	log  *slog.Logger
+	dir  string
+	lock *os.File
+
+	lg  *segLog
+	cks *ckFile
+	idx *termindex.Index
 
 	queue   chan *pending
-	flights chan *flight  // batches handed to Badger, in order, for the acknowledger
 	quit    chan struct{} // closed by Close: the writer drains and stops
 	stopped chan struct{} // closed when the writer has stopped
 	once    sync.Once
-	pruneMu sync.Mutex // one Prune at a time
+	closed  atomic.Bool
+	pruneMu sync.Mutex // one Prune or Backup at a time
 
 	subject *pseudonymiser // under SubjectKeys[0], if any
 
-	// gap is the store's index layout (keys.go): an outcome at most gap
-	// records after its request is found through the request's index
-	// keys; 0 (a layout 1 store opened read-only) every record has its own.
-	gap uint64
-	// prunedThrough: Prune may have removed the index keys of requests up
-	// to here, so their outcomes are indexed under all their terms.
-	prunedThrough atomic.Uint64
-
 	// Writer-owned chain state.
-	w chainState
+	w   chainState
+	buf []byte
+	// offs are the batch's frame offsets (writer only).
+	offs []int64
 
 	mu     sync.Mutex
 	pubw   chainState // a copy of w for readers, as of the last acknowledged batch
 	broken error      // sticky: a write failed (fail)
 
 	lowSpaceLogged time.Time
+	space          spaceCheck // writer only
 }
 
 type chainState struct {
@@ -126,22 +139,23 @@ type chainState struct {
 	first    uint64 // first kept seq (1, or the anchor's)
 }
 
-// pending is one record (or a checkpoint request) waiting for the writer.
+// pending is one record (or a request to the writer) waiting for the writer.
 type pending struct {
-	payload    []byte // the record after its frame; nil for a checkpoint request
-	terms      []term // secondary index terms
-	request    uint64 // outcome: the request's seq, for the outcome link
-	checkpoint bool
+	payload    []byte   // the record after its frame; nil for a request to the writer
+	terms      []uint64 // secondary index terms
+	checkpoint bool     // sign the head now
+	roll       bool     // seal the active segment (Prune)
 	done       chan struct{}
 	rc         Receipt
 	ck         *Checkpoint
 	err        error
 }
 
-// Open opens (or creates) the store in opt.Dir and recovers the chain head
-// from the last stored record.
+// Open opens (or creates) the store in opt.Dir, recovers the chain head
+// from the log (cutting a torn tail a crash left), and brings the index up
+// to date with the log.
 func Open(opt Options) (*Store, error) {
-	if opt.Dir == "" && !opt.InMemory {
+	if opt.Dir == "" {
 		return nil, errors.New("audit: Options.Dir is required")
 	}
 	if opt.CheckpointEvery <= 0 {
@@ -159,10 +173,13 @@ func Open(opt Options) (*Store, error) {
 	if opt.MinFreeSpace == 0 {
 		opt.MinFreeSpace = 256 << 20
 	}
+	if opt.IndexFlushEntries <= 0 {
+		opt.IndexFlushEntries = 1 << 18
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	s := &Store{opt: opt, log: opt.Logger.With("component", "audit")}
+	s := &Store{opt: opt, log: opt.Logger.With("component", "audit"), dir: opt.Dir}
 	if opt.Signer != nil {
 		pub, ok := opt.Signer.Public().(ed25519.PublicKey)
 		if !ok {
@@ -188,41 +205,136 @@ func Open(opt Options) (*Store, error) {
 	if len(opt.SubjectKeys) > 0 {
 		s.subject = newPseudonymiser(opt.SubjectKeys[0])
 	}
-
-	bo := badger.DefaultOptions(opt.Dir).
-		WithInMemory(opt.InMemory).
-		WithSyncWrites(true). // each batch is one transaction, synced in the memtable it went into
-		WithLogger(badgerLogger{s.log}).
-		WithNumVersionsToKeep(1).
-		WithMemTableSize(16 << 20).
-		WithValueLogFileSize(64 << 20). // records stay in the LSM tree (NOTES.md): the value log stays small
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
-		WithNumCompactors(2).
-		WithDetectConflicts(false) // one writer: nothing to detect
-	db, err := badger.Open(bo)
-	if err != nil {
+	if err := s.open(); err != nil {
+		s.closeFiles()
 		return nil, fmt.Errorf("%w: open %s: %v", ErrUnavailable, opt.Dir, err)
-	}
-	s.db = db
-	if s.gap, err = loadLayout(db, opt.Signer != nil); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if s.w, err = loadChainState(db); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if s.w.ckLatest == nil {
-		s.w.ckTime = time.Now() // the interval runs from the first open
 	}
 	s.pubw = s.w
 	s.queue = make(chan *pending, 4*opt.MaxBatch)
-	s.flights = make(chan *flight, maxInFlight-1) // plus the one the acknowledger holds
 	s.quit = make(chan struct{})
 	s.stopped = make(chan struct{})
 	go s.writer()
 	return s, nil
+}
+
+func (s *Store) open() error {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return err
+	}
+	var err error
+	if s.lock, err = lockDir(filepath.Join(s.dir, "audit.lock")); err != nil {
+		return err
+	}
+	if err := s.migrate(); err != nil {
+		return fmt.Errorf("migrate the Badger store: %w", err)
+	}
+	if s.lg, err = openLog(filepath.Join(s.dir, "log"), s.log, true); err != nil {
+		return err
+	}
+	if s.cks, err = openCkFile(filepath.Join(s.dir, "checkpoints"), true, s.log); err != nil {
+		return err
+	}
+	if s.w, err = s.recoverHead(); err != nil {
+		return err
+	}
+	if s.w.ckLatest == nil {
+		s.w.ckTime = time.Now() // the interval runs from the first open
+	}
+	return s.openIndex()
+}
+
+// recoverHead reads the head from the last record and the last checkpoint;
+// the last record must be consistent with itself.
+func (s *Store) recoverHead() (chainState, error) {
+	st := chainState{first: 1}
+	a, err := readAnchor(s.anchorPath())
+	if err != nil {
+		return st, err
+	}
+	if a != nil {
+		if a.Seq == 0 {
+			return st, errors.New("the anchor file is damaged")
+		}
+		st.first, st.seq, st.head = a.Seq, a.Seq-1, a.Prev
+	}
+	if seq, v, ok, err := s.lg.lastFrame(); err != nil {
+		return st, err
+	} else if ok && seq >= st.first { // not a leftover of an interrupted prune
+		e, err := parseEntry(seq, v)
+		if err == nil && link(e.prev, e.digest) != e.hash {
+			err = fmt.Errorf("last record %d does not match its chain hash (run fsb audit verify)", seq)
+		}
+		switch {
+		case err == nil:
+			st.seq, st.head, st.last = e.seq, e.hash, e.time
+		case s.opt.Signer != nil:
+			return st, fmt.Errorf("last record %d: %w", seq, err)
+		default: // read-only: let Verify name the damage
+			s.log.Warn("audit log: the last record is damaged", "seq", seq, "err", err)
+			st.seq, st.head, st.last = e.seq, e.hash, e.time
+		}
+	}
+	ck, ok, err := s.cks.last()
+	if err != nil {
+		return st, err
+	}
+	if ok {
+		st.ckSeq, st.ckTime, st.ckLatest = ck.Seq, ck.Time, &ck
+	}
+	return st, nil
+}
+
+func (s *Store) anchorPath() string { return filepath.Join(s.dir, "anchor") }
+
+// openIndex opens the term index and adds to it every record after what
+// it holds durably (derived data: the log is the truth).
+func (s *Store) openIndex() error {
+	dir := filepath.Join(s.dir, "index")
+	var err error
+	if s.idx, err = termindex.Open(termindex.Options{Dir: dir, FlushEntries: s.opt.IndexFlushEntries, Logger: s.log}); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	d := s.idx.Durable()
+	if d > s.w.seq {
+		// Ahead of the log (restored or copied apart): rebuild it.
+		s.log.Warn("audit index is ahead of the log: rebuilding it", "index", d, "log", s.w.seq)
+		s.idx.Close()
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		if s.idx, err = termindex.Open(termindex.Options{Dir: dir, FlushEntries: s.opt.IndexFlushEntries, Logger: s.log}); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		d = 0
+	}
+	from := max(d+1, s.w.first)
+	if from > s.w.seq {
+		return nil
+	}
+	start := time.Now()
+	n := 0
+	vs := s.lg.snapshot()
+	defer releaseAll(vs)
+	err = walkFrames(vs, from, func(seq uint64, v []byte, err error) bool {
+		if err != nil || seq < from || seq > s.w.seq {
+			return true // damage: Verify names it
+		}
+		e, err := parseEntry(seq, v)
+		if err != nil || e.redacted {
+			return true
+		}
+		r, err := Decode(e.record)
+		if err != nil {
+			return true
+		}
+		s.idx.Add(seq, indexTerms(&r)...)
+		n++
+		return true
+	})
+	if n > 0 {
+		s.log.Info("audit index brought up to date from the log", "records", n, "took", time.Since(start))
+	}
+	return err
 }
 
 func mapValues(m map[string]Policy) []Policy {
@@ -233,121 +345,40 @@ func mapValues(m map[string]Policy) []Policy {
 	return out
 }
 
-// loadLayout reads the index layout marker; a writable store without one
-// (new, or written before layout 2) gets one before its first record.
-func loadLayout(db *badger.DB, writable bool) (uint64, error) {
-	var gap uint64
-	err := db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(layoutKey)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error {
-			gap, err = decodeLayout(v)
-			return err
-		})
-	})
-	if err == nil && gap == 0 && writable {
-		gap = defaultOutcomeGap
-		err = db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, encodeLayout(gap)) })
+func (s *Store) closeFiles() {
+	if s.idx != nil {
+		s.idx.Close()
 	}
-	if err != nil {
-		return 0, fmt.Errorf("%w: index layout: %v", ErrUnavailable, err)
+	if s.cks != nil {
+		s.cks.close()
 	}
-	return gap, nil
-}
-
-// loadChainState reads the head from the last record and the last
-// checkpoint; the last record must be consistent with itself.
-func loadChainState(db *badger.DB) (chainState, error) {
-	var st chainState
-	st.first = 1
-	err := db.View(func(txn *badger.Txn) error {
-		if it, err := txn.Get(anchorKey); err == nil {
-			v, err := it.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			a, ok := decodeAnchor(v)
-			if !ok {
-				return errors.New("anchor malformed")
-			}
-			st.first, st.seq, st.head = a.Seq, a.Seq-1, a.Prev
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		e, ok, err := lastEntry(txn)
-		if err != nil {
-			return err
-		}
-		if ok && e.seq >= st.first { // not a leftover of an interrupted prune
-			if link(e.prev, e.digest) != e.hash {
-				return fmt.Errorf("last record %d does not match its chain hash", e.seq)
-			}
-			st.seq, st.head, st.last = e.seq, e.hash, e.time
-		}
-		ck, ok, err := lastCheckpoint(txn)
-		if err != nil {
-			return err
-		}
-		if ok {
-			st.ckSeq, st.ckTime, st.ckLatest = ck.Seq, ck.Time, &ck
-		}
-		return nil
-	})
-	if err != nil {
-		return st, fmt.Errorf("%w: recover chain head: %v", ErrUnavailable, err)
+	if s.lg != nil {
+		s.lg.close()
 	}
-	return st, nil
-}
-
-func lastEntry(txn *badger.Txn) (entry, bool, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{pRecord}})
-	defer it.Close()
-	it.Seek([]byte{pRecord, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	for ; it.Valid(); it.Next() {
-		seq, ok := keySeq(it.Item().Key())
-		if !ok {
-			continue
-		}
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			return entry{}, false, err
-		}
-		e, err := parseEntry(seq, v)
-		if err != nil {
-			return entry{}, false, fmt.Errorf("record %d: %w", seq, err)
-		}
-		return e, true, nil
+	if s.lock != nil {
+		s.lock.Close()
 	}
-	return entry{}, false, nil
-}
-
-func lastCheckpoint(txn *badger.Txn) (Checkpoint, bool, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{pCheckpoint}})
-	defer it.Close()
-	it.Seek([]byte{pCheckpoint, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	for ; it.Valid(); it.Next() {
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			return Checkpoint{}, false, err
-		}
-		if c, ok := decodeCheckpoint(v); ok {
-			return c, true, nil
-		}
-	}
-	return Checkpoint{}, false, nil
 }
 
 // Close stops accepting records, commits what is queued, signs a final
-// checkpoint and closes the database.
+// checkpoint and closes the files.
 func (s *Store) Close() error {
-	s.once.Do(func() { close(s.quit) })
+	first := false
+	s.once.Do(func() { close(s.quit); first = true })
 	<-s.stopped
-	return s.db.Close()
+	if !first {
+		return nil
+	}
+	s.closed.Store(true)
+	s.pruneMu.Lock() // no Prune or Backup is using the files
+	defer s.pruneMu.Unlock()
+	// s.idx stays set: a query racing with Close gets the index's error,
+	// not a nil pointer.
+	err := s.idx.Close()
+	s.cks.close()
+	s.lg.close()
+	s.lock.Close()
+	return err
 }
 
 // PublicKey returns the checkpoint verification key (nil if read-only).
@@ -359,6 +390,9 @@ func (s *Store) Head() Receipt {
 	defer s.mu.Unlock()
 	return Receipt{Seq: s.pubw.seq, Hash: s.pubw.head}
 }
+
+// QueueDepth is how many records (and requests) wait for the writer.
+func (s *Store) QueueDepth() int { return len(s.queue) }
 
 // LastCheckpoint returns the newest signed checkpoint, if any.
 func (s *Store) LastCheckpoint() (Checkpoint, bool) {
@@ -441,28 +475,16 @@ var writeTimers = sync.Pool{New: func() any {
 	return t
 }}
 
-// writer is the one goroutine that numbers and chains records: it takes
-// whatever is queued (no wait window), frames and chains it, and hands it
-// to Badger as one transaction that Badger writes and syncs (SyncWrites)
-// on its own goroutine. It does not wait for that: while Badger syncs one
-// batch, the writer prepares the next, up to maxInFlight batches ahead.
-// The acknowledger (ack) answers the waiters of each batch in order, once
-// its sync is done.
+// writer is the one goroutine that numbers, chains and writes records: it
+// takes whatever is queued (no wait window: a lone caller is committed at
+// once), appends the batch to the log with one write and one fdatasync
+// (group commit), and acknowledges every waiter. What arrives during the
+// sync is the next batch.
 func (s *Store) writer() {
-	acked := make(chan struct{})
-	go func() {
-		defer close(acked)
-		s.ack()
-	}()
-	defer func() {
-		close(s.flights)
-		<-acked
-		close(s.stopped)
-	}()
+	defer close(s.stopped)
 	tick := time.NewTicker(s.opt.CheckpointInterval)
 	defer tick.Stop()
 	batch := make([]*pending, 0, s.opt.MaxBatch)
-	var buf []byte
 	for {
 		batch = batch[:0]
 		select {
@@ -470,7 +492,7 @@ func (s *Store) writer() {
 			batch = append(batch, p)
 		case <-tick.C:
 			if s.w.seq > s.w.ckSeq && s.opt.Signer != nil && time.Since(s.w.ckTime) >= s.opt.CheckpointInterval/2 {
-				buf = s.commit(nil, true, buf)
+				s.commit(nil, true)
 			}
 			continue
 		case <-s.quit:
@@ -488,10 +510,10 @@ func (s *Store) writer() {
 				if len(batch) == 0 {
 					break
 				}
-				buf = s.commit(batch, false, buf)
+				s.commit(batch, false)
 			}
 			if s.w.seq > s.w.ckSeq && s.opt.Signer != nil {
-				s.commit(nil, true, buf)
+				s.commit(nil, true)
 			}
 			return
 		}
@@ -504,144 +526,97 @@ func (s *Store) writer() {
 				break more
 			}
 		}
-		buf = s.commit(batch, false, buf)
+		s.commit(batch, false)
 	}
 }
 
-// maxInFlight bounds the batches handed to Badger and not yet durable.
-const maxInFlight = 4
-
-// flight is one batch handed to Badger: its waiters, the chain state once
-// it is durable, and one result per transaction it was split into.
-type flight struct {
-	batch []*pending
-	st    chainState
-	txns  int
-	res   chan error
-	err   error // set before handing over: nothing was written
-}
-
-// commit frames and chains batch, hands it to Badger without waiting, and
-// queues it for the acknowledger. A failure is answered in order too.
-func (s *Store) commit(batch []*pending, forceCheckpoint bool, buf []byte) []byte {
-	// A copy: the writer reuses its slice for the next batch.
-	f := &flight{batch: append([]*pending(nil), batch...), st: s.w}
+// commit frames, chains and writes batch (and a checkpoint if one is due),
+// then answers its waiters.
+func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 	s.mu.Lock()
 	err := s.broken
 	s.mu.Unlock()
-	if err == nil && s.db.IsClosed() {
-		err = badger.ErrDBClosed
-	}
 	if err == nil {
-		err = s.checkSpace()
+		n := 0
+		for _, p := range batch {
+			n += len(p.payload) + frameHead + entryHead + 64
+		}
+		err = s.checkSpace(n)
 	}
+	st := s.w
+	roll := false
+	records := 0
+	start := time.Now()
 	if err == nil {
-		err = s.writeBatch(f, forceCheckpoint, &buf)
+		err = s.writeBatch(batch, &st, forceCheckpoint, &roll, &records)
+		if s.opt.OnCommit != nil && records > 0 {
+			s.opt.OnCommit(records, time.Since(start), err)
+		}
 	}
 	if err != nil {
-		f.err = err
-	} else {
-		s.w = f.st // the next batch chains onto this one
+		s.fail(batch, err)
+		return
 	}
-	s.flights <- f
-	return buf
-}
-
-// ack answers each flight's waiters, in the order the writer sent them,
-// once every transaction of the flight is durable. After any failure it
-// refuses the flights behind it too, even if Badger wrote them: their
-// records chain onto one that is not on disk (the store is broken from
-// then on, see fail).
-func (s *Store) ack() {
-	for f := range s.flights {
-		err := f.err
-		for range f.txns {
-			if e := <-f.res; e != nil && err == nil {
-				err = e
+	s.w = st
+	s.mu.Lock()
+	first := s.pubw.first // Prune may have moved it
+	s.pubw = st
+	s.pubw.first = max(first, st.first)
+	s.mu.Unlock()
+	if records > 0 {
+		for _, p := range batch {
+			if p.payload != nil {
+				s.idx.Add(p.rc.Seq, p.terms...)
 			}
 		}
-		if err == nil {
-			s.mu.Lock()
-			err = s.broken
-			s.mu.Unlock()
-		}
-		if err != nil {
-			s.fail(f.batch, err)
-			continue
-		}
-		s.mu.Lock()
-		first := s.pubw.first // Prune may have moved it
-		s.pubw = f.st
-		s.pubw.first = max(first, f.st.first)
-		s.mu.Unlock()
-		for _, p := range f.batch {
-			p.ck = f.st.ckLatest
-			close(p.done)
-		}
+	}
+	for _, p := range batch {
+		p.ck = st.ckLatest
+		close(p.done)
 	}
 }
 
-// writeBatch frames and chains f.batch into f.st and commits it as Badger
-// transactions (one, unless the batch exceeds a transaction's limits)
-// without waiting: each reports on f.res once Badger has written and
-// synced it. Badger writes the transactions in commit order, each synced
-// in the memtable it went into.
-func (s *Store) writeBatch(f *flight, forceCheckpoint bool, buf *[]byte) error {
-	st := &f.st
-	var txns []*badger.Txn
-	txn := s.db.NewTransaction(true)
-	set := func(k, v []byte) error {
-		err := txn.SetEntry(badger.NewEntry(k, v))
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			txns = append(txns, txn)
-			txn = s.db.NewTransaction(true)
-			err = txn.SetEntry(badger.NewEntry(k, v))
-		}
-		return err
-	}
-	defer func() {
-		if txn != nil {
-			txn.Discard()
-		}
-		for _, t := range txns {
-			t.Discard()
-		}
-	}()
+// writeBatch frames and chains batch into st and writes it: the records
+// with one write and one fdatasync of the log, then the checkpoint (if
+// due) with one of the checkpoints file, so that a checkpoint never names
+// a record that is not on disk.
+func (s *Store) writeBatch(batch []*pending, st *chainState, forceCheckpoint bool, roll *bool, records *int) error {
 	now := time.Now().UTC()
 	if now.Before(st.last) {
 		now = st.last // record time never goes back, so time ranges map to seq ranges
 	}
-	for _, p := range f.batch {
+	buf, offs := s.buf[:0], s.offs[:0]
+	first := st.seq + 1
+	for _, p := range batch {
 		if p.payload == nil {
 			forceCheckpoint = forceCheckpoint || p.checkpoint
+			*roll = *roll || p.roll
 			continue
 		}
 		st.seq++
-		*buf = frame((*buf)[:0], st.seq, now, p.payload)
-		h := link(st.head, recordDigest(*buf))
-		// Index keys go first: if a crash cuts a large batch, a record is
-		// never on disk without them (a stray index key is skipped by queries).
-		// An outcome close to its request is found through the request's
-		// index keys (keys.go, layout 2).
-		implicit := p.request != 0 && st.seq-p.request <= s.gap && p.request > s.prunedThrough.Load()
-		for _, t := range p.terms {
-			if implicit && t.shared {
-				continue
-			}
-			if err := set(indexKey(t.field, t.val, st.seq), nil); err != nil {
-				return err
-			}
-		}
-		if p.request != 0 {
-			if err := set(seqKey(pOutcome, p.request), seqKey(pRecord, st.seq)[1:]); err != nil {
-				return err
-			}
-		}
-		if err := set(seqKey(pRecord, st.seq), appendEntry(make([]byte, 0, entryHead+len(*buf)), st.head, h, *buf)); err != nil {
-			return err
-		}
+		off := len(buf)
+		offs = append(offs, int64(off))
+		buf = append(buf, make([]byte, frameHead+entryHead)...)
+		binary.BigEndian.PutUint64(buf[off+8:], st.seq)
+		buf = frame(buf, st.seq, now, p.payload)
+		h := link(st.head, recordDigest(buf[off+frameHead+entryHead:]))
+		e := buf[off+frameHead:]
+		e[0] = entryFull
+		copy(e[1:33], st.head[:])
+		copy(e[33:65], h[:])
+		sealFrame(buf[off:])
 		p.rc = Receipt{Seq: st.seq, Hash: h}
 		st.head, st.last = h, now
+	}
+	s.buf, s.offs = buf, offs
+	if cap(s.buf) > 4<<20 {
+		s.buf = nil // a batch of large bodies: do not keep its buffer
+	}
+	*records = len(offs)
+	if len(offs) > 0 {
+		if err := s.lg.appendBatch(buf, first, offs); err != nil {
+			return err
+		}
 	}
 	fresh := st.seq > st.ckSeq
 	due := fresh && (st.seq-st.ckSeq >= uint64(s.opt.CheckpointEvery) || now.Sub(st.ckTime) >= s.opt.CheckpointInterval)
@@ -652,31 +627,24 @@ func (s *Store) writeBatch(f *flight, forceCheckpoint bool, buf *[]byte) error {
 			return err
 		}
 		ck.Signature = sig
-		if err := set(seqKey(pCheckpoint, ck.Seq), encodeCheckpoint(ck)); err != nil {
+		if err := s.cks.append(ck); err != nil {
 			return err
 		}
 		st.ckSeq, st.ckTime, st.ckLatest = ck.Seq, ck.Time, &ck
 	}
-	txns = append(txns, txn)
-	txn = nil
-	f.res = make(chan error, len(txns))
-	for i, t := range txns {
-		t.CommitWith(func(err error) { f.res <- err })
-		txns[i] = nil
-		f.txns++
+	if *roll {
+		return s.lg.roll()
 	}
-	txns = nil
 	return nil
 }
 
 // fail answers a batch that is not durable. A refusal before anything was
 // written (errLowSpace) leaves the store as it was. Any other error came
-// from Badger's write or sync: the store stays broken and refuses every
-// record until it is reopened, because neither retrying is safe — after a
-// failed sync the kernel may report the next one clean without the data
-// being on disk ("fsyncgate"), and after a failed memtable rotation Badger
-// kills the process on its next write (y.AssertTrue on a nil memtable).
-// Reopening recovers the head from what is stored.
+// from a write or a sync: the store stays broken and refuses every record
+// until it is reopened, because retrying is not safe — after a failed sync
+// the kernel may report the next one clean without the data being on disk
+// ("fsyncgate"), and a failed write may have left part of the batch in the
+// file. Reopening cuts the torn tail and recovers the head from the log.
 func (s *Store) fail(batch []*pending, err error) {
 	if errors.Is(err, errLowSpace) {
 		// Not sticky, and every batch meets it while the disk is full: log
@@ -716,19 +684,4 @@ func (s *Store) Checkpoint(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, errors.New("audit: no records to checkpoint")
 	}
 	return *p.ck, nil
-}
-
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...), "from", "badger") }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...), "from", "badger") }
-func (b badgerLogger) Infof(f string, a ...any)    { b.debugf(f, a...) }
-func (b badgerLogger) Debugf(f string, a ...any)   { b.debugf(f, a...) }
-
-// debugf formats only if debug logs are on: Badger logs at debug level on
-// every write request (~1% of a call's CPU when formatted for nothing).
-func (b badgerLogger) debugf(f string, a ...any) {
-	if b.l.Enabled(context.Background(), slog.LevelDebug) {
-		b.l.Debug(fmt.Sprintf(f, a...), "from", "badger")
-	}
 }

@@ -160,7 +160,7 @@ func TestReopenContinuesTheChain(t *testing.T) {
 	}
 	head := s.Head()
 	crash := filepath.Join(t.TempDir(), "crash")
-	copyDir(t, dir, crash) // while open: what a SIGKILL would leave on disk
+	copyTree(t, dir, crash) // while open: what a SIGKILL would leave on disk
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -181,29 +181,6 @@ func TestReopenContinuesTheChain(t *testing.T) {
 	}
 }
 
-func copyDir(t *testing.T, from, to string) {
-	t.Helper()
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ents, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if e.Name() == "LOCK" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestUnwritableStoreFailsClosed: when the store cannot write, Begin,
 // Refuse and Finish fail promptly with ErrUnavailable; nothing hangs.
 func TestUnwritableStoreFailsClosed(t *testing.T) {
@@ -214,7 +191,7 @@ func TestUnwritableStoreFailsClosed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.db.Close() // the disk vanished, as far as the writer can tell
+		s.lg.active().f.Close() // the disk vanished, as far as the writer can tell
 		start := time.Now()
 		if _, err := s.Begin(ctx, request(2)); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("Begin: %v", err)
@@ -424,5 +401,37 @@ func TestWriteTimeout(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOnCommitAndQueueDepth: the writer reports every batch it synced
+// (records, duration, error) and the queue is empty once calls return.
+func TestOnCommitAndQueueDepth(t *testing.T) {
+	opt := testOptions(t.TempDir())
+	var mu sync.Mutex
+	var batches, records int
+	opt.OnCommit = func(n int, d time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || n <= 0 || d <= 0 {
+			t.Errorf("OnCommit(%d, %v, %v)", n, d, err)
+		}
+		batches++
+		records += n
+	}
+	s := openStore(t, opt)
+	defer s.Close()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() { call(t, s, i) })
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if records != 32 || batches == 0 || batches > 32 {
+		t.Errorf("OnCommit saw %d records in %d batches, want 32", records, batches)
+	}
+	if d := s.QueueDepth(); d != 0 {
+		t.Errorf("queue depth %d after every call returned", d)
 	}
 }

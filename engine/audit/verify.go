@@ -3,10 +3,7 @@ package audit
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
-
-	badger "github.com/dgraph-io/badger/v4"
 )
 
 // ProblemKind classifies what Verify found wrong.
@@ -98,8 +95,22 @@ func (w *walker) failed() bool { return w.rep.Problem != nil }
 
 func selfConsistent(e *entry) bool { return link(e.prev, e.digest) == e.hash }
 
-// entry feeds the record stored under key seq e.seq (badKey: a key in the
-// record space that is not a seq).
+// unreadable feeds a frame of the log that does not parse: the record the
+// walker expects next is altered (or, with a suspect pending, that one).
+func (w *walker) unreadable(err error) {
+	if w.failed() {
+		return
+	}
+	if s := w.suspect; s != nil {
+		w.suspect = nil
+		w.fail(s.seq, Altered, "its bytes do not match its chain hash")
+		return
+	}
+	w.fail(w.next, Altered, "its frame in the log is unreadable: %v", err)
+}
+
+// entry feeds the record stored under seq e.seq (badKey: an entry that
+// sits where no record can).
 func (w *walker) entry(e *entry, parseErr error, badKey bool) {
 	if w.failed() {
 		return
@@ -118,8 +129,11 @@ func (w *walker) entry(e *entry, parseErr error, badKey bool) {
 	case badKey:
 		w.fail(w.next, Inserted, "a key that is not a record number sits among the records")
 		return
-	case e.seq < w.next:
+	case e.seq < w.next && w.rep.Records == 0 && e.seq < w.rep.First:
 		return // below the anchor: left over by an interrupted prune
+	case e.seq < w.next:
+		w.fail(w.next, Inserted, "an entry numbered %d sits where record %d should be", e.seq, w.next)
+		return
 	case e.seq > w.next:
 		w.fail(w.next, Removed, "records %d…%d are missing", w.next, e.seq-1)
 		return
@@ -210,103 +224,85 @@ func (w *walker) report() Report {
 	return w.rep
 }
 
-// Verify walks the whole chain and every checkpoint of s in one snapshot
-// and reports the first record altered, removed or inserted. The error is
-// for I/O only; a broken chain is Report.Problem.
+// Verify walks the whole chain and every checkpoint of s, as far as they
+// were durable when it started, and reports the first record altered,
+// removed or inserted. The error is for I/O only; a broken chain is
+// Report.Problem.
 func Verify(ctx context.Context, s *Store, pub ed25519.PublicKey) (Report, error) {
-	var rep Report
-	err := s.view(func(txn *badger.Txn) error {
-		a, err := getAnchor(txn)
-		if err != nil {
-			return err
-		}
-		w := newWalker(pub, a)
-		if w.failed() {
-			rep = w.report()
-			return nil
-		}
-		cks := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pCheckpoint}, PrefetchValues: true, PrefetchSize: 16})
-		defer cks.Close()
-		cks.Rewind()
-		feedCheckpoints := func(upTo uint64) error {
-			for ; cks.Valid() && !w.failed(); cks.Next() {
-				seq, ok := keySeq(cks.Item().Key())
-				if !ok || seq > upTo {
-					if !ok {
-						w.fail(w.next, Inserted, "a key that is not a checkpoint number sits among the checkpoints")
-					}
-					return nil
-				}
-				v, err := cks.Item().ValueCopy(nil)
+	if s.closed.Load() {
+		return Report{}, ErrClosed
+	}
+	// The checkpoints first: each names records synced before it was
+	// written, so all of them are in the log snapshot taken after.
+	cks := s.cks.reader()
+	vs := s.lg.snapshot()
+	defer releaseAll(vs)
+	return verifyFiles(ctx, vs, cks, s.anchorPath(), pub)
+}
+
+// verifyFiles walks a log snapshot and checkpoints (Verify, migration).
+func verifyFiles(ctx context.Context, vs []segView, cks *ckReader, anchorPath string, pub ed25519.PublicKey) (Report, error) {
+	a, err := readAnchor(anchorPath)
+	if err != nil {
+		return Report{}, err
+	}
+	w := newWalker(pub, a)
+	if w.failed() {
+		return w.report(), nil
+	}
+	var peek *Checkpoint
+	var peekBad bool
+	var ioErr error
+	feedCheckpoints := func(upTo uint64) {
+		for !w.failed() {
+			if peek == nil {
+				c, bad, ok, err := cks.next()
 				if err != nil {
-					return err
+					ioErr = err
+					return
 				}
-				c, ok := decodeCheckpoint(v)
-				if !ok || c.Seq != seq {
-					w.fail(seq, BadSignature, "the checkpoint at %d is unreadable", seq)
-					return nil
+				if !ok {
+					return
 				}
-				w.checkpoint(c)
+				peek, peekBad = &c, bad
 			}
-			return nil
+			if peek.Seq > upTo {
+				return
+			}
+			if peekBad {
+				w.fail(peek.Seq, BadSignature, "the checkpoint at %d is unreadable", peek.Seq)
+				return
+			}
+			w.checkpoint(*peek)
+			peek = nil
 		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pRecord}, PrefetchValues: true, PrefetchSize: 64})
-		defer it.Close()
-		for it.Rewind(); it.Valid() && !w.failed(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			seq, ok := keySeq(it.Item().Key())
-			if !ok {
-				w.entry(nil, nil, true)
-				continue
-			}
-			// Checkpoints up to the previous record come first.
-			if seq > 0 {
-				if err := feedCheckpoints(seq - 1); err != nil {
-					return err
-				}
-			}
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			e, perr := parseEntry(seq, v)
-			w.entry(&e, perr, false)
+	}
+	err = walkFrames(vs, 0, func(seq uint64, v []byte, ferr error) bool {
+		if err := ctx.Err(); err != nil {
+			ioErr = err
+			return false
 		}
-		if err := feedCheckpoints(^uint64(0)); err != nil {
-			return err
+		if ferr != nil {
+			w.unreadable(ferr)
+			return !w.failed()
 		}
-		rep = w.report()
-		return nil
+		// Checkpoints up to the previous record come first.
+		if seq > 0 {
+			feedCheckpoints(seq - 1)
+		}
+		e, perr := parseEntry(seq, v)
+		w.entry(&e, perr, seq == 0)
+		return !w.failed() && ioErr == nil
 	})
-	return rep, err
-}
-
-func getAnchor(txn *badger.Txn) (*Anchor, error) {
-	it, err := txn.Get(anchorKey)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil
+	if err == nil {
+		err = ioErr
 	}
 	if err != nil {
-		return nil, err
+		return Report{}, err
 	}
-	v, err := it.ValueCopy(nil)
-	if err != nil {
-		return nil, err
+	feedCheckpoints(^uint64(0))
+	if ioErr != nil {
+		return Report{}, ioErr
 	}
-	a, ok := decodeAnchor(v)
-	if !ok {
-		return &Anchor{}, nil // fails its signature check
-	}
-	return &a, nil
-}
-
-// view runs fn in a read snapshot, refusing a closed database (Badger
-// panics on iterators of a closed DB).
-func (s *Store) view(fn func(txn *badger.Txn) error) error {
-	if s.db.IsClosed() {
-		return ErrClosed
-	}
-	return s.db.View(fn)
+	return w.report(), nil
 }

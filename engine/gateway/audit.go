@@ -27,9 +27,13 @@ const ConsumerAuditPath = "/audit/v1"
 // report concurrently, hence the mutex.
 type collector struct {
 	mu      sync.Mutex
-	digests map[string]string // by the call's outgoing trace id
+	digests []traceDigest // by the call's outgoing trace id: a few, a slice beats a map
 	recs    []audit.SourceCall
+	buf     [4]audit.SourceCall // recs' first backing array: one allocation per call
+	dbuf    [4]traceDigest
 }
+
+type traceDigest struct{ trace, digest string }
 
 type collectorKey struct{}
 
@@ -41,9 +45,9 @@ func collectorFrom(ctx context.Context) *collector {
 func (col *collector) digest(traceID, d string) {
 	col.mu.Lock()
 	if col.digests == nil {
-		col.digests = map[string]string{}
+		col.digests = col.dbuf[:0]
 	}
-	col.digests[traceID] = d
+	col.digests = append(col.digests, traceDigest{traceID, d})
 	col.mu.Unlock()
 }
 
@@ -56,7 +60,15 @@ func (col *collector) add(c *flow.SourceCall) {
 		sc.Err = c.Err.Error()
 	}
 	col.mu.Lock()
-	sc.Digest = col.digests[c.TraceID]
+	for i := len(col.digests) - 1; i >= 0; i-- {
+		if col.digests[i].trace == c.TraceID {
+			sc.Digest = col.digests[i].digest
+			break
+		}
+	}
+	if col.recs == nil {
+		col.recs = col.buf[:0]
+	}
 	col.recs = append(col.recs, sc)
 	col.mu.Unlock()
 }

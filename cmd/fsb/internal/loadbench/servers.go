@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -299,12 +300,43 @@ func openBenchAudit(log *slog.Logger) (*audit.Store, func(), error) {
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	s, err := audit.Open(audit.Options{Dir: dir, Signer: key, SubjectKeys: []audit.Key{{ID: "bench", Secret: secret}}, Logger: log})
+	opt := audit.Options{Dir: dir, Signer: key, SubjectKeys: []audit.Key{{ID: "bench", Secret: secret}}, Logger: log}
+	// FSB_BENCH_AUDIT_STATS=FILE: the store's batches (records, write+sync
+	// time) are summarised into FILE when the candidate stops.
+	statsFile := os.Getenv("FSB_BENCH_AUDIT_STATS")
+	var mu sync.Mutex
+	var syncs []time.Duration
+	var records int
+	if statsFile != "" {
+		opt.OnCommit = func(n int, d time.Duration, err error) {
+			mu.Lock()
+			syncs = append(syncs, d)
+			records += n
+			mu.Unlock()
+		}
+	}
+	s, err := audit.Open(opt)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, fmt.Errorf("fsb: audit store: %w", err)
 	}
-	return s, func() { _ = s.Close(); _ = os.RemoveAll(dir) }, nil
+	return s, func() {
+		_ = s.Close()
+		_ = os.RemoveAll(dir)
+		if statsFile != "" && len(syncs) > 0 {
+			mu.Lock()
+			defer mu.Unlock()
+			var sum time.Duration
+			for _, d := range syncs {
+				sum += d
+			}
+			sorted := slices.Clone(syncs)
+			slices.Sort(sorted)
+			q := func(f float64) time.Duration { return sorted[int(f*float64(len(sorted)-1))] }
+			_ = os.WriteFile(statsFile, fmt.Appendf(nil, "batches %d records %d (%.1f a batch) write+sync mean %v p50 %v p90 %v p99 %v\n",
+				len(syncs), records, float64(records)/float64(len(syncs)), sum/time.Duration(len(syncs)), q(0.5), q(0.9), q(0.99)), 0o644)
+		}
+	}, nil
 }
 
 func (s *fsbServer) Close() {

@@ -1,0 +1,157 @@
+package audit
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// An entry is what a log frame carries for one seq:
+//
+//	format (1 byte) | prev h(seq-1) (32) | hash h(seq) (32) | body
+//
+// format 1: body is the record bytes, d(seq) = SHA-256(body).
+// format 2 (redacted by retention): body is d(seq) (32) | time (8, Unix ns)
+// | service name; the record is gone but the chain still verifies.
+// The format is the one the Badger store kept under "r" seq, so a
+// migrated entry is copied byte for byte.
+const (
+	entryFull     = 1
+	entryRedacted = 2
+	entryHead     = 1 + 32 + 32
+)
+
+type entry struct {
+	seq      uint64
+	prev     Hash
+	hash     Hash
+	digest   Hash
+	record   []byte // nil when redacted
+	redacted bool
+	time     time.Time
+	service  string // redacted entries only
+}
+
+var errBadEntry = errors.New("malformed entry")
+
+func appendEntry(dst []byte, prev, hash Hash, record []byte) []byte {
+	dst = append(dst, entryFull)
+	dst = append(dst, prev[:]...)
+	dst = append(dst, hash[:]...)
+	return append(dst, record...)
+}
+
+func redactedEntry(e *entry) []byte {
+	v := make([]byte, 0, entryHead+32+8+len(e.service))
+	v = append(v, entryRedacted)
+	v = append(v, e.prev[:]...)
+	v = append(v, e.hash[:]...)
+	v = append(v, e.digest[:]...)
+	v = binary.BigEndian.AppendUint64(v, uint64(e.time.UnixNano()))
+	return append(v, e.service...)
+}
+
+// parseEntry reads an entry; record aliases v.
+func parseEntry(seq uint64, v []byte) (entry, error) {
+	e := entry{seq: seq}
+	if len(v) < entryHead {
+		return e, errBadEntry
+	}
+	copy(e.prev[:], v[1:33])
+	copy(e.hash[:], v[33:65])
+	body := v[entryHead:]
+	switch v[0] {
+	case entryFull:
+		e.record = body
+		e.digest = recordDigest(body)
+		if _, _, ts, ok := parseFrame(body); ok {
+			e.time, _ = time.Parse(time.RFC3339Nano, ts)
+		}
+	case entryRedacted:
+		if len(body) < 40 {
+			return e, errBadEntry
+		}
+		e.redacted = true
+		copy(e.digest[:], body[:32])
+		e.time = time.Unix(0, int64(binary.BigEndian.Uint64(body[32:40]))).UTC()
+		e.service = string(body[40:])
+	default:
+		return e, errBadEntry
+	}
+	return e, nil
+}
+
+// Secondary index terms: 64-bit FNV-1a hashes of (field, value). A
+// collision only costs a record read: every query result is re-checked
+// against the record (Query.matches, outcomeOf).
+const (
+	fOrg     = 'o'
+	fService = 's'
+	fTrace   = 't'
+	fSubject = 'p'
+	fLink    = 'x' // an outcome under its request's seq (8 bytes, BE)
+)
+
+func termOf(field byte, val string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	h = (h ^ uint64(field)) * prime
+	for i := 0; i < len(val); i++ {
+		h = (h ^ uint64(val[i])) * prime
+	}
+	return h
+}
+
+func linkTerm(requestSeq uint64) uint64 {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], requestSeq)
+	return termOf(fLink, string(b[:]))
+}
+
+// indexTerms lists what a record is indexed under: organisation, service,
+// subject pseudonym, every trace id, and for an outcome the link from its
+// request. The writer uses it on the caller's Record, the index rebuild on
+// the decoded one: callers pass strings through validUTF8 first, so both
+// derive the same terms.
+func indexTerms(r *Record) []uint64 {
+	ts := make([]uint64, 0, 8+2*len(r.Sources))
+	add := func(f byte, v string) {
+		if v == "" {
+			return
+		}
+		t := termOf(f, v)
+		for _, x := range ts {
+			if x == t {
+				return
+			}
+		}
+		ts = append(ts, t)
+	}
+	add(fOrg, r.Organisation)
+	add(fService, r.Service)
+	add(fSubject, r.Subject)
+	add(fTrace, r.TraceIn)
+	add(fTrace, r.TraceOut)
+	for _, s := range r.Sources {
+		add(fTrace, s.TraceID)
+		add(fTrace, s.SourceTrace)
+	}
+	if r.Kind == KindOutcome && r.Request != 0 {
+		ts = append(ts, linkTerm(r.Request))
+	}
+	return ts
+}
+
+// The Badger store's checkpoint and anchor values (migration only):
+// seq (8) | head or prev (32) | time (8, Unix ns) | signature.
+func decodeBadgerCheckpoint(v []byte) (Checkpoint, bool) {
+	if len(v) < 48 {
+		return Checkpoint{}, false
+	}
+	var c Checkpoint
+	c.Seq = binary.BigEndian.Uint64(v)
+	copy(c.Head[:], v[8:40])
+	c.Time = time.Unix(0, int64(binary.BigEndian.Uint64(v[40:48]))).UTC()
+	c.Signature = append([]byte(nil), v[48:]...)
+	return c, true
+}

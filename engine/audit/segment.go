@@ -1,0 +1,675 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// The append-only segment log (README.md, "Storage layout"):
+//
+//	Dir/log/<20-digit seq>.seg   magic "FSBAUDL1", then frames
+//	frame: length (4, BE) | CRC-32C (4) of seq‖entry | seq (8, BE) | entry
+//	Dir/log/<20-digit seq>.idx   sidecar of a sealed segment: seq -> offset
+//
+// The name is the seq the segment was created for; a prune rewrite may
+// drop frames at its start, so the first frame's seq can be larger.
+const (
+	segMagic  = "FSBAUDL1"
+	frameHead = 4 + 4 + 8
+	// maxEntry bounds a frame's length field: larger is corruption.
+	maxEntry = 1 << 30
+)
+
+// segmentSize: a segment is sealed once it holds this many bytes (a
+// variable for tests).
+var segmentSize int64 = 64 << 20
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var (
+	errShortFrame = errors.New("truncated frame")
+	errBadFrame   = errors.New("frame checksum mismatch")
+	errBadLength  = errors.New("frame length out of range")
+)
+
+// cutFrame reads the frame at the start of b: its seq, its entry (aliasing
+// b) and its size. errShortFrame: b ends inside the frame.
+func cutFrame(b []byte) (seq uint64, entry []byte, n int, err error) {
+	if len(b) < frameHead {
+		return 0, nil, 0, errShortFrame
+	}
+	l := binary.BigEndian.Uint32(b)
+	if l > maxEntry {
+		return 0, nil, 0, errBadLength
+	}
+	n = frameHead + int(l)
+	if len(b) < n {
+		return 0, nil, 0, errShortFrame
+	}
+	if crc32.Checksum(b[8:n], castagnoli) != binary.BigEndian.Uint32(b[4:]) {
+		return binary.BigEndian.Uint64(b[8:]), b[frameHead:n], n, errBadFrame
+	}
+	return binary.BigEndian.Uint64(b[8:]), b[frameHead:n], n, nil
+}
+
+// sealFrame fills in the length and CRC of the frame starting at b[0],
+// whose seq and entry are already in place.
+func sealFrame(b []byte) {
+	binary.BigEndian.PutUint32(b, uint32(len(b)-frameHead))
+	binary.BigEndian.PutUint32(b[4:], crc32.Checksum(b[8:], castagnoli))
+}
+
+func appendFrame(dst []byte, seq uint64, entry []byte) []byte {
+	off := len(dst)
+	dst = append(dst, make([]byte, 8)...)
+	dst = binary.BigEndian.AppendUint64(dst, seq)
+	dst = append(dst, entry...)
+	sealFrame(dst[off:])
+	return dst
+}
+
+// segment is one log file. Readers hold a reference while they use its
+// files; a segment replaced by a prune rewrite is closed once the last
+// reader lets go.
+type segment struct {
+	name  uint64
+	path  string
+	f     *os.File
+	first uint64 // seq of the first frame (0: none yet)
+	count uint64 // frames
+	size  int64  // bytes in the file, header included
+	end   int64  // end of the last frame the offsets cover (size unless damaged)
+	// Offsets of the frames: in memory for the active segment (and while
+	// a sealed one's sidecar is being written), else in the sidecar.
+	offs   []int64
+	side   *os.File
+	sealed bool
+
+	refs atomic.Int64 // readers + 1 while in the log
+}
+
+func (g *segment) release() {
+	if g.refs.Add(-1) == 0 {
+		g.f.Close()
+		if g.side != nil {
+			g.side.Close()
+		}
+	}
+}
+
+func segPath(dir string, name uint64, ext string) string {
+	return filepath.Join(dir, fmt.Sprintf("%020d%s", name, ext))
+}
+
+// offset returns where frame seq starts and its size.
+func (g *segment) frameAt(seq uint64) (int64, int64, error) {
+	if g.count == 0 || seq < g.first || seq >= g.first+g.count {
+		return 0, 0, fmt.Errorf("%w: %d", ErrNotFound, seq)
+	}
+	i := seq - g.first
+	if g.offs != nil {
+		end := g.end
+		if i+1 < uint64(len(g.offs)) {
+			end = g.offs[i+1]
+		}
+		return g.offs[i], end - g.offs[i], nil
+	}
+	var b [16]byte
+	n := 16
+	if i+1 == g.count {
+		n = 8
+	}
+	if _, err := g.side.ReadAt(b[:n], sideHead+8*int64(i)); err != nil {
+		return 0, 0, fmt.Errorf("audit: sidecar of %s: %w", g.path, err)
+	}
+	off, end := int64(binary.BigEndian.Uint64(b[:])), g.size
+	if n == 16 {
+		end = int64(binary.BigEndian.Uint64(b[8:]))
+	}
+	if off < int64(len(segMagic)) || end < off || end > g.size {
+		return 0, 0, fmt.Errorf("audit: sidecar of %s is damaged", g.path)
+	}
+	return off, end - off, nil
+}
+
+// Sidecar: magic "FSBAUDX1" | first (8) | count (8) | segment size (8) |
+// CRC-32C of the offsets (4) | pad (4) | offsets (8 each).
+const (
+	sideMagic = "FSBAUDX1"
+	sideHead  = 8 + 8 + 8 + 8 + 8
+)
+
+func encodeSidecar(g *segment) []byte {
+	b := make([]byte, sideHead, sideHead+8*len(g.offs))
+	copy(b, sideMagic)
+	binary.BigEndian.PutUint64(b[8:], g.first)
+	binary.BigEndian.PutUint64(b[16:], g.count)
+	binary.BigEndian.PutUint64(b[24:], uint64(g.size))
+	for _, o := range g.offs {
+		b = binary.BigEndian.AppendUint64(b, uint64(o))
+	}
+	binary.BigEndian.PutUint32(b[32:], crc32.Checksum(b[sideHead:], castagnoli))
+	return b
+}
+
+// loadSidecar opens the sidecar of a sealed segment if it matches the
+// segment file's size; ok is false if it must be rebuilt.
+func loadSidecar(path string, size int64) (f *os.File, first, count uint64, ok bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, 0, false
+	}
+	b, err := io.ReadAll(f)
+	if err != nil || len(b) < sideHead || string(b[:8]) != sideMagic ||
+		int64(binary.BigEndian.Uint64(b[24:])) != size {
+		f.Close()
+		return nil, 0, 0, false
+	}
+	first, count = binary.BigEndian.Uint64(b[8:]), binary.BigEndian.Uint64(b[16:])
+	if uint64(len(b)-sideHead) != 8*count || crc32.Checksum(b[sideHead:], castagnoli) != binary.BigEndian.Uint32(b[32:]) {
+		f.Close()
+		return nil, 0, 0, false
+	}
+	return f, first, count, true
+}
+
+// segLog is the set of segments; the last is the active one, which only
+// the writer appends to.
+type segLog struct {
+	dir string
+	log *slog.Logger
+
+	mu   sync.RWMutex
+	segs []*segment
+}
+
+// openLog opens every segment; a torn tail of the last one (a short frame,
+// or a bad frame that no good frame follows: a write cut by a crash, never
+// acknowledged) is moved to a .torn file and cut off. Damage elsewhere is
+// kept for Verify to name.
+func openLog(dir string, logger *slog.Logger, writable bool) (*segLog, error) {
+	l := &segLog{dir: dir, log: logger}
+	if writable {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil && !(errors.Is(err, os.ErrNotExist) && !writable) {
+		return nil, err
+	}
+	var names []uint64
+	for _, e := range ents {
+		n, ok := strings.CutSuffix(e.Name(), ".seg")
+		if !ok || len(n) != 20 {
+			continue
+		}
+		v, err := strconv.ParseUint(n, 10, 64)
+		if err != nil {
+			continue
+		}
+		names = append(names, v)
+	}
+	slices.Sort(names)
+	for i, name := range names {
+		g, err := l.openSegment(name, i == len(names)-1, writable)
+		if err != nil {
+			l.close()
+			return nil, err
+		}
+		l.segs = append(l.segs, g)
+	}
+	return l, nil
+}
+
+func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error) {
+	path := segPath(l.dir, name, ".seg")
+	flag := os.O_RDONLY
+	if last && writable {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	g := &segment{name: name, path: path, f: f, size: st.Size(), sealed: !last}
+	g.refs.Store(1)
+	if !last {
+		if side, first, count, ok := loadSidecar(segPath(l.dir, name, ".idx"), g.size); ok {
+			g.side, g.first, g.count, g.end = side, first, count, g.size
+			return g, nil
+		}
+	}
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, g.size))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if len(data) < len(segMagic) || string(data[:len(segMagic)]) != segMagic {
+		if last && len(data) < len(segMagic) && string(data) == segMagic[:len(data)] {
+			data = nil // created, header torn: start it again
+		} else {
+			f.Close()
+			return nil, fmt.Errorf("audit: %s is not an audit log segment", path)
+		}
+	}
+	end := int64(len(data))
+	if data != nil {
+		end = g.scan(data)
+	}
+	g.end = end
+	if end < g.size || data == nil {
+		if !last {
+			// Not the tail: damage Verify will name. Offsets cover what parsed.
+			l.log.Error("audit log segment damaged: unreadable from offset", "segment", path, "offset", end)
+		} else if writable {
+			if err := l.cutTorn(g, data, end); err != nil {
+				f.Close()
+				return nil, err
+			}
+		} else {
+			g.size = end // read-only: the torn tail is left alone, and ignored
+		}
+	}
+	if !last && writable && end == g.size {
+		if err := l.writeSidecar(g); err != nil {
+			l.log.Warn("audit: cannot write a segment sidecar", "segment", path, "err", err)
+		}
+	}
+	return g, nil
+}
+
+// scan records the offsets of the frames in data and returns where the
+// good data ends: at the first short or bad frame that no good frame
+// follows. A bad frame with good ones after it is kept (and counted):
+// Verify names it, Get refuses it.
+func (g *segment) scan(data []byte) int64 {
+	off := len(segMagic)
+	var pending []int64 // bad frames not yet followed by a good one
+	for off < len(data) {
+		seq, _, n, err := cutFrame(data[off:])
+		if err == errShortFrame || err == errBadLength {
+			break
+		}
+		if err != nil {
+			pending = append(pending, int64(off))
+			off += n
+			continue
+		}
+		if g.count == 0 && len(pending) == 0 {
+			g.first = seq
+		} else if g.count == 0 {
+			g.first = seq - uint64(len(pending)) // best guess for the bad ones before it
+		}
+		g.offs = append(g.offs, pending...)
+		g.count += uint64(len(pending)) + 1
+		pending = pending[:0]
+		g.offs = append(g.offs, int64(off))
+		off += n
+	}
+	if len(pending) > 0 {
+		return pending[0]
+	}
+	return int64(off)
+}
+
+// cutTorn saves the bytes after end and truncates the segment there.
+func (l *segLog) cutTorn(g *segment, data []byte, end int64) error {
+	if data == nil {
+		end = 0
+	}
+	if end < g.size {
+		torn := fmt.Sprintf("%s.torn-%d", g.path, end)
+		if data != nil {
+			if err := os.WriteFile(torn, data[end:], 0o644); err != nil {
+				return err
+			}
+		}
+		l.log.Warn("audit log: cut a torn tail (a write cut by a crash, never acknowledged)",
+			"segment", g.path, "offset", end, "bytes", g.size-end, "saved", torn)
+	}
+	if end == 0 {
+		if _, err := g.f.WriteAt([]byte(segMagic), 0); err != nil {
+			return err
+		}
+		end = int64(len(segMagic))
+	}
+	if err := g.f.Truncate(end); err != nil {
+		return err
+	}
+	if err := g.f.Sync(); err != nil {
+		return err
+	}
+	g.size, g.end = end, end
+	return nil
+}
+
+// writeSidecar writes g's offsets next to it (temp, sync, rename) and
+// drops them from memory.
+func (l *segLog) writeSidecar(g *segment) error {
+	path := segPath(l.dir, g.name, ".idx")
+	if err := writeFileAtomic(path, encodeSidecar(g)); err != nil {
+		return err
+	}
+	side, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	g.side, g.offs = side, nil
+	l.mu.Unlock()
+	return nil
+}
+
+// writeFileAtomic replaces path with b: temp file, fsync, rename, fsync
+// of the directory.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// active returns the segment appended to (nil if none).
+func (l *segLog) active() *segment {
+	if len(l.segs) == 0 { // callers other than the writer hold mu
+		return nil
+	}
+	return l.segs[len(l.segs)-1]
+}
+
+// create starts a new active segment for seq (writer only).
+func (l *segLog) create(seq uint64) (*segment, error) {
+	path := segPath(l.dir, seq, ".seg")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write([]byte(segMagic)); err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = syncDir(l.dir)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	g := &segment{name: seq, path: path, f: f, size: int64(len(segMagic)), end: int64(len(segMagic))}
+	g.refs.Store(1)
+	l.mu.Lock()
+	l.segs = append(l.segs, g)
+	l.mu.Unlock()
+	return g, nil
+}
+
+// appendBatch writes frames (seqs first…, starting at offsets offs
+// relative to b) to the active segment with one write and one sync, then
+// publishes them (writer only).
+func (l *segLog) appendBatch(b []byte, first uint64, offs []int64) error {
+	l.mu.RLock()
+	g := l.active()
+	l.mu.RUnlock()
+	if g == nil || g.sealed || g.size >= segmentSize {
+		if g != nil && !g.sealed {
+			if err := l.seal(g); err != nil {
+				return err
+			}
+		}
+		var err error
+		if g, err = l.create(first); err != nil {
+			return err
+		}
+	}
+	if _, err := g.f.WriteAt(b, g.size); err != nil {
+		return err
+	}
+	if err := fdatasync(g.f); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if g.count == 0 {
+		g.first = first
+	}
+	for _, o := range offs {
+		g.offs = append(g.offs, g.size+o)
+	}
+	g.count += uint64(len(offs))
+	g.size += int64(len(b))
+	g.end = g.size
+	l.mu.Unlock()
+	return nil
+}
+
+// seal writes the sidecar of the active segment; the next batch starts a
+// new one (writer only).
+func (l *segLog) seal(g *segment) error {
+	if err := fdatasync(g.f); err != nil {
+		return err
+	}
+	if err := l.writeSidecar(g); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	g.sealed = true
+	l.mu.Unlock()
+	return nil
+}
+
+// roll seals the active segment now if it holds anything: the next
+// batch starts a new one (Prune rewrites only sealed segments).
+func (l *segLog) roll() error {
+	l.mu.RLock()
+	g := l.active()
+	l.mu.RUnlock()
+	if g == nil || g.count == 0 || g.sealed {
+		return nil
+	}
+	return l.seal(g)
+}
+
+// acquire returns the segment holding seq, referenced; release it.
+func (l *segLog) acquire(seq uint64) (*segment, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		g := l.segs[i]
+		if g.count == 0 || seq < g.first {
+			continue
+		}
+		if seq >= g.first+g.count {
+			return nil, false
+		}
+		g.refs.Add(1)
+		return g, true
+	}
+	return nil, false
+}
+
+// snapshot returns the segments with their published sizes, referenced.
+func (l *segLog) snapshot() []segView {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]segView, 0, len(l.segs))
+	for _, g := range l.segs {
+		g.refs.Add(1)
+		out = append(out, segView{g: g, size: g.size, first: g.first, count: g.count, sealed: g.sealed})
+	}
+	return out
+}
+
+type segView struct {
+	g            *segment
+	size         int64
+	first, count uint64
+	sealed       bool
+}
+
+func releaseAll(vs []segView) {
+	for _, v := range vs {
+		v.g.release()
+	}
+}
+
+// read returns the entry stored for seq.
+func (l *segLog) read(seq uint64) ([]byte, error) {
+	g, ok := l.acquire(seq)
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrNotFound, seq)
+	}
+	defer g.release()
+	l.mu.RLock()
+	off, n, err := g.frameAt(seq)
+	l.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	if _, err := g.f.ReadAt(buf, off); err != nil {
+		return nil, fmt.Errorf("audit: record %d: %w", seq, err)
+	}
+	fs, entry, _, err := cutFrame(buf)
+	if err != nil || fs != seq {
+		return nil, fmt.Errorf("audit: record %d: the log is damaged here (run verify)", seq)
+	}
+	return entry, nil
+}
+
+// lastFrame returns the last frame of the log, by position (Open's head
+// recovery: the frame's own seq, whatever the offsets say).
+func (l *segLog) lastFrame() (uint64, []byte, bool, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		g := l.segs[i]
+		if g.count == 0 {
+			continue
+		}
+		off, n, err := g.frameAt(g.first + g.count - 1)
+		if err != nil {
+			return 0, nil, false, err
+		}
+		buf := make([]byte, n)
+		if _, err := g.f.ReadAt(buf, off); err != nil {
+			return 0, nil, false, err
+		}
+		seq, entry, _, err := cutFrame(buf)
+		if err != nil {
+			return 0, nil, false, fmt.Errorf("%s: last frame: %w", g.path, err)
+		}
+		return seq, entry, true, nil
+	}
+	return 0, nil, false, nil
+}
+
+func (l *segLog) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, g := range l.segs {
+		g.release()
+	}
+	l.segs = nil
+}
+
+// walkFrames calls fn for each frame of vs in file order, starting at the
+// frame of seq from when a segment can seek to it (frames before from are
+// skipped). fn gets a fresh entry it may keep; err is errBadFrame for a
+// checksum mismatch (seq untrusted), or errShortFrame / errBadLength when
+// the rest of a segment cannot be parsed (then the walk goes on with the
+// next segment). fn returns false to stop.
+func walkFrames(vs []segView, from uint64, fn func(seq uint64, entry []byte, err error) bool) error {
+	var head [frameHead]byte
+	for _, v := range vs {
+		if v.count > 0 && from >= v.first+v.count {
+			continue
+		}
+		start := int64(len(segMagic))
+		if v.count > 0 && from > v.first {
+			off, _, err := v.g.frameAt(from)
+			if err != nil {
+				return err
+			}
+			start = off
+		}
+		r := bufio.NewReaderSize(io.NewSectionReader(v.g.f, start, v.size-start), 64<<10)
+		for {
+			if _, err := io.ReadFull(r, head[:]); err == io.EOF {
+				break
+			} else if err != nil {
+				if !fn(0, nil, errShortFrame) {
+					return nil
+				}
+				break
+			}
+			l := binary.BigEndian.Uint32(head[:])
+			if l > maxEntry {
+				if !fn(0, nil, errBadLength) {
+					return nil
+				}
+				break
+			}
+			b := make([]byte, frameHead+int(l))
+			copy(b, head[:])
+			if _, err := io.ReadFull(r, b[frameHead:]); err != nil {
+				if !fn(0, nil, errShortFrame) {
+					return nil
+				}
+				break
+			}
+			seq, entry, _, err := cutFrame(b)
+			if err == nil && seq < from {
+				continue
+			}
+			if !fn(seq, entry, err) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
