@@ -16,13 +16,16 @@ import (
 	"time"
 
 	"github.com/openfsb/fsb/cmd/fsb/internal/mocksrc"
+	"github.com/openfsb/fsb/engine/config"
 	"github.com/openfsb/fsb/engine/sources"
 )
 
-// The demo is `fsb serve` with everything on — TLS with client
-// certificates, access enforcement, the audit trail, a test listener and
-// the admin API — in front of mock sources, with a demo consumer onboarded
-// at start through the admin API exactly as `fsb consumer` does it.
+// The demo is `fsb serve` with a demo configuration (demoServeConfig, an
+// engine/config value run by startServer as `fsb serve --config` runs a
+// file) with everything on — TLS with client certificates, access
+// enforcement, the audit trail, a test listener and the admin API with
+// metrics — in front of mock sources, with a demo consumer onboarded at
+// start through the admin API exactly as `fsb consumer` does it.
 //
 // To add a kind of source to the demo (SOAP, SFTP …) from its own file, in
 // an init function: append a starter to demoSources, the defaults of its
@@ -178,29 +181,17 @@ func runDemo(ctx context.Context, f serveFlags, c demoConfig, stdout, stderr io.
 		}
 		defer stop()
 	}
-	set, plans := load(c.flows, stderr)
-	if plans == nil {
+	cfg, err := demoServeConfig(f, c, keys)
+	if err != nil {
+		printErrors(stderr, err, "the demo configuration")
 		return 1
 	}
-	f.security.tlsCert = filepath.Join(c.pki, demoServerCertFile)
-	f.security.tlsKey = filepath.Join(c.pki, demoServerKeyFile)
-	f.security.clientCA = filepath.Join(c.pki, demoCAFile)
-	f.security.accessDir = filepath.Join(c.dir, "access")
-	f.security.auditDir = filepath.Join(c.dir, "audit")
-	f.security.auditKey = keys.audit
-	f.security.subjectKeyFile = keys.subject
-	f.security.adminTokenFile = keys.adminToken
-	if f.security.adminAddr == "" {
-		f.security.adminAddr = "127.0.0.1:8081"
-	}
-	if f.security.testAddr == "" {
-		f.security.testAddr = "127.0.0.1:0"
-	}
-	srv, err := start(set, plans, opt, f, log)
+	srv, err := startServer(cfg, serveOptions{sources: opt, log: log})
 	if err != nil {
-		return fail(err)
+		printErrors(stderr, err, c.flows) // flow errors with their source lines
+		return 1
 	}
-	admin := demoAdmin{url: "http://" + srv.adminAddr, tokenFile: keys.adminToken}
+	admin := demoAdmin{url: "http://" + srv.adminAddr, tokenFile: keys.adminToken, metricsPath: cfg.Metrics.Path}
 	ob, err := onboardDemo(admin, c.pki, "https://"+srv.testAddr, keys.auditPub)
 	if err != nil {
 		stopped, cancel := context.WithCancel(ctx)
@@ -221,6 +212,31 @@ func runDemo(ctx context.Context, f serveFlags, c demoConfig, stdout, stderr io.
 		fmt.Fprintf(stderr, "removed the demo data directory %s\n", c.dir)
 	}
 	return code
+}
+
+// demoServeConfig is the demo's configuration: what `fsb serve --config`
+// reads from a file, built as a value. The demo runs it with startServer,
+// as serve does: TLS with the demo PKI, access enforcement and the audit
+// trail in the data directory, a test listener and the admin API (with
+// metrics) on loopback; hot reload watches the demo flows. f's -addr,
+// -log-*, -trusted-proxies, -admin-addr and -test-addr are the user's.
+func demoServeConfig(f serveFlags, c demoConfig, keys demoKeys) (*config.Config, error) {
+	cfg := config.Default()
+	cfg.File = "the demo configuration" // errors name it (flows and keys are paths already)
+	cfg.Flows = c.flows                 // no dataDir: the WASM compilation cache stays the user's, across fresh demo directories
+	cfg.Listeners.Consumer.Addr = f.addr
+	cfg.Listeners.Consumer.TLS = config.TLS{Cert: filepath.Join(c.pki, demoServerCertFile), Key: filepath.Join(c.pki, demoServerKeyFile),
+		ClientCA: filepath.Join(c.pki, demoCAFile)}
+	cfg.Listeners.Test.Addr = orDefault(f.security.testAddr, "127.0.0.1:0")
+	cfg.Listeners.Admin.Addr = orDefault(f.security.adminAddr, "127.0.0.1:8081")
+	cfg.Keys = config.Keys{Audit: keys.audit, Subject: keys.subject, AdminToken: keys.adminToken}
+	cfg.Access.Enabled, cfg.Access.Dir = true, filepath.Join(c.dir, "access")
+	cfg.Audit.Enabled, cfg.Audit.Dir = true, filepath.Join(c.dir, "audit")
+	cfg.Log.Level, cfg.Log.Format = f.logLevel, orDefault(f.logFormat, "text")
+	if err := applyFlags(cfg, &f, func(name string) bool { return name == "trusted-proxies" }); err != nil {
+		return nil, err
+	}
+	return cfg, cfg.Validate()
 }
 
 // demoKeys are the files of a demo data directory that hold keys, made on

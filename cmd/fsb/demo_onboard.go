@@ -80,6 +80,7 @@ func demoGrantFor(service string) demoGrant {
 // demoAdmin runs fsb consumer commands against the demo's admin API.
 type demoAdmin struct {
 	url, tokenFile string
+	metricsPath    string // the Prometheus metrics on the admin listener
 }
 
 // consumer runs `fsb consumer ARGS…` in process, the way a user types it,

@@ -105,6 +105,8 @@ func printDemo(w io.Writer, b demoBanner) {
 	for _, c := range slices.Concat(demoCalls, demoAccessCalls) {
 		fmt.Fprintf(w, "\n  # %s\n  %s\n", c.comment, c.curl(base, b.pki))
 	}
+	fmt.Fprintf(w, "\n  # %s\n  %s\n", "the gateway's Prometheus metrics on the admin listener (admin token): the calls above, by service,\n  # consumer and status; source calls, circuits, shed calls, WASM pools, reloads (cmd/fsb/OPERATING.md)",
+		b.admin.metricsCurl())
 	adminArgs := " -admin " + shellQuote(b.admin.url) + " -admin-token-file " + shellQuote(b.admin.tokenFile)
 	for _, c := range []struct{ comment, args string }{
 		{"the audit trail, through the admin API: the person call above, by its trace id: who, from where, why,\n  # under which legal basis, which source calls, which fields were released",
@@ -165,4 +167,10 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// metricsCurl is the curl command that reads the metrics with the admin
+// token, keeping the consumer requests.
+func (a demoAdmin) metricsCurl() string {
+	return "curl -s -H \"Authorization: Bearer $(cat " + shellQuote(a.tokenFile) + ")\" " + shellQuote(a.url+a.metricsPath) + " | grep '^fsb_requests_total'"
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -186,6 +187,15 @@ func TestDemo(t *testing.T) {
 	}
 
 	curls, fsbs := demoCommands(out)
+	// The metrics curl (admin listener, admin token) is run after the calls.
+	var metricsCurl string
+	for i, c := range curls {
+		if strings.Contains(c, "Authorization: Bearer") {
+			metricsCurl = c
+			curls = slices.Delete(curls, i, i+1)
+			break
+		}
+	}
 	// The first calls (demoCalls) and the last ones (demoAccessCalls) are
 	// checked here; calls other files add to demoCalls must answer 200.
 	head := [][]string{
@@ -231,6 +241,20 @@ func TestDemo(t *testing.T) {
 				t.Errorf("%s: answer lacks %s:\n%s", c, w, got)
 			}
 		}
+	}
+
+	// The metrics, as printed: the first call above is counted, by service,
+	// consumer organisation and status.
+	if metricsCurl == "" {
+		t.Fatalf("the demo printed no metrics curl:\n%s", out)
+	}
+	got, err := exec.Command("sh", "-c", strings.Replace(metricsCurl, "curl", curl+" --max-time 10", 1)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", metricsCurl, err, got)
+	}
+	m := regexp.MustCompile(`(?m)^fsb_requests_total\{consumer="` + demoOrg + `",service="enterpriseProfile",status="200"\} (\d+)$`).FindSubmatch(got)
+	if m == nil || string(m[1]) == "0" {
+		t.Errorf("%s: no fsb_requests_total of enterpriseProfile, status 200:\n%s", metricsCurl, got)
 	}
 
 	// The fsb audit commands, in process, as go run ./cmd/fsb would run them.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -14,21 +15,28 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/openfsb/fsb/engine/access"
 	"github.com/openfsb/fsb/engine/audit"
+	"github.com/openfsb/fsb/engine/breaker"
 	"github.com/openfsb/fsb/engine/catalog"
+	"github.com/openfsb/fsb/engine/config"
+	"github.com/openfsb/fsb/engine/connector"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/gateway"
 	"github.com/openfsb/fsb/engine/metrics"
 	"github.com/openfsb/fsb/engine/modules"
+	"github.com/openfsb/fsb/engine/problem"
+	"github.com/openfsb/fsb/engine/reload"
 	"github.com/openfsb/fsb/engine/sources"
 	"github.com/openfsb/fsb/engine/spec"
+	"github.com/openfsb/fsb/engine/telemetry"
 	"github.com/openfsb/fsb/engine/wasm"
 )
 
@@ -74,34 +82,45 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var f serveFlags
 	f.register(fs)
+	configFile := fs.String("config", "", "the configuration file (engine/config/README.md); flags given explicitly win over it, DIR over its flows")
+	check := fs.Bool("check", false, "validate the configuration, load the flows as serving would (plugins, sources, secrets) and exit: 0 ok, 1 errors; listens on nothing")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fsb serve [flags] DIR\n\nServes the flows under DIR, calling the sources they declare.")
+		fmt.Fprintln(stderr, `usage: fsb serve [flags] DIR
+       fsb serve --config FILE [--check] [flags] [DIR]
+
+Serves the flows under DIR, calling the sources they declare. With --config,
+the file configures everything (cmd/fsb/OPERATING.md); FSB_ environment
+variables override it, flags given explicitly override both.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() > 1 || (fs.NArg() == 0 && *configFile == "") {
 		fs.Usage()
 		return 2
 	}
-	log, err := f.logger(stderr)
+	cfg, err := serveConfig(*configFile, fs.Arg(0), &f, flagsSet(fs))
+	if err != nil {
+		printServeErrors(stderr, err, *configFile, fs.Arg(0))
+		return 1
+	}
+	log, err := configLogger(stderr, cfg.Log, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "fsb serve:", err)
 		return 2
 	}
-	set, plans := load(fs.Arg(0), stderr)
-	if plans == nil {
-		return 1
+	if *check {
+		return checkConfig(cfg, log, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := start(set, plans, sources.Options{}, f, log)
+	srv, err := startServer(cfg, serveOptions{log: log})
 	if err != nil {
-		fmt.Fprintln(stderr, "fsb serve:", err)
+		printServeErrors(stderr, err, cfg.File, cfg.Flows)
 		return 1
 	}
-	fmt.Fprintf(stdout, "serving %s on %s://%s\n", plural(len(plans), "flow"), srv.scheme, srv.addr)
+	fmt.Fprintf(stdout, "serving %s on %s://%s\n", plural(srv.flows, "flow"), srv.scheme, srv.addr)
 	if srv.testAddr != "" {
 		fmt.Fprintf(stdout, "test environment on %s://%s\n", srv.scheme, srv.testAddr)
 	}
@@ -111,153 +130,509 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	return srv.wait(ctx, log)
 }
 
-// server is a running gateway with its connectors, and the optional test
-// listener and admin API.
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// checkConfig is --check: the configuration is valid (serveConfig), now
+// the listeners' hosts, the files it names — read by readKeys, as serving
+// reads them — and the flow directory, loaded as serving would.
+func checkConfig(cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) int {
+	err := cfg.Check(context.Background(), config.CheckOptions{Sources: sources.Options{Connector: connectorConfig(log)},
+		ReadFiles: func(c *config.Config) []*config.KeyError {
+			_, errs := readKeys(c)
+			return errs
+		}})
+	if err != nil {
+		printServeErrors(stderr, err, cfg.File, cfg.Flows)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}
+
+// configLogger is the process log as cfg says, at level (nil: l.Level).
+func configLogger(w io.Writer, l config.Log, level slog.Leveler) (*slog.Logger, error) {
+	if level == nil {
+		var lvl slog.Level
+		if err := lvl.UnmarshalText([]byte(l.Level)); err != nil {
+			return nil, fmt.Errorf("log.level: %w", err)
+		}
+		level = lvl
+	}
+	return (&serveFlags{logFormat: l.Format}).newLogger(w, level)
+}
+
+// noAccessLog drops the gateway's access-log lines (log.access: false).
+type noAccessLog struct{ slog.Handler }
+
+func (h noAccessLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "request" {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+func (h noAccessLog) WithAttrs(a []slog.Attr) slog.Handler {
+	return noAccessLog{h.Handler.WithAttrs(a)}
+}
+func (h noAccessLog) WithGroup(n string) slog.Handler { return noAccessLog{h.Handler.WithGroup(n)} }
+
+// server is a running gateway: the consumer listener (and the test
+// listener) serving the flow set of a reload.Reloader through a load
+// limiter, and the admin API.
 type server struct {
-	gw        *gateway.Gateway
 	addr      string
 	testAddr  string // "" without a test listener
 	adminAddr string // "" without the admin API
 	scheme    string // http or https
-	apps      []*fiber.App
-	errc      chan error
-	close     func()
+	flows     int    // flows served at start
+
+	r        *reload.Reloader
+	limiter  *breaker.Limiter
+	metrics  *metrics.Metrics // nil without the admin listener
+	apps     []*fiber.App     // the admin API
+	servers  []*fasthttp.Server
+	lns      []net.Listener
+	errc     chan error
+	log      *slog.Logger
+	shutdown func() int // graceful stop, once; later calls return the same code
+	close    func()     // the same, for callers that only stop it
 }
 
-// tuneGC sets the garbage collector for a gateway unless GOGC says
-// otherwise: the live heap is small (plans, pools) while every request
-// allocates, so the default GOGC=100 collects several hundred times a second
-// under load. 400 trades a few MiB of heap for ~15% more requests/s.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+// start serves the flow directory the set was loaded from with the flags
+// f: the entry of tests that load the flows first (the set and plans only
+// name the directory; engine/reload loads it again).
+func start(set *spec.Set, _ map[string]*flow.Plan, opt sources.Options, f serveFlags, log *slog.Logger) (*server, error) {
+	cfg, err := serveConfig("", commonDir(set), &f, nil)
+	if err != nil {
+		return nil, err
+	}
+	return startServer(cfg, serveOptions{sources: opt, log: log})
+}
+
+// serveOptions are what a server needs beside its configuration.
+type serveOptions struct {
+	// sources are the options of every snapshot's sources (the demo's mock
+	// addresses and secrets); Connector defaults to fsb connector.
+	sources sources.Options
+	// log is the process log; nil: as cfg.Log says, on stderr.
+	log *slog.Logger
+	// shedLogEvery is how often shed calls are summed up in the log
+	// (default shedLogEvery).
+	shedLogEvery time.Duration
+}
+
+// shedLogEvery: a listener that shed calls logs one warning per interval
+// at most, with the count (logShed).
+const shedLogEvery = 10 * time.Second
+
+func orDefaultDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// logShed warns, at most once every interval until ctx ends, how many
+// calls l shed in the last interval: shed calls write no access line (they
+// are answered before any flow is routed, at the least cost — OPERATING.md),
+// so this line and fsb_shed_total are what show a saturated node. Polling
+// the limiter's counter costs the shed path nothing.
+func logShed(ctx context.Context, log *slog.Logger, listener string, l *breaker.Limiter, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := l.Shed()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := l.Shed()
+		if d := n - last; d > 0 {
+			log.Warn(fmt.Sprintf("shed %d calls in the last %s: the listener is saturated", d, every), "listener", listener,
+				"shed", d, "interval", every.String(), "total", n)
+		}
+		last = n
 	}
 }
 
-// start opens the sources, builds the gateway and listens.
-func start(set *spec.Set, plans map[string]*flow.Plan, opt sources.Options, f serveFlags, log *slog.Logger) (*server, error) {
-	tuneGC()
-	closeAll := func() {}
-	var plugins map[string]flow.Plugin
-	if len(set.Plugins) > 0 {
-		host, err := wasm.NewHost(context.Background(), wasm.HostConfig{Log: log})
+// logCircuit logs a source's circuit changing state: open at warn (calls
+// to the source are answered 503 at once for breaker.openFor), half-open
+// (a trial call) and closed (the source answers again) at info.
+func logCircuit(log *slog.Logger, source, from, to string, s breaker.Settings) {
+	switch to {
+	case breaker.Open:
+		log.Warn("circuit open: calls to the source are answered 503 without reaching it", "source", source, "from", from,
+			"openFor", s.OpenFor.String())
+	case breaker.HalfOpen:
+		log.Info("circuit half-open: one trial call goes to the source", "source", source, "from", from)
+	default:
+		log.Info("circuit closed: the source is called again", "source", source, "from", from)
+	}
+}
+
+// testListener marks a request of the test listener for the snapshot's
+// handler, which holds a production and a test gateway.
+const testListener = "fsb.testListener"
+
+// startServer opens what cfg names — tracing, the WASM host, access, the
+// audit trail, the admin API and metrics — loads the flow directory through
+// engine/reload and listens. On error nothing stays open.
+func startServer(cfg *config.Config, o serveOptions) (_ *server, err error) {
+	log := o.log
+	if log == nil {
+		if log, err = configLogger(os.Stderr, cfg.Log, nil); err != nil {
+			return nil, err
+		}
+	}
+	setGC(cfg.Limits.GOGC)
+	ctx, cancel := context.WithCancel(context.Background())
+	closers := []func(){cancel} // run last to first
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	s := &server{scheme: "http", errc: make(chan error, 4), log: log}
+	defer func() {
 		if err != nil {
-			return nil, err
-		}
-		closeAll = func() { _ = host.Close(context.Background()) }
-		if plugins, err = modules.Load(context.Background(), host, set, modules.Options{LookupEnv: opt.LookupEnv}); err != nil {
+			for _, srv := range s.servers {
+				_ = srv.Shutdown()
+			}
+			for _, app := range s.apps {
+				_ = app.Shutdown()
+			}
+			for _, ln := range s.lns {
+				_ = ln.Close()
+			}
+			if s.r != nil {
+				_ = s.r.Close(context.Background())
+			}
 			closeAll()
-			return nil, err
 		}
-	}
-	opt.Plugins = plugins // plugins first: a soap source's codec is one
-	if opt.Connector == nil {
-		opt.Connector = connectorConfig(log) // file sources' transports: `fsb connector` (connector.go)
-	}
-	conns, err := sources.Open(set, opt)
+	}()
+
+	tc := cfg.Tracing
+	tr, err := telemetry.New(ctx, telemetry.Config{Enabled: tc.Enabled, Endpoint: tc.Endpoint, Insecure: tc.Insecure,
+		Headers: tc.Headers, SampleRatio: tc.SampleRatio, ServiceName: tc.ServiceName, Propagate: tc.Propagate})
 	if err != nil {
-		closeAll()
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	closers = append(closers, func() {
+		c, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		_ = tr.Shutdown(c) // flushes the spans still batched
+	})
+	host, err := wasm.NewHost(ctx, wasm.HostConfig{Log: log, CacheDir: cfg.WASM.CacheDir})
+	if err != nil {
 		return nil, err
 	}
-	closePlugins := closeAll
-	closeAll = func() { sources.Close(conns); closePlugins() }
-	var proxies []string
-	for _, p := range strings.Split(f.proxies, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			proxies = append(proxies, p)
-		}
+	closers = append(closers, func() { _ = host.Close(context.Background()) })
+	var m *metrics.Metrics // metrics only where they can be read: the admin listener
+	if cfg.Listeners.Admin.Addr != "" && cfg.Metrics.Enabled {
+		m = metrics.New(metrics.Options{})
+		s.metrics = m
 	}
-	sec, err := f.security.open(log)
+	sec, err := openSecurity(cfg, keyNamer(cfg), log, m)
 	if err != nil {
-		closeAll()
 		return nil, err
 	}
-	closeSources := closeAll
-	closeAll = func() { sec.close(); closeSources() }
-	var observer flow.Observer = gateway.CallLogger{Log: log}
-	var reqMetrics gateway.RequestMetrics // nil: requests not counted
-	if sec.admin != nil {
-		sec.admin.SetServices(servicesOf(plans)) // legal bases are submitted for these services only
-		// Metrics only where they can be read: the admin listener.
-		m := metrics.New(metrics.Options{})
-		m.SetPlugins(func() map[string]flow.Plugin { return plugins }) // WASM pool gauges
-		observer, reqMetrics = metrics.Observers(observer, m), m
-		sec.admin.SetMetrics(m.Handler())
-	}
-	cfg := gateway.Config{
-		Plans:          plans,
-		Runtime:        &flow.Runtime{Conns: conns, Plugins: plugins, Observer: observer, Log: log},
-		Log:            log,
-		TrustedProxies: proxies,
-		Access:         sec.registry,
-		Audit:          sec.audit,
-		Catalog:        catalog.New(set, plans), // the service catalogue, with source titles and test examples
-		Metrics:        reqMetrics,
-	}
-	gw := gateway.New(cfg)
-	s := &server{gw: gw, scheme: "http", errc: make(chan error, 4), close: closeAll}
+	closers = append(closers, sec.close) // the audit trail: flushed, a last checkpoint signed
 	if sec.tls != nil {
 		s.scheme = "https"
 	}
-	listen := func(addr string, app *fiber.App, tlsConf *tls.Config) (string, error) {
+
+	var observer flow.Observer = gateway.CallLogger{Log: log}
+	if m != nil {
+		observer = metrics.Observers(observer, m)
+		sec.admin.SetMetrics(m.Handler()) // gateway.AdminPath + /metrics
+		if p := cfg.Metrics.Path; p != gateway.AdminPath+"/metrics" {
+			sec.admin.App().Get(p, m.Handler()) // behind the admin authentication too
+		}
+		if sec.audit != nil {
+			m.SetAuditQueue(sec.audit.QueueDepth)
+		}
+	}
+	gwLog := log
+	if !cfg.Log.Access {
+		gwLog = slog.New(noAccessLog{log.Handler()})
+	}
+	gatewayConfig := func(snap *reload.Snapshot) gateway.Config {
+		c := gateway.Config{
+			Plans:          snap.Plans,
+			Runtime:        snap.Runtime,
+			Log:            gwLog,
+			TrustedProxies: cfg.TrustedProxies,
+			Access:         sec.registry,
+			Audit:          sec.audit,
+			Catalog:        catalog.New(snap.Set, snap.Plans), // with source titles and test examples
+			Tracer:         tr,                                // nil: tracing off
+		}
+		if m != nil {
+			c.Metrics = m
+		}
+		return c
+	}
+	withTest := cfg.Listeners.Test.Addr != ""
+	bs := cfg.Breaker
+	settings := breaker.Settings{ConsecutiveFailures: bs.ConsecutiveFailures, FailureRatio: bs.FailureRatio,
+		MinRequests: bs.MinRequests, Window: bs.Window.D(), OpenFor: bs.OpenFor.D()}
+	hooks := breaker.Hooks{ // metrics (nil: none) and the log
+		StateChange: func(source, from, to string) {
+			m.CircuitState(source, from, to)
+			logCircuit(log, source, from, to, settings)
+		},
+		Rejected: m.CircuitRejected,
+	}
+	sopt := o.sources
+	if sopt.Connector == nil {
+		sopt.Connector = connectorConfig(log) // file sources' transports: `fsb connector` (connector.go)
+	}
+	s.r, err = reload.New(ctx, reload.Options{
+		Dir: cfg.Flows, Host: host, Sources: sopt, Modules: modules.Options{LookupEnv: sopt.LookupEnv},
+		WrapConnector: func(name string, c connector.Connector) connector.Connector {
+			if bs.Enabled {
+				c = breaker.Wrap(name, c, settings, hooks)
+			}
+			return tr.Connector(name, c)
+		},
+		WrapPlugin: func(name string, p flow.Plugin) flow.Plugin { return tr.Plugin(name, m.Plugin(name, p)) },
+		Observer:   observer,
+		Log:        log,
+		Debounce:   cfg.Reload.Debounce.D(),
+		OnReload: func(gen uint64, _ time.Duration, err error) {
+			m.Reload(cfg.Flows, gen, err)
+			if err == nil && sec.admin != nil && s.r != nil { // s.r is nil during the first load, set below
+				sec.admin.SetServices(servicesOf(s.r.Current().Plans))
+			}
+		},
+		Handler: func(snap *reload.Snapshot) (fasthttp.RequestHandler, error) {
+			gc := gatewayConfig(snap)
+			prod := gateway.New(gc).App().Handler()
+			if !withTest {
+				return prod, nil
+			}
+			tc := gc
+			tc.Environment = access.Test
+			tc.Metrics = nil // fsb_requests_total counts production calls only (the source calls are counted)
+			test := gateway.New(tc).App().Handler()
+			return func(c *fasthttp.RequestCtx) {
+				if c.UserValue(testListener) != nil {
+					test(c)
+				} else {
+					prod(c)
+				}
+			}, nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cur := s.r.Current()
+	s.flows = len(cur.Plans)
+	for _, w := range cur.Set.Warnings() { // what a WSDL uses that the SOAP codec leaves out
+		log.Warn(w.Error())
+	}
+	for _, p := range cur.Plans {
+		if p.MaxBodySize > int64(cfg.Limits.MaxRequestBody) {
+			log.Warn("a flow's maxBodySize is above limits.maxRequestBody, which applies first", "flow", p.Name,
+				"maxBodySize", p.MaxBodySize, "limits.maxRequestBody", int64(cfg.Limits.MaxRequestBody))
+		}
+	}
+	if m != nil {
+		m.Reload(cfg.Flows, cur.Generation, nil)
+		m.SetPlugins(func() map[string]flow.Plugin { // the snapshot being served, not the first one
+			if cur := s.r.Current(); cur != nil {
+				return cur.Runtime.Plugins
+			}
+			return nil
+		})
+	}
+	if sec.admin != nil {
+		sec.admin.SetServices(servicesOf(cur.Plans)) // legal bases are submitted for these services only; OnReload updates them
+	}
+
+	lim := cfg.Limits
+	newLimiter := func(listener string) *breaker.Limiter {
+		l := breaker.NewLimiter(lim.MaxConcurrent, breaker.LimiterOptions{MaxWait: lim.MaxWait.D(), MaxQueue: lim.MaxQueue,
+			OnShed: func() { m.Shed(listener) }})
+		go logShed(ctx, log, listener, l, orDefaultDuration(o.shedLogEvery, shedLogEvery))
+		return l
+	}
+	s.limiter = newLimiter("consumer")
+	if m != nil {
+		m.SetInFlight(func() (int, int) { return s.limiter.InFlight(), s.limiter.Capacity() })
+	}
+	httpServer := func(h fasthttp.RequestHandler) *fasthttp.Server {
+		return &fasthttp.Server{
+			Handler:               h,
+			NoDefaultServerHeader: true,
+			MaxRequestBodySize:    int(lim.MaxRequestBody),
+			ReadTimeout:           lim.ReadTimeout.D(),
+			WriteTimeout:          lim.WriteTimeout.D(),
+			IdleTimeout:           lim.IdleTimeout.D(),
+			CloseOnShutdown:       true, // keep-alive connections close after their call
+			ErrorHandler:          serverError,
+			Logger:                fasthttpLogger{log},
+		}
+	}
+	keyName := keyNamer(cfg)
+	listen := func(key, addr string, tlsConf *tls.Config, serve func(net.Listener) error) (string, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return "", fmt.Errorf("listen on %s: %w", addr, err)
+			return "", fmt.Errorf("%s: listen on %s: %w", keyName(key), addr, err)
 		}
+		s.lns = append(s.lns, ln)
 		if tlsConf != nil {
 			ln = tls.NewListener(ln, tlsConf)
 		}
-		s.apps = append(s.apps, app)
-		go func() { s.errc <- app.Listener(ln) }()
+		go func() { s.errc <- serve(ln) }()
 		return ln.Addr().String(), nil
 	}
-	fail := func(err error) (*server, error) {
-		for _, app := range s.apps {
-			_ = app.Shutdown()
-		}
-		closeAll()
+	consumer := httpServer(s.limiter.Wrap(s.r.Handler())) // each call on the snapshot current when it arrives
+	s.servers = append(s.servers, consumer)
+	if s.addr, err = listen("listeners.consumer.addr", cfg.Listeners.Consumer.Addr, sec.tls, consumer.Serve); err != nil {
 		return nil, err
 	}
-	if s.addr, err = listen(f.addr, gw.App(), sec.tls); err != nil {
-		return fail(err)
-	}
-	if f.security.testAddr != "" {
-		tcfg := cfg
-		tcfg.Environment = access.Test
-		tcfg.Metrics = nil // fsb_requests_total counts production calls only (the source calls are counted)
-		if s.testAddr, err = listen(f.security.testAddr, gateway.New(tcfg).App(), sec.tls); err != nil {
-			return fail(err)
+	if withTest {
+		next := newLimiter("test").Wrap(s.r.Handler())
+		test := httpServer(func(c *fasthttp.RequestCtx) {
+			c.SetUserValue(testListener, true)
+			next(c)
+		})
+		s.servers = append(s.servers, test)
+		if s.testAddr, err = listen("listeners.test.addr", cfg.Listeners.Test.Addr, sec.tls, test.Serve); err != nil {
+			return nil, err
 		}
 	}
 	if sec.admin != nil {
-		if s.adminAddr, err = listen(f.security.adminAddr, sec.admin.App(), sec.adminTLS); err != nil {
-			return fail(err)
+		app := sec.admin.App()
+		s.apps = append(s.apps, app)
+		if s.adminAddr, err = listen("listeners.admin.addr", cfg.Listeners.Admin.Addr, sec.adminTLS, app.Listener); err != nil {
+			return nil, err
 		}
 	}
+	if cfg.Reload.Watch {
+		go func() {
+			if err := s.r.Watch(ctx); err != nil {
+				log.Warn("reload: not watching the flow directory (SIGHUP still reloads)", "dir", cfg.Flows, "err", err)
+			}
+		}()
+	}
+	if cfg.Reload.Signal {
+		go s.r.OnSignal(ctx)
+	}
+	// The start-up lines cmdServe prints, for a log collector too.
+	log.Info("serving", "flows", s.flows, "url", s.scheme+"://"+s.addr, "dir", cfg.Flows)
+	if s.testAddr != "" {
+		log.Info("test environment", "url", s.scheme+"://"+s.testAddr)
+	}
+	if s.adminAddr != "" {
+		log.Info("admin API", "addr", s.adminAddr)
+	}
+	timeout := lim.ShutdownTimeout.D()
+	s.shutdown = sync.OnceValue(func() int { return s.stop(timeout, closeAll) })
+	s.close = func() { s.shutdown() }
 	return s, nil
 }
 
-// wait serves until ctx ends (Ctrl-C), then shuts down gracefully.
+// stop is the graceful shutdown: stop accepting, let the calls in flight
+// finish within timeout, close the flow set (plugins, connectors, the
+// connector process), then the audit trail (flushed, a last checkpoint
+// signed), the registry, the WASM host and tracing.
+func (s *server) stop(timeout time.Duration, closeAll func()) int {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	code := 0
+	var mu sync.Mutex
+	fail := func(what string, err error) {
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("shutdown", "what", what, "err", err)
+			mu.Lock()
+			code = 1
+			mu.Unlock()
+		}
+	}
+	var wg sync.WaitGroup
+	for _, srv := range s.servers {
+		wg.Go(func() { fail("listener", srv.ShutdownWithContext(ctx)) })
+	}
+	for _, app := range s.apps {
+		wg.Go(func() { fail("admin listener", app.ShutdownWithContext(ctx)) })
+	}
+	wg.Wait()
+	// Shutdown closes only the listeners Serve has registered: close ours
+	// too, in case a Serve goroutine had not got that far.
+	for _, ln := range s.lns {
+		_ = ln.Close()
+	}
+	fail("flow set", s.r.Close(ctx))
+	closeAll()
+	return code
+}
+
+// wait serves until ctx ends (Ctrl-C, SIGTERM), then shuts down gracefully.
 func (s *server) wait(ctx context.Context, log *slog.Logger) int {
-	defer s.close()
 	select {
 	case err := <-s.errc:
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			log.Error("server stopped", "err", err)
+			s.shutdown()
 			return 1
 		}
-		return 0
+		return s.shutdown()
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	code := 0
-	for _, app := range s.apps {
-		if err := app.ShutdownWithTimeout(10 * time.Second); err != nil {
-			log.Error("shutdown", "err", err)
-			code = 1
-		}
+	return s.shutdown()
+}
+
+// setGC sets the garbage collector for a gateway unless GOGC says
+// otherwise (limits.gogc; 0 keeps Go's default): the live heap is small
+// (plans, pools) while every request allocates, so the default GOGC=100
+// collects several hundred times a second under load. 400 trades a few MiB
+// of heap for ~15% more requests/s.
+func setGC(percent int) {
+	if os.Getenv("GOGC") == "" && percent != 0 {
+		debug.SetGCPercent(percent)
 	}
-	return code
+}
+
+// tuneGC is setGC with the default (fsb bench's candidates).
+func tuneGC() { setGC(config.Default().Limits.GOGC) }
+
+// serverError answers what fasthttp refuses before a handler runs (a body
+// over limits.maxRequestBody, a header too large, a read timeout) with a
+// problem document, as the gateway answers everything else.
+func serverError(c *fasthttp.RequestCtx, err error) {
+	var p *problem.Problem
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		p = problem.TooLarge("the request body exceeds the limit")
+	case errors.As(err, &small):
+		p = &problem.Problem{Type: "about:blank", Title: "Request Header Fields Too Large", Status: 431}
+	case errors.As(err, &ne) && ne.Timeout():
+		p = &problem.Problem{Type: "about:blank", Title: "Request Timeout", Status: 408}
+	default:
+		p = problem.BadRequest("the request could not be read")
+	}
+	c.Response.Reset()
+	c.SetStatusCode(p.Status)
+	c.SetContentType(problem.ContentType)
+	c.SetBody(p.JSON())
+}
+
+// fasthttpLogger sends fasthttp's own messages to the log at debug level.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "component", "http")
 }
 
 // securityFlags switch on TLS, access enforcement, the audit trail, the
@@ -317,8 +692,22 @@ func (s *security) close() {
 	}
 }
 
-// open opens what the flags ask for; on error nothing stays open.
-func (f *securityFlags) open(log *slog.Logger) (sec *security, err error) {
+// openSecurity opens what cfg asks for — TLS, the consumer registry, the
+// audit trail, the admin API — naming keys in errors as n does (a flag, or
+// file:line:col and the key). It first reads every file cfg names with
+// CheckFiles and readKeys, as --check does. On error nothing stays open.
+func openSecurity(cfg *config.Config, n func(string) string, log *slog.Logger, m *metrics.Metrics) (sec *security, err error) {
+	if err := securityChecks(cfg, n); err != nil {
+		return nil, err
+	}
+	var files *keyFiles
+	if err := cfg.CheckFiles(func(c *config.Config) []*config.KeyError {
+		var errs []*config.KeyError
+		files, errs = readKeys(c)
+		return errs
+	}); err != nil {
+		return nil, err
+	}
 	sec = &security{}
 	opened := sec // a failing return sets sec to nil first
 	defer func() {
@@ -327,98 +716,137 @@ func (f *securityFlags) open(log *slog.Logger) (sec *security, err error) {
 			sec = nil
 		}
 	}()
-	if (f.tlsCert == "") != (f.tlsKey == "") {
-		return nil, errors.New("-tls-cert and -tls-key go together")
-	}
-	var clientCAs *x509.CertPool
-	if f.clientCA != "" {
-		if clientCAs, err = loadCertPool(f.clientCA); err != nil {
-			return nil, fmt.Errorf("-client-ca: %w", err)
-		}
-	}
-	if f.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
-		if err != nil {
-			return nil, fmt.Errorf("-tls-cert: %w", err)
-		}
+	if files.cert != nil {
 		// RequestClientCert, not RequireAndVerify: access verifies the chain
 		// itself, so a wrong certificate gets a problem document, not an alert.
-		sec.tls = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
+		sec.tls = &tls.Config{Certificates: []tls.Certificate{*files.cert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 	}
-	if f.accessDir != "" {
-		if clientCAs == nil {
-			log.Warn("access enforcement without -client-ca: no client certificate can be registered or accepted")
+	if cfg.Access.Enabled {
+		if files.clientCAs == nil {
+			log.Warn("access enforcement without a client CA (" + n("listeners.consumer.tls.clientCA") + "): no client certificate can be registered or accepted")
 		}
 		if sec.tls == nil {
-			log.Warn("access enforcement over plain HTTP (no -tls-cert): consumers cannot present certificates, and tokens travel in clear")
+			log.Warn("access enforcement over plain HTTP (no TLS certificate): consumers cannot present certificates, and tokens travel in clear")
 		}
-		opts := access.Options{ClientCAs: clientCAs, Logger: log}
-		if f.tokenKey != "" {
-			key, err := loadEd25519Key(f.tokenKey)
-			if err != nil {
-				return nil, fmt.Errorf("-token-key: %w", err)
-			}
-			opts.Tokens = access.TokenConfig{Issuer: f.tokenIssuer, Audience: f.tokenAudience, Key: key}
+		opts := access.Options{ClientCAs: files.clientCAs, Logger: log}
+		if files.token != nil {
+			opts.Tokens = access.TokenConfig{Issuer: cfg.Access.TokenIssuer, Audience: cfg.Access.TokenAudience, Key: files.token}
 		}
-		if sec.registry, err = access.Open(f.accessDir, opts); err != nil {
-			return nil, fmt.Errorf("-access-dir: %w", err)
+		if sec.registry, err = access.Open(cfg.Access.Dir, opts); err != nil {
+			return nil, fmt.Errorf("%s: %w", n("access.dir"), err)
 		}
-	} else if f.clientCA != "" || f.tokenKey != "" {
-		return nil, errors.New("-client-ca and -token-key need -access-dir")
 	}
-	if f.auditDir != "" {
-		if f.auditKey == "" || f.subjectKeyFile == "" {
-			return nil, errors.New("-audit-dir needs -audit-key and -subject-key-file")
-		}
-		key, err := loadEd25519Key(f.auditKey)
-		if err != nil {
-			return nil, fmt.Errorf("-audit-key: %w", err)
-		}
-		sk, err := loadSecret(f.subjectKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("-subject-key-file: %w", err)
-		}
-		if sec.audit, sec.stopPruner, err = openAudit(f.auditDir, key, sk, f.auditConfig, log); err != nil {
+	if cfg.Audit.Enabled {
+		if sec.audit, sec.stopPruner, err = openAuditStore(cfg.Audit.Dir, files.audit, files.subject, files.auditConfig, log, m, n); err != nil {
 			return nil, err
 		}
 	}
-	if f.auditConfig != "" && f.auditDir == "" {
-		return nil, errors.New("-audit-config needs -audit-dir")
-	}
-	if f.adminAddr != "" {
-		if sec.registry == nil && sec.audit == nil {
-			return nil, errors.New("-admin-addr needs -access-dir or -audit-dir")
-		}
-		cfg := gateway.AdminConfig{Access: sec.registry, Audit: sec.audit, Log: log}
-		if f.adminTokenFile != "" {
-			tok, err := readPrivateFile(f.adminTokenFile)
-			if err != nil {
-				return nil, fmt.Errorf("-admin-token-file: %w", err)
-			}
-			if cfg.Token = bytes.TrimSpace(tok); len(cfg.Token) < 16 {
-				return nil, errors.New("-admin-token-file: the token must be at least 16 characters")
-			}
-		}
-		if f.adminClientCA != "" {
-			if f.tlsCert == "" {
-				return nil, errors.New("-admin-client-ca needs -tls-cert (the admin API then serves TLS)")
-			}
-			if cfg.ClientCAs, err = loadCertPool(f.adminClientCA); err != nil {
-				return nil, fmt.Errorf("-admin-client-ca: %w", err)
-			}
+	if cfg.Listeners.Admin.Addr != "" {
+		ac := gateway.AdminConfig{Access: sec.registry, Audit: sec.audit, Log: log, Token: files.adminToken, ClientCAs: files.adminCAs}
+		if files.adminCAs != nil {
 			sec.adminTLS = sec.tls.Clone()
 		}
-		if cfg.Token == nil && cfg.ClientCAs == nil {
-			return nil, errors.New("-admin-addr needs -admin-token-file or -admin-client-ca")
-		}
-		sec.admin = gateway.NewAdmin(cfg)
-	} else if f.adminTokenFile != "" || f.adminClientCA != "" {
-		return nil, errors.New("-admin-token-file and -admin-client-ca need -admin-addr")
-	}
-	if f.testAddr != "" && sec.registry == nil {
-		return nil, errors.New("-test-addr needs -access-dir")
+		sec.admin = gateway.NewAdmin(ac)
 	}
 	return sec, nil
+}
+
+// keyFiles is what the files a configuration names hold, read as serving
+// uses them; nil or empty where the configuration names none.
+type keyFiles struct {
+	cert        *tls.Certificate // listeners.consumer.tls.cert and key
+	clientCAs   *x509.CertPool   // listeners.consumer.tls.clientCA
+	adminCAs    *x509.CertPool   // listeners.admin.clientCA, with the admin listener
+	token       ed25519.PrivateKey
+	audit       ed25519.PrivateKey // with the audit trail
+	subject     audit.Key
+	auditConfig *auditConfig // never nil with the audit trail
+	adminToken  []byte       // with the admin listener
+}
+
+// readKeys reads every file cfg names that serving uses, with serving's
+// rules (an Ed25519 key in PEM, a subject key of 32 bytes, an admin token
+// of 16 characters, a valid audit configuration), and returns every error
+// at its key. openSecurity serves with what it read; --check reports its
+// errors (config.CheckOptions.ReadFiles): one function, so that --check
+// refuses what serve would.
+func readKeys(cfg *config.Config) (*keyFiles, []*config.KeyError) {
+	f := &keyFiles{}
+	var errs []*config.KeyError
+	fail := func(key string, err error) { errs = append(errs, &config.KeyError{Key: key, Err: err}) }
+	t, keys, err := cfg.Listeners.Consumer.TLS, cfg.Keys, error(nil)
+	if t.ClientCA != "" {
+		if f.clientCAs, err = loadCertPool(t.ClientCA); err != nil {
+			fail("listeners.consumer.tls.clientCA", err)
+		}
+	}
+	if t.Cert != "" {
+		if cert, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+			fail("listeners.consumer.tls.cert", err)
+		} else {
+			f.cert = &cert
+		}
+	}
+	if cfg.Access.Enabled && keys.Token != "" {
+		if f.token, err = loadEd25519Key(keys.Token); err != nil {
+			fail("keys.token", err)
+		}
+	}
+	if cfg.Audit.Enabled {
+		if f.audit, err = loadEd25519Key(keys.Audit); err != nil {
+			fail("keys.audit", err)
+		}
+		if f.subject, err = loadSecret(keys.Subject); err != nil {
+			fail("keys.subject", err)
+		}
+		f.auditConfig = &auditConfig{}
+		if cfg.Audit.Config != "" {
+			if f.auditConfig, err = loadAuditConfig(cfg.Audit.Config); err != nil {
+				fail("audit.config", err)
+			}
+		}
+	}
+	if admin := cfg.Listeners.Admin; admin.Addr != "" {
+		if keys.AdminToken != "" {
+			tok, err := readPrivateFile(keys.AdminToken)
+			switch tok = bytes.TrimSpace(tok); {
+			case err != nil:
+				fail("keys.adminToken", err)
+			case len(tok) < 16:
+				fail("keys.adminToken", fmt.Errorf("the token in %s must be at least 16 characters (it has %d): make one with `fsb audit secret -out FILE`", keys.AdminToken, len(tok)))
+			default:
+				f.adminToken = tok
+			}
+		}
+		if admin.ClientCA != "" {
+			if f.adminCAs, err = loadCertPool(admin.ClientCA); err != nil {
+				fail("listeners.admin.clientCA", err)
+			}
+		}
+	}
+	return f, errs
+}
+
+// openAuditStore is audit.go's openAudit with the store's commits counted
+// by m (fsb_audit_commit_duration_seconds, records, failures).
+func openAuditStore(dir string, key ed25519.PrivateKey, subject audit.Key, cfg *auditConfig, log *slog.Logger, m *metrics.Metrics, n func(string) string) (s *audit.Store, stop func(), err error) {
+	opt := cfg.options(dir, key)
+	opt.SubjectKeys, opt.Logger = []audit.Key{subject}, log
+	if m != nil {
+		opt.OnCommit = m.AuditCommit
+	}
+	if s, err = audit.Open(opt); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", n("audit.dir"), err)
+	}
+	if cfg.pruneEvery <= 0 {
+		return s, nil, nil
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		cfg.runPruner(s, log, quit)
+	}()
+	return s, func() { close(quit); <-done }, nil
 }
 
 func loadCertPool(file string) (*x509.CertPool, error) {

@@ -7,8 +7,11 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/openfsb/fsb/engine/spec"
@@ -89,10 +92,13 @@ type Access struct {
 	TokenAudience string `yaml:"tokenAudience"`
 }
 
-// Audit is the audit trail (--audit-dir).
+// Audit is the audit trail (--audit-dir, --audit-config).
 type Audit struct {
 	Enabled bool   `yaml:"enabled"`
 	Dir     string `yaml:"dir"`
+	// Config is the audit configuration file: retention and stored bodies
+	// per service, pruning, minimum free space (engine/gateway/AUDIT.md).
+	Config string `yaml:"config"`
 }
 
 // Limits bound the process.
@@ -211,6 +217,35 @@ func Decode(name string, b []byte) (*Config, error) {
 	return c, errs.Err()
 }
 
+// Set sets one key (listeners.consumer.addr) from text, as an environment
+// variable would, and records origin (e.g. "flag -addr") as where it was
+// set, so that a later validation error names it. A command's flags given
+// explicitly win over the file this way. Paths are taken as given.
+func (c *Config) Set(key, value, origin string) error {
+	i := slices.IndexFunc(AllKeys(), func(k Key) bool { return k.Path == key })
+	if i < 0 {
+		return fmt.Errorf("config: no key %q", key)
+	}
+	if err := setFromText(fieldByPath(reflect.ValueOf(c).Elem(), key), value); err != nil {
+		return fmt.Errorf("%s: %w", origin, err)
+	}
+	if c.pos == nil {
+		c.pos = map[string]spec.Pos{}
+	}
+	c.pos[key] = spec.Pos{File: origin}
+	return nil
+}
+
+// Validate fills the derived defaults and validates again, after Set or
+// after changing fields by hand (Load validates already). Errors are a
+// spec.ErrorList, each at the key at fault.
+func (c *Config) Validate() error {
+	c.derive()
+	errs := c.validate()
+	errs.Sort()
+	return errs.Err()
+}
+
 // derive fills defaults that depend on other keys.
 func (c *Config) derive() {
 	if c.DataDir != "" {
@@ -230,7 +265,7 @@ func (c *Config) derive() {
 func (c *Config) resolve(dir string) {
 	for _, p := range []*string{&c.Flows, &c.DataDir, &c.Listeners.Consumer.TLS.Cert, &c.Listeners.Consumer.TLS.Key,
 		&c.Listeners.Consumer.TLS.ClientCA, &c.Listeners.Admin.ClientCA, &c.Keys.Token, &c.Keys.Audit, &c.Keys.Subject,
-		&c.Keys.AdminToken, &c.Access.Dir, &c.Audit.Dir, &c.WASM.CacheDir} {
+		&c.Keys.AdminToken, &c.Access.Dir, &c.Audit.Dir, &c.Audit.Config, &c.WASM.CacheDir} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -192,11 +192,30 @@ output: steps.a.body
 	if err := os.Chmod(filepath.Join(dir, "admin.token"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got := fmtErrs(c.Check(context.Background(), config.CheckOptions{}))
-	for _, want := range []string{"fsb.yaml:6:15: keys.adminToken: ", "chmod 600", "flows/set.yaml:16:11: "} {
+	// ReadFiles (the command's reading) is reported at its key, unless
+	// the key is at fault already.
+	read := func(*config.Config) []*config.KeyError {
+		return []*config.KeyError{{Key: "keys.adminToken", Err: errors.New("read twice")}, {Key: "flows", Err: errors.New("not PEM")}}
+	}
+	got := fmtErrs(c.Check(context.Background(), config.CheckOptions{ReadFiles: read}))
+	for _, want := range []string{"fsb.yaml:6:15: keys.adminToken: ", "chmod 600", "flows/set.yaml:16:11: ", "fsb.yaml:1:8: flows: not PEM"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in\n%s", want, got)
 		}
+	}
+	if strings.Contains(got, "read twice") {
+		t.Errorf("a key at fault reported twice:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Errorf("Check wrote into dataDir: %v", err)
+	}
+	// A missing key file: where it was looked for and how to make one.
+	if err := os.Remove(filepath.Join(dir, "admin.token")); err != nil {
+		t.Fatal(err)
+	}
+	got = fmtErrs(c.CheckFiles(nil))
+	if want := "keys.adminToken: " + filepath.Join(dir, "admin.token") + " does not exist: create it with `fsb audit secret -out " + filepath.Join(dir, "admin.token") + "`"; !strings.Contains(got, want) {
+		t.Errorf("missing %q in\n%s", want, got)
 	}
 }
 
@@ -234,4 +253,44 @@ func FuzzDecode(f *testing.F) {
 			_ = e.Snippet()
 		}
 	})
+}
+
+// TestSetValidate: Set records where a value came from, so that Validate's
+// errors name it; listeners may share port 0 (each gets a free port) but
+// not a fixed address.
+func TestSetValidate(t *testing.T) {
+	for _, tc := range []struct {
+		sets [][2]string // key, value
+		want string      // "" valid
+	}{
+		{[][2]string{{"listeners.consumer.addr", "127.0.0.1:0"}, {"listeners.admin.addr", "127.0.0.1:0"}, {"keys.adminToken", "/k"}}, ""},
+		{[][2]string{{"listeners.consumer.addr", "127.0.0.1:9000"}, {"listeners.admin.addr", "127.0.0.1:9000"}, {"keys.adminToken", "/k"}},
+			`flag listeners.admin.addr: listeners.admin.addr "127.0.0.1:9000" is also listeners.consumer.addr`},
+		{[][2]string{{"listeners.consumer.addr", "nowhere"}}, `flag listeners.consumer.addr: listeners.consumer.addr "nowhere" is not host:port`},
+		{[][2]string{{"listeners.consumer.addr", "127.0.0.1:99999"}}, `flag listeners.consumer.addr: listeners.consumer.addr "127.0.0.1:99999": the port must be a number from 0 to 65535`},
+		{[][2]string{{"listeners.consumer.addr", "127.0.0.1:-1"}}, `the port must be a number`},
+		{[][2]string{{"listeners.consumer.addr", ":65535"}}, ""},
+		{[][2]string{{"audit.config", "/a.yaml"}}, "flag audit.config: audit.config configures the audit trail"},
+		{[][2]string{{"limits.maxWait", "soon"}}, `flag limits.maxWait: expected a duration`},
+	} {
+		c := config.Default()
+		var err error
+		for _, kv := range tc.sets {
+			if err = c.Set(kv[0], kv[1], "flag "+kv[0]); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = c.Validate()
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.sets, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: %v, want %q", tc.sets, err, tc.want)
+		}
+	}
+	if err := config.Default().Set("listeners.nope", "x", "flag -x"); err == nil {
+		t.Error("Set accepted an unknown key")
+	}
 }

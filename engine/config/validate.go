@@ -6,11 +6,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/openfsb/fsb/engine/modules"
@@ -44,11 +47,16 @@ func (c *Config) validate() spec.ErrorList {
 			}
 			return
 		}
-		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil || port == "" {
 			add(key, "%s %q is not host:port (e.g. 0.0.0.0:8443)", key, a)
 			return
 		}
-		if other, dup := addrs[a]; dup {
+		if n, err := strconv.ParseUint(port, 10, 64); err != nil || n > 65535 {
+			add(key, "%s %q: the port must be a number from 0 to 65535 (0: any free port)", key, a)
+			return
+		}
+		if other, dup := addrs[a]; dup && port != "0" { // port 0: each gets a free port
 			add(key, "%s %q is also %s: each listener needs its own address", key, a, other)
 		}
 		addrs[a] = key
@@ -84,6 +92,8 @@ func (c *Config) validate() spec.ErrorList {
 		if c.Keys.Audit == "" || c.Keys.Subject == "" {
 			add("audit.enabled", "the audit trail needs keys.audit (signs checkpoints) and keys.subject (pseudonymises data subjects)")
 		}
+	} else if c.Audit.Config != "" {
+		add("audit.config", "audit.config configures the audit trail: set audit.enabled: true, or remove it")
 	}
 	if l.Test.Addr != "" && !c.Access.Enabled {
 		add("listeners.test.addr", "the test listener serves connection tests of registered consumers: set access.enabled: true")
@@ -152,18 +162,48 @@ type CheckOptions struct {
 	// Connector configures the native connector process of file sources
 	// (sources.Options.Connector); nil when the flows have none.
 	Sources sources.Options
+	// ReadFiles is the command's own reading of the files the configuration
+	// names — the function serving runs (key formats and lengths, the audit
+	// configuration) — so that Check applies every rule serving does. See
+	// CheckFiles.
+	ReadFiles func(*Config) []*KeyError
 }
 
+// KeyError is a file a key names that does not serve (a key too short, not
+// PEM …): CheckFiles reports it at the key's file:line:col.
+type KeyError struct {
+	Key string // listeners.consumer.tls.cert, keys.adminToken …
+	Err error
+}
+
+func (e *KeyError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
 // Check is `fsb serve --check`: with the configuration already loaded and
-// valid (Load), it reads every file the configuration names (TLS
-// certificates and keys parse, key files are private) and loads the flow
+// valid (Load), it resolves the listeners' hosts, reads every file the
+// configuration names (CheckFiles with opt.ReadFiles) and loads the flow
 // directory exactly as serving would — documents, compilation, plugins and
 // their secrets, sources and theirs — then closes everything. Nothing
-// listens. Errors are a spec.ErrorList (configuration and flow errors,
-// each at its file:line:col) or a plain error.
+// listens, and nothing is written: plugins compile without the on-disk
+// cache (a temporary one, removed). Errors are a spec.ErrorList
+// (configuration and flow errors, each at its file:line:col) or a plain
+// error.
 func (c *Config) Check(ctx context.Context, opt CheckOptions) error {
-	errs := c.checkFiles()
-	host, err := wasm.NewHost(ctx, wasm.HostConfig{CacheDir: c.WASM.CacheDir})
+	var errs spec.ErrorList
+	errs = append(errs, c.checkListeners()...)
+	if err := c.CheckFiles(opt.ReadFiles); err != nil {
+		var ferrs spec.ErrorList
+		if !errors.As(err, &ferrs) {
+			return err
+		}
+		errs = append(errs, ferrs...)
+	}
+	cache, err := os.MkdirTemp("", "fsb-check-wasm-")
+	if err != nil {
+		return errors.Join(errs.Err(), err)
+	}
+	defer os.RemoveAll(cache)
+	host, err := wasm.NewHost(ctx, wasm.HostConfig{CacheDir: cache})
 	if err != nil {
 		return errors.Join(errs.Err(), err)
 	}
@@ -176,6 +216,7 @@ func (c *Config) Check(ctx context.Context, opt CheckOptions) error {
 	if err == nil {
 		s.Release()
 		<-s.Closed()
+		errs.Sort()
 		return errs.Err()
 	}
 	var ferrs spec.ErrorList
@@ -184,21 +225,97 @@ func (c *Config) Check(ctx context.Context, opt CheckOptions) error {
 		errs.Sort()
 		return errs
 	}
+	errs.Sort()
 	return errors.Join(errs.Err(), err)
 }
 
-// checkFiles reads the files the configuration names.
-func (c *Config) checkFiles() spec.ErrorList {
+// checkListeners resolves each listener's address as serving will
+// (net.ResolveTCPAddr: a host that is no IP address is looked up).
+func (c *Config) checkListeners() spec.ErrorList {
 	var errs spec.ErrorList
-	add := func(key, format string, args ...any) { errs = append(errs, c.errorf(key, format, args...)) }
-	t := c.Listeners.Consumer.TLS
-	if t.Cert != "" && t.Key != "" {
-		if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
-			add("listeners.consumer.tls.cert", "listeners.consumer.tls: %v", err)
+	l := c.Listeners
+	for _, a := range []struct{ key, addr string }{
+		{"listeners.consumer.addr", l.Consumer.Addr}, {"listeners.test.addr", l.Test.Addr}, {"listeners.admin.addr", l.Admin.Addr},
+	} {
+		if a.addr == "" {
+			continue
+		}
+		if _, err := net.ResolveTCPAddr("tcp", a.addr); err != nil {
+			host, _, _ := net.SplitHostPort(a.addr)
+			errs = append(errs, c.errorf(a.key, "%s %q: cannot listen there (%v): give an IP address of this host or a name it resolves", a.key, host, err))
 		}
 	}
-	for key, f := range map[string]string{"listeners.consumer.tls.clientCA": t.ClientCA, "listeners.admin.clientCA": c.Listeners.Admin.ClientCA} {
+	return errs
+}
+
+// How each key's file is made, for an error about a missing one.
+var makeFile = map[string]string{
+	"keys.token":                      "create it with `fsb audit keygen -out %s` (an Ed25519 key, mode 0600)",
+	"keys.audit":                      "create it with `fsb audit keygen -out %s` (an Ed25519 key, mode 0600; note the public key it prints)",
+	"keys.subject":                    "create it with `fsb audit secret -out %s` (a random secret, mode 0600)",
+	"keys.adminToken":                 "create it with `fsb audit secret -out %s` (a random token, mode 0600)",
+	"audit.config":                    "write it (engine/gateway/AUDIT.md) or remove audit.config",
+	"listeners.consumer.tls.cert":     "give the server certificate (PEM) there",
+	"listeners.consumer.tls.key":      "give the server certificate's private key (PEM) there",
+	"listeners.consumer.tls.clientCA": "give the CA bundle (PEM) consumer certificates chain to there",
+	"listeners.admin.clientCA":        "give the CA bundle (PEM) admin certificates chain to there",
+}
+
+// missing describes a file a key names that does not exist: its absolute
+// path and how to make one.
+func missing(key, f string) string {
+	abs, err := filepath.Abs(f)
+	if err != nil {
+		abs = f
+	}
+	how := makeFile[key]
+	if strings.Contains(how, "%s") {
+		how = fmt.Sprintf(how, abs)
+	}
+	return fmt.Sprintf("%s: %s does not exist: %s", key, abs, how)
+}
+
+// CheckFiles reads the files the configuration names: every one exists
+// (else its absolute path and how to make it), key files are files and
+// private (mode 0600), the TLS pair loads, CA files hold certificates, the
+// flow directory is a directory; then read, when not nil — the command's
+// own reading, the function serving runs — for the keys not at fault
+// already. `fsb serve` runs it before it opens anything, --check through
+// Check: both apply the same rules. Errors are a spec.ErrorList, each at
+// its key.
+func (c *Config) CheckFiles(read func(*Config) []*KeyError) error {
+	var errs spec.ErrorList
+	bad := map[string]bool{}
+	add := func(key, format string, args ...any) {
+		bad[key] = true
+		errs = append(errs, c.errorf(key, format, args...))
+	}
+	exists := func(key, f string) (os.FileInfo, bool) {
+		fi, err := os.Stat(f)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			add(key, "%s", missing(key, f))
+		case err != nil:
+			add(key, "%s: %v", key, err)
+		}
+		return fi, err == nil
+	}
+	t := c.Listeners.Consumer.TLS
+	if t.Cert != "" && t.Key != "" {
+		_, okc := exists("listeners.consumer.tls.cert", t.Cert)
+		_, okk := exists("listeners.consumer.tls.key", t.Key)
+		if okc && okk {
+			if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+				add("listeners.consumer.tls.cert", "listeners.consumer.tls: %v", err)
+			}
+		}
+	}
+	for _, kf := range [][2]string{{"listeners.admin.clientCA", c.Listeners.Admin.ClientCA}, {"listeners.consumer.tls.clientCA", t.ClientCA}} {
+		key, f := kf[0], kf[1]
 		if f == "" {
+			continue
+		}
+		if _, ok := exists(key, f); !ok {
 			continue
 		}
 		b, err := os.ReadFile(f)
@@ -208,32 +325,35 @@ func (c *Config) checkFiles() spec.ErrorList {
 			add(key, "%s: %s holds no PEM certificate", key, f)
 		}
 	}
-	private := map[string]string{"keys.token": c.Keys.Token, "keys.audit": c.Keys.Audit, "keys.subject": c.Keys.Subject, "keys.adminToken": c.Keys.AdminToken}
-	names := make([]string, 0, len(private))
-	for k := range private {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, key := range names {
-		f := private[key]
+	for _, kf := range [][2]string{{"keys.adminToken", c.Keys.AdminToken}, {"keys.audit", c.Keys.Audit}, {"keys.subject", c.Keys.Subject}, {"keys.token", c.Keys.Token}} {
+		key, f := kf[0], kf[1]
 		if f == "" {
 			continue
 		}
-		fi, err := os.Stat(f)
+		fi, ok := exists(key, f)
 		switch {
-		case err != nil:
-			add(key, "%s: %v", key, err)
+		case !ok:
 		case fi.IsDir():
 			add(key, "%s: %s is a directory, not a key file", key, f)
 		case fi.Mode().Perm()&0o077 != 0:
 			add(key, "%s: %s may be read by other users (mode %v): chmod 600 it", key, f, fi.Mode().Perm())
 		}
 	}
+	if f := c.Audit.Config; f != "" {
+		exists("audit.config", f)
+	}
 	if fi, err := os.Stat(c.Flows); err != nil || !fi.IsDir() {
 		add("flows", "flows: %s is not a directory", c.Flows)
 	}
+	if read != nil {
+		for _, e := range read(c) {
+			if !bad[e.Key] {
+				add(e.Key, "%s", e.Error())
+			}
+		}
+	}
 	errs.Sort()
-	return errs
+	return errs.Err()
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

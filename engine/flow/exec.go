@@ -295,9 +295,35 @@ func (r *run) fail(se *stepError) *Outcome {
 		se.prob.Step = se.step
 	}
 	if r.rt.Log != nil && se.prob.Status >= 500 {
-		r.rt.Log.Warn("flow failed", "flow", r.plan.Name, "step", se.step, "trace", r.inv.TraceID, "status", se.prob.Status, "err", se.err)
+		attrs := []any{"flow", r.plan.Name, "step", se.step}
+		if n := findNode(r.plan.root, se.step); n != nil && n.source != "" { // a source call: which one
+			attrs = append(attrs, "source", n.source, "operation", n.op)
+		}
+		r.rt.Log.Warn("flow failed", append(attrs, "trace", r.inv.TraceID, "status", se.prob.Status, "err", se.err)...)
 	}
 	return &Outcome{Status: se.prob.Status, Problem: se.prob}
+}
+
+// findNode is the step id's node under nodes, nil if none (for logs of
+// failed calls only: it walks the plan).
+func findNode(nodes []*node, id string) *node {
+	for _, n := range nodes {
+		if n.id == id {
+			return n
+		}
+		if f := findNode(n.children, id); f != nil {
+			return f
+		}
+		for _, c := range n.cases {
+			if f := findNode(c.steps, id); f != nil {
+				return f
+			}
+		}
+		if f := findNode(n.fallback, id); f != nil {
+			return f
+		}
+	}
+	return nil
 }
 
 func (r *run) seq(ctx context.Context, env *expr.Env, nodes []*node) *stepError {

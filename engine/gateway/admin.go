@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -63,10 +64,12 @@ type Admin struct {
 	// tokenSum is SHA-256 of the token: comparing fixed-length sums keeps
 	// the comparison constant-time whatever length the caller sends.
 	tokenSum [32]byte
+	services atomic.Pointer[[]access.Service] // AdminConfig.Services, then SetServices
 }
 
-// SetServices sets AdminConfig.Services; call it before serving.
-func (a *Admin) SetServices(s []access.Service) { a.cfg.Services = s }
+// SetServices replaces AdminConfig.Services; safe while serving (a hot
+// reload that adds or removes a service calls it).
+func (a *Admin) SetServices(s []access.Service) { a.services.Store(&s) }
 
 // SetMetrics sets AdminConfig.Metrics; call it before serving.
 func (a *Admin) SetMetrics(h fiber.Handler) { a.cfg.Metrics = h }
@@ -78,6 +81,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	a := &Admin{cfg: cfg, log: cfg.Log, tokenSum: sha256.Sum256(cfg.Token)}
+	a.SetServices(cfg.Services)
 	app := fiber.New(fiber.Config{
 		AppName: "openfsb-admin", DisableStartupMessage: true, BodyLimit: 1 << 20,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 120 * time.Second,
@@ -395,9 +399,9 @@ func (a *Admin) submitLegalBasis(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if a.cfg.Services != nil && !slices.Contains(a.cfg.Services, in.Service) {
-		names := make([]string, len(a.cfg.Services))
-		for i, s := range a.cfg.Services {
+	if services := *a.services.Load(); services != nil && !slices.Contains(services, in.Service) {
+		names := make([]string, len(services))
+		for i, s := range services {
 			names[i] = fmt.Sprintf("%s/v%d", s.Name, s.Major)
 		}
 		slices.Sort(names)

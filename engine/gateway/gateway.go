@@ -228,14 +228,15 @@ func (g *Gateway) handler(p *flow.Plan) fiber.Handler {
 // with it, hands its context to h through c.UserContext(), and ends it with
 // the answer's status. A consumer's traceparent is never continued
 // (telemetry.StartFlow starts a new root: consumers are outside the trust
-// boundary). Without a tracer, h itself.
+// boundary); the consumer's BelGov-Trace-Id, when valid, is the span's
+// belgov.trace_in. Without a tracer, h itself.
 func (g *Gateway) traced(p *flow.Plan, h fiber.Handler) fiber.Handler {
 	tr := g.cfg.Tracer
 	if tr == nil {
 		return h
 	}
 	return func(c *fiber.Ctx) (err error) {
-		ctx, span := tr.StartFlow(context.Background(), p.Name, g.freshTrace(c))
+		ctx, span := tr.StartFlow(context.Background(), p.Name, g.freshTrace(c), traceIn(c))
 		c.SetUserContext(ctx)
 		ended := false
 		defer func() {
@@ -314,7 +315,7 @@ func (g *Gateway) accessLog(c *fiber.Ctx, flowName, traceOut, org string, status
 func (g *Gateway) accessAttrs(c *fiber.Ctx, flowName, traceOut, org string, status int, start time.Time) []slog.Attr {
 	attrs := make([]slog.Attr, 0, 6)
 	attrs = append(attrs, slog.String("flow", flowName), slog.String("trace", traceOut))
-	if in := c.Get(trace.Header); in != "" && trace.Valid(in) && !expr.ValidSSIN(in) {
+	if in := traceIn(c); in != "" {
 		attrs = append(attrs, slog.String("trace_in", in))
 	}
 	attrs = append(attrs, slog.Int("status", status), slog.Duration("duration", time.Since(start)))
@@ -416,6 +417,16 @@ func (g *Gateway) newTrace(c *fiber.Ctx) string {
 		return g.traceHeaders(c)
 	}
 	return g.freshTrace(c)
+}
+
+// traceIn is the BelGov-Trace-Id the consumer sent, for the access log and
+// the flow's span: only a valid one that is not a national register number
+// (anything else could be personal data); "" otherwise.
+func traceIn(c *fiber.Ctx) string {
+	if in := c.Get(trace.Header); in != "" && trace.Valid(in) && !expr.ValidSSIN(in) {
+		return in
+	}
+	return ""
 }
 
 // freshTrace sets a fresh BelGov-Trace-Id and the related one, and returns

@@ -219,6 +219,26 @@ func TestTracedCall(t *testing.T) {
 		t.Errorf("a source outside the trust boundary got traceparent %q", tp)
 	}
 
+	if got := spanAttr(root, "belgov.trace_in"); got != "" {
+		t.Errorf("belgov.trace_in %q without a consumer BelGov-Trace-Id", got)
+	}
+
+	// The consumer's BelGov-Trace-Id is the flow span's belgov.trace_in,
+	// unless it could be personal data (a national register number).
+	for in, want := range map[string]string{"consumer-trace-0001": "consumer-trace-0001", "85073003328": ""} {
+		o.exp.Reset()
+		o.do(t, "GET", "/both/v1/get", nil, headerTrace, in)
+		var got string
+		for _, s := range o.exp.GetSpans() {
+			if s.Name == "flow both" {
+				got = spanAttr(s, "belgov.trace_in")
+			}
+		}
+		if got != want {
+			t.Errorf("BelGov-Trace-Id %q: belgov.trace_in %q, want %q", in, got, want)
+		}
+	}
+
 	// Answers that never reach a flow have no span; a flow's problem ends
 	// its span with the problem's status.
 	o.exp.Reset()

@@ -125,7 +125,8 @@ func (r *Reloader) Current() *Snapshot { return r.cur.Load() }
 // finish on the old one, which is closed after the last of them. An
 // invalid set is refused: its errors are logged (each file:line:col) and
 // returned, and the current snapshot keeps serving. changed is false when
-// the content is the same as the current snapshot's.
+// the content is the same as the current snapshot's (logged at info as
+// "reload: no change", so that a SIGHUP always leaves a line).
 func (r *Reloader) Reload(ctx context.Context) (changed bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -135,6 +136,7 @@ func (r *Reloader) Reload(ctx context.Context) (changed bool, err error) {
 	start := time.Now()
 	files, digest, err := readDir(r.opt.Dir)
 	if err == nil && r.cur.Load().Digest == digest {
+		r.log.Info("reload: no change", "generation", r.gen, "dir", r.opt.Dir)
 		return false, nil
 	}
 	var s *Snapshot

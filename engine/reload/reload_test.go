@@ -1,6 +1,7 @@
 package reload_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -92,6 +94,25 @@ type world struct {
 	client   *http.Client
 	srv      *fasthttp.Server
 	lnClosed chan struct{}
+	logs     lockedBuffer // the reloader's log, text
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newWorld(t *testing.T) *world {
@@ -112,6 +133,7 @@ func newWorld(t *testing.T) *world {
 	w.r, err = reload.New(context.Background(), reload.Options{
 		Dir:  w.dir,
 		Host: host,
+		Log:  slog.New(slog.NewTextHandler(&w.logs, nil)),
 		Handler: func(s *reload.Snapshot) (fasthttp.RequestHandler, error) {
 			return gateway.New(gateway.Config{Plans: s.Plans, Runtime: s.Runtime}).App().Handler(), nil
 		},
@@ -392,12 +414,16 @@ func TestRefusedSetLogsPositions(t *testing.T) {
 	}
 }
 
-// TestUnchangedIsNoop: the same content does not build a new snapshot.
+// TestUnchangedIsNoop: the same content does not build a new snapshot,
+// and says so at info (a SIGHUP always leaves a line).
 func TestUnchangedIsNoop(t *testing.T) {
 	w := newWorld(t)
 	cur := w.r.Current()
 	if changed, err := w.r.Reload(context.Background()); changed || err != nil || w.r.Current() != cur {
 		t.Fatalf("unchanged directory: changed %v, err %v", changed, err)
+	}
+	if logs := w.logs.String(); !strings.Contains(logs, `level=INFO msg="reload: no change" generation=1`) {
+		t.Errorf("an unchanged reload logged:\n%s", logs)
 	}
 }
 

@@ -52,6 +52,7 @@ type Config struct {
 // Attribute keys OpenFSB sets on its spans.
 const (
 	AttrBelGovTraceID = attribute.Key("belgov.trace_id")
+	AttrBelGovTraceIn = attribute.Key("belgov.trace_in") // the consumer's BelGov-Trace-Id
 	AttrFlow          = attribute.Key("fsb.flow")
 	AttrSource        = attribute.Key("fsb.source")
 	AttrOperation     = attribute.Key("fsb.operation")
@@ -139,16 +140,22 @@ type Span struct{ s trace.Span }
 
 // StartFlow starts the span of one consumer call of a flow. belgovTraceID
 // is the call's BelGov-Trace-Id (the answer's header), recorded as the
-// belgov.trace_id attribute. Pass the returned context to Plan.Serve (or
-// Run) so that source calls and transforms become its children. A trace
-// is never continued from a consumer's traceparent: consumers are outside
-// the trust boundary.
-func (t *Tracer) StartFlow(ctx context.Context, flowName, belgovTraceID string) (context.Context, *Span) {
+// belgov.trace_id attribute; traceIn, when not empty, is the one the
+// consumer sent (the access log's trace_in), recorded as belgov.trace_in
+// — the caller passes only a valid id that is no national number. Pass the
+// returned context to Plan.Serve (or Run) so that source calls and
+// transforms become its children. A trace is never continued from a
+// consumer's traceparent: consumers are outside the trust boundary.
+func (t *Tracer) StartFlow(ctx context.Context, flowName, belgovTraceID, traceIn string) (context.Context, *Span) {
 	if t == nil {
 		return ctx, nil
 	}
+	attrs := []attribute.KeyValue{AttrFlow.String(flowName), AttrBelGovTraceID.String(belgovTraceID)}
+	if traceIn != "" {
+		attrs = append(attrs, AttrBelGovTraceIn.String(traceIn))
+	}
 	ctx, s := t.tr.Start(ctx, "flow "+flowName, trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot(),
-		trace.WithAttributes(AttrFlow.String(flowName), AttrBelGovTraceID.String(belgovTraceID)))
+		trace.WithAttributes(attrs...))
 	return ctx, &Span{s}
 }
 

@@ -18,7 +18,7 @@ func benchCall(b *testing.B, tr *telemetry.Tracer) {
 	req := &connector.Request{Operation: "get", TraceID: "0123456789abcdef0123456789abcdef"}
 	b.ReportAllocs()
 	for b.Loop() {
-		ctx, span := tr.StartFlow(context.Background(), "flow", "0123456789abcdef0123456789abcdef")
+		ctx, span := tr.StartFlow(context.Background(), "flow", "0123456789abcdef0123456789abcdef", "")
 		_, _ = conn.Call(ctx, req)
 		span.End(200)
 	}

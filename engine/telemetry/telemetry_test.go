@@ -89,7 +89,7 @@ func TestSpansAndPropagation(t *testing.T) {
 	}
 	rt := &flow.Runtime{Conns: wrapped}
 	const belgov = "0123456789abcdef0123456789abcdef"
-	ctx, span := tr.StartFlow(context.Background(), "both", belgov)
+	ctx, span := tr.StartFlow(context.Background(), "both", belgov, "")
 	out := p.Serve(ctx, rt, &flow.Request{}, belgov, expr.Consumer{})
 	span.End(out.Status)
 	if out.Status != 200 {
@@ -134,7 +134,7 @@ func TestPluginSpan(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tr := telemetry.NewWithExporter(telemetry.Config{}, exp)
 	pl := tr.Plugin("upper", upper{})
-	ctx, span := tr.StartFlow(context.Background(), "f", "x")
+	ctx, span := tr.StartFlow(context.Background(), "f", "x", "")
 	if _, err := pl.Call(ctx, "transform", []byte(`{}`), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestOff(t *testing.T) {
 	if tr.Connector("x", c) != c {
 		t.Error("off wrapped a connector")
 	}
-	ctx, span := tr.StartFlow(context.Background(), "f", "x")
+	ctx, span := tr.StartFlow(context.Background(), "f", "x", "")
 	span.End(200)
 	if telemetry.Traceparent(ctx) != "" {
 		t.Error("a traceparent without tracing")
@@ -176,7 +176,7 @@ func TestOTLPExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, span := tr.StartFlow(context.Background(), "f", "x")
+	_, span := tr.StartFlow(context.Background(), "f", "x", "")
 	span.End(200)
 	if err := tr.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -214,3 +214,24 @@ func attr(s tracetest.SpanStub, key string) string {
 }
 
 var _ sdktrace.SpanExporter = (*tracetest.InMemoryExporter)(nil)
+
+// TestFlowSpanTraceIn: the flow span carries the consumer's BelGov-Trace-Id
+// as belgov.trace_in when one was sent, and no such attribute otherwise.
+func TestFlowSpanTraceIn(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := telemetry.NewWithExporter(telemetry.Config{}, exp)
+	defer tr.Shutdown(context.Background())
+	const ours, theirs = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	for _, in := range []string{theirs, ""} {
+		exp.Reset()
+		_, span := tr.StartFlow(context.Background(), "f", ours, in)
+		span.End(200)
+		spans := exp.GetSpans()
+		if len(spans) != 1 {
+			t.Fatalf("%d spans", len(spans))
+		}
+		if got := attr(spans[0], "belgov.trace_in"); got != in || attr(spans[0], "belgov.trace_id") != ours {
+			t.Errorf("trace in %q: belgov.trace_in %q, attributes %v", in, got, spans[0].Attributes)
+		}
+	}
+}
