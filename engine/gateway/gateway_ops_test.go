@@ -109,7 +109,7 @@ type opsGateway struct {
 
 // newOps builds a gateway with metrics, tracing (the inside source in the
 // trust boundary) and a breaker in front of the outside source.
-func newOps(t *testing.T) *opsGateway {
+func newOps(t *testing.T, with ...func(*gateway.Config)) *opsGateway {
 	t.Helper()
 	o := &opsGateway{up: &traceUpstream{seen: map[string]http.Header{}}, m: metrics.New(metrics.Options{}), exp: tracetest.NewInMemoryExporter()}
 	srv := httptest.NewServer(o.up)
@@ -125,7 +125,11 @@ func newOps(t *testing.T) *opsGateway {
 	o.brk = breaker.Wrap("outside", conns["outside"], breaker.Settings{ConsecutiveFailures: 1, OpenFor: time.Minute},
 		breaker.Hooks{StateChange: o.m.CircuitState, Rejected: o.m.CircuitRejected})
 	wrapped := map[string]connector.Connector{"inside": tr.Connector("inside", conns["inside"]), "outside": tr.Connector("outside", o.brk)}
-	gw := gateway.New(gateway.Config{Plans: plans, Runtime: &flow.Runtime{Conns: wrapped, Observer: o.m}, Metrics: o.m, Tracer: tr})
+	cfg := gateway.Config{Plans: plans, Runtime: &flow.Runtime{Conns: wrapped, Observer: o.m}, Metrics: o.m, Tracer: tr}
+	for _, f := range with {
+		f(&cfg)
+	}
+	gw := gateway.New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

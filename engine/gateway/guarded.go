@@ -34,6 +34,9 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 	version := "v" + itoa(p.Major)
 	return func(c *fiber.Ctx) error {
 		ctx := context.Background()
+		if g.cfg.Tracer != nil {
+			ctx = c.UserContext() // the flow's span (traced)
+		}
 		logged := g.log.Enabled(ctx, slog.LevelInfo)
 		var start time.Time
 		if logged || g.cfg.Metrics != nil {
@@ -63,11 +66,12 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 						slog.String("step", string(d.Step)), slog.String("reason", d.Reason))
 					g.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
 				}
-				if g.cfg.Metrics != nil {
+				err := g.refuse(ctx, c, &d, auditRequest(&d, ip, p.Name, version, traceIn, id, "", nil))
+				if g.cfg.Metrics != nil { // the status answered: 503 if the refusal could not be recorded
 					g.cfg.Metrics.Refusal(p.Name, d.Organisation, string(d.Step))
-					g.cfg.Metrics.Request(p.Name, d.Organisation, status, time.Since(start))
+					g.cfg.Metrics.Request(p.Name, d.Organisation, c.Response().StatusCode(), time.Since(start))
 				}
-				return g.refuse(ctx, c, &d, auditRequest(&d, ip, p.Name, version, traceIn, id, "", nil))
+				return err
 			}
 		} else {
 			ip = g.clientIP(c)
@@ -99,7 +103,7 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 			rec, err = g.cfg.Audit.Begin(ctx, auditRequest(&d, ip, p.Name, version, traceIn, id, subject, body))
 			if err != nil {
 				g.log.Error("audit: request not recorded, no source called", "flow", p.Name, "trace", id, "err", err)
-				return g.problem(c, unavailable())
+				return g.unrecorded(c, p.Name, d.Organisation, start)
 			}
 			col = &collector{}
 			ctx = context.WithValue(ctx, collectorKey{}, col)
@@ -146,7 +150,7 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 			rc, err := rec.Finish(ctx, o)
 			if err != nil {
 				g.log.Error("audit: outcome not recorded, answer withheld", "flow", p.Name, "trace", id, "err", err)
-				return g.problem(c, unavailable())
+				return g.unrecorded(c, p.Name, d.Organisation, start)
 			}
 			c.Set(audit.ReceiptHeader, rc.String())
 		}
@@ -223,6 +227,15 @@ func (g *Gateway) refuse(ctx context.Context, c *fiber.Ctx, d *access.Decision, 
 		}
 	}
 	return g.problem(c, d.Problem)
+}
+
+// unrecorded answers a call the audit trail could not record:
+// serviceUnavailable, counted like every answered call.
+func (g *Gateway) unrecorded(c *fiber.Ctx, flow, org string, start time.Time) error {
+	if g.cfg.Metrics != nil {
+		g.cfg.Metrics.Request(flow, org, fiber.StatusServiceUnavailable, time.Since(start))
+	}
+	return g.problem(c, unavailable())
 }
 
 func unavailable() *problem.Problem {
