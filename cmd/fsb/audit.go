@@ -656,20 +656,16 @@ func parseSize(s string) (int64, error) {
 	return v * mult, nil
 }
 
-// openAudit opens the store of `fsb serve -audit-dir` with the
-// configuration file (if any) and starts its pruner; stop ends the pruner
-// (nil when there is none).
-func openAudit(dir string, key ed25519.PrivateKey, subject audit.Key, configFile string, log *slog.Logger) (s *audit.Store, stop func(), err error) {
-	cfg := &auditConfig{}
-	if configFile != "" {
-		if cfg, err = loadAuditConfig(configFile); err != nil {
-			return nil, nil, fmt.Errorf("-audit-config: %w", err)
-		}
-	}
+// openAudit opens the audit trail of `fsb serve` in dir with its
+// configuration cfg (audit.config: retention, pruning, free space; never
+// nil) and starts its pruner; stop ends the pruner (nil when there is
+// none). onCommit, when not nil, hears every synced batch (metrics).
+func openAudit(dir string, key ed25519.PrivateKey, subject audit.Key, cfg *auditConfig, log *slog.Logger,
+	onCommit func(records int, d time.Duration, err error)) (s *audit.Store, stop func(), err error) {
 	opt := cfg.options(dir, key)
-	opt.SubjectKeys, opt.Logger = []audit.Key{subject}, log
+	opt.SubjectKeys, opt.Logger, opt.OnCommit = []audit.Key{subject}, log, onCommit
 	if s, err = audit.Open(opt); err != nil {
-		return nil, nil, fmt.Errorf("-audit-dir: %w", err)
+		return nil, nil, err
 	}
 	if cfg.pruneEvery <= 0 {
 		return s, nil, nil

@@ -41,25 +41,12 @@ func serveWithMocks(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = mocks.Close() })
-	var errs bytes.Buffer
-	set, plans := load(dir, &errs)
-	if plans == nil {
-		t.Fatalf("load %s:\n%s", dir, errs.String())
-	}
 	urls := map[string]string{}
 	for _, n := range mocks.Names() {
 		urls[n] = mocks.URL(n)
 	}
-	srv, err := start(set, plans, sources.Options{BaseURLs: urls, LookupEnv: demoEnv}, serveFlags{addr: "127.0.0.1:0", logLevel: "warn"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, app := range srv.apps {
-			_ = app.ShutdownWithTimeout(5 * time.Second)
-		}
-		srv.close()
-	})
+	srv := serveFlows(t, dir, serveFlags{addr: "127.0.0.1:0", logLevel: "warn"}, serveOptions{
+		sources: sources.Options{BaseURLs: urls, LookupEnv: demoEnv}, log: log})
 	return "http://" + srv.addr
 }
 
@@ -252,7 +239,7 @@ func callFromOpenAPI(t *testing.T, base string, raw []byte) {
 // knows about it.
 func TestCatalogNewFlowServed(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFile(t, filepath.Join(dir, "sources.yaml"), `kind: Source
+	writeFile(t, filepath.Join(dir, "sources.yaml"), `kind: Source
 name: enterpriseRegister
 title: Enterprise register (test)
 protocol: rest
@@ -260,8 +247,8 @@ rest:
   baseUrl: http://127.0.0.1:9   # replaced by the mock's address
   operations:
     getEnterprise: {method: GET, path: "/enterprises/{enterpriseNumber}"}
-`)
-	writeTestFile(t, filepath.Join(dir, "enterprise-name.yaml"), `kind: Flow
+`, 0o644)
+	writeFile(t, filepath.Join(dir, "enterprise-name.yaml"), `kind: Flow
 name: enterpriseName
 version: 1.0.0
 method: GET
@@ -296,7 +283,7 @@ flow: enterpriseName
 request: {path: /enterpriseName/v1/enterprises/0912345673}
 mocks: [{call: enterpriseRegister.getEnterprise, body: {name: Zonnebloem Bakkerijen NV}}]
 expect: {status: 200, body: {name: Zonnebloem Bakkerijen NV}}
-`)
+`, 0o644)
 	base := serveWithMocks(t, dir)
 	cat := getCatalog(t, base)
 	if cat.Total != 1 || cat.Items[0].Code != "ENT-NAME" {
@@ -309,13 +296,6 @@ expect: {status: 200, body: {name: Zonnebloem Bakkerijen NV}}
 		}
 	}
 	callFromOpenAPI(t, base, httpGet(t, base+"/enterpriseName/v1/doc/openapi.json", 200))
-}
-
-func writeTestFile(t *testing.T, p, s string) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // chromiumPath finds Debian's chromium (apt-get install chromium) or

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
 
@@ -139,8 +138,8 @@ func keyNamer(cfg *config.Config) func(key string) string {
 }
 
 // securityChecks refuses combinations that cannot work, naming keys as n
-// does (flags in development). config.Validate checks them too; these
-// messages name flags.
+// does. serveConfig runs it without a file, before config.Validate, which
+// checks the same combinations at the key: these messages name the flags.
 func securityChecks(cfg *config.Config, n func(string) string) error {
 	l, k := cfg.Listeners, cfg.Keys
 	switch {
@@ -173,41 +172,15 @@ func flagsSet(fs *flag.FlagSet) func(string) bool {
 	return func(name string) bool { return set[name] }
 }
 
-// commonDir is the directory holding every file of a set (spec.LoadDir
-// names them dir/…): the flow directory start serves.
-func commonDir(s *spec.Set) string {
-	if len(s.Files) == 0 {
-		return "."
-	}
-	dir := filepath.Dir(s.Files[0])
-	for _, f := range s.Files[1:] {
-		for dir != "." && dir != "/" && !strings.HasPrefix(f, dir+string(filepath.Separator)) {
-			dir = filepath.Dir(dir)
-		}
-	}
-	return dir
-}
-
-// printServeErrors prints err as printErrors does — each error with its
-// source line — and a summary that says where the errors are: in the
+// errorsWhere says where the errors of err are, for printErrors: in the
 // configuration file (file), in the flows under the flow directory
-// (flows), or just how many when they are elsewhere or in several places
-// (a flag, the environment, the file and the flows).
-func printServeErrors(w io.Writer, err error, file, flows string) {
+// (flows), or "" when they are elsewhere or in several places (a flag, the
+// environment, the file and the flows).
+func errorsWhere(err error, file, flows string) string {
 	var errs spec.ErrorList
 	if !errors.As(err, &errs) {
-		fmt.Fprintf(w, "fsb: %v\n", err)
-		return
+		return ""
 	}
-	for _, e := range errs {
-		fmt.Fprintln(w, e.Snippet())
-	}
-	fmt.Fprintln(w, errorSummary(errs, file, flows))
-}
-
-// errorSummary is the last line of printServeErrors.
-func errorSummary(errs spec.ErrorList, file, flows string) string {
-	n := plural(len(errs), "error")
 	inFile, inFlows := file != "", flows != ""
 	for _, e := range errs {
 		inFile = inFile && e.Pos.File == file
@@ -215,11 +188,11 @@ func errorSummary(errs spec.ErrorList, file, flows string) string {
 	}
 	switch {
 	case inFile:
-		return n + " in " + file
+		return file
 	case inFlows:
-		return n + " in the flows under " + flows
+		return "the flows under " + flows
 	}
-	return n
+	return ""
 }
 
 // underDir reports whether path is dir or inside it.

@@ -33,27 +33,7 @@ func newConfigRig(t *testing.T, up, yaml string) *configRig {
 	t.Helper()
 	c := &configRig{dir: t.TempDir(), token: "config-test-admin-token-0123456789"}
 	c.file = filepath.Join(c.dir, "fsb.yaml")
-	if err := os.Mkdir(filepath.Join(c.dir, "flows"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(c.dir, "flows", "x.yaml"), `kind: Source
-name: reg
-protocol: rest
-rest:
-  baseUrl: `+up+`
-  operations:
-    get: {method: GET, path: /x}
----
-kind: Flow
-name: x
-version: 1.0.0
-method: GET
-path: /x/v1/x
-steps:
-  - id: r
-    call: reg.get
-output: steps.r.body
-`, 0o644)
+	writeFlows(t, c.dir, up)
 	writeFile(t, filepath.Join(c.dir, "admin.token"), c.token, 0o600)
 	writeFile(t, c.file, yaml, 0o644)
 	return c
@@ -213,7 +193,7 @@ reload: {watch: false}
 `)
 	logs := newLogRecorder()
 	const every = 20 * time.Millisecond
-	srv := startConfigServerWith(t, c, serveOptions{log: slog.New(logs), shedLogEvery: every})
+	srv := serveConfigFile(t, c.file, serveOptions{log: slog.New(logs), shedLogEvery: every})
 	logs.wait(t, "start-up lines", func(l []string) bool {
 		return hasLine("INFO serving", "flows=1", "url=http://"+srv.addr)(l) && hasLine("INFO admin API", "addr="+srv.adminAddr)(l)
 	})
@@ -273,7 +253,7 @@ reload: {watch: false}
 			t.Errorf("a shed call wrote an access line: %s", l)
 		}
 	}
-	text := scrapeMetrics(t, srv, c.token)
+	text := scrapeMetrics(t, srv.adminAddr, c.token)
 	for _, want := range []string{`fsb_shed_total{listener="consumer"} 3`, `fsb_inflight_requests{kind="inflight"} 2`, `fsb_inflight_requests{kind="capacity"} 2`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s:\n%s", want, grepLines(text, "fsb_shed", "fsb_inflight"))
@@ -307,7 +287,7 @@ breaker: {consecutiveFailures: 2, openFor: 1m}
 reload: {watch: false}
 `)
 	logs := newLogRecorder()
-	srv := startConfigServerWith(t, c, serveOptions{log: slog.New(logs)})
+	srv := serveConfigFile(t, c.file, serveOptions{log: slog.New(logs)})
 	for i := range 5 {
 		if resp, err := http.Get("http://" + srv.addr + "/x/v1/x"); err != nil {
 			t.Fatal(err)
@@ -319,7 +299,7 @@ reload: {watch: false}
 		}
 	}
 	n := arrived.Load()
-	text := scrapeMetrics(t, srv, c.token)
+	text := scrapeMetrics(t, srv.adminAddr, c.token)
 	if !strings.Contains(text, `fsb_circuit_state{source="reg"} 2`) || !strings.Contains(text, `fsb_circuit_rejected_total{source="reg"} 3`) {
 		t.Errorf("source reached %d times; metrics:\n%s", n, grepLines(text, "fsb_circuit"))
 	}
@@ -335,48 +315,6 @@ func newServeFlagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	return fs
-}
-
-// startConfigServer serves the rig's configuration file as fsb serve
-// --config does, until the test ends.
-func startConfigServer(t *testing.T, c *configRig) *server {
-	t.Helper()
-	return startConfigServerWith(t, c, serveOptions{log: slog.New(slog.DiscardHandler)})
-}
-
-// startConfigServerWith is startConfigServer with o (a log to read).
-func startConfigServerWith(t *testing.T, c *configRig, o serveOptions) *server {
-	t.Helper()
-	cfg, err := serveConfig(c.file, "", &serveFlags{}, func(string) bool { return false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := startServer(cfg, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if code := srv.shutdown(); code != 0 {
-			t.Errorf("serve exit %d", code)
-		}
-	})
-	return srv
-}
-
-func scrapeMetrics(t *testing.T, srv *server, token string) string {
-	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+srv.adminAddr+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("metrics: %d %s", resp.StatusCode, b)
-	}
-	return string(b)
 }
 
 // grepLines keeps the lines of text that start with one of prefixes.
@@ -425,14 +363,7 @@ listeners:
 tracing: {enabled: true, endpoint: `+collector.URL+`, propagate: [reg], serviceName: fsb-tracing-test}
 reload: {watch: false}
 `)
-	cfg, err := serveConfig(c.file, "", &serveFlags{}, func(string) bool { return false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := startServer(cfg, serveOptions{log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := serveConfigFile(t, c.file, serveOptions{})
 	httpGet(t, "http://"+srv.addr+"/x/v1/x", 200)
 	if code := srv.shutdown(); code != 0 { // flushes the spans
 		t.Fatalf("serve exit %d", code)

@@ -97,18 +97,10 @@ output: steps.a.body
 `), 0o644)
 
 	ca, srvCert, srvKey, cliCert, cliKey := writePKI(t, dir)
-	runOK := func(args ...string) string {
-		t.Helper()
-		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != 0 {
-			t.Fatalf("fsb %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
-		}
-		return stdout.String()
-	}
 	auditKey, subjectKey, tokenFile := filepath.Join(dir, "audit.key"), filepath.Join(dir, "subject.key"), filepath.Join(dir, "admin.token")
-	pub := strings.TrimSpace(runOK("audit", "keygen", "-out", auditKey))
-	runOK("audit", "secret", "-out", subjectKey)
-	runOK("audit", "secret", "-out", tokenFile)
+	pub := strings.TrimSpace(runOK(t, "audit", "keygen", "-out", auditKey))
+	runOK(t, "audit", "secret", "-out", subjectKey)
+	runOK(t, "audit", "secret", "-out", tokenFile)
 
 	f := serveFlags{addr: "127.0.0.1:0", logLevel: "error"}
 	f.security = securityFlags{
@@ -117,12 +109,12 @@ output: steps.a.body
 		auditKey: auditKey, subjectKeyFile: subjectKey,
 		adminAddr: "127.0.0.1:0", adminTokenFile: tokenFile,
 	}
-	srv := serveFlows(t, flows, f)
+	srv := serveFlows(t, flows, f, serveOptions{})
 
 	admin := []string{"-admin", "http://" + srv.adminAddr, "-admin-token-file", tokenFile, "-actor", "test"}
 	consumer := func(args ...string) map[string]any {
 		t.Helper()
-		out := runOK(append(append([]string{"consumer"}, args...), admin...)...)
+		out := runOK(t, append(append([]string{"consumer"}, args...), admin...)...)
 		var m map[string]any
 		if err := json.Unmarshal([]byte(out), &m); err != nil {
 			t.Fatalf("fsb consumer %v printed %q", args, out)
@@ -145,11 +137,11 @@ output: steps.a.body
 	consumer("cert", "add", app, cliCert)
 	// Lists: org list has no flags; a filtered list works twice in a row
 	// (its URL is not carried over from the previous call).
-	if out := runOK(append([]string{"consumer", "org", "list"}, admin...)...); !strings.Contains(out, "0203201340") {
+	if out := runOK(t, append([]string{"consumer", "org", "list"}, admin...)...); !strings.Contains(out, "0203201340") {
 		t.Fatalf("org list:\n%s", out)
 	}
 	for range 2 {
-		if out := runOK(append([]string{"consumer", "app", "list", en}, admin...)...); !strings.Contains(out, app) {
+		if out := runOK(t, append([]string{"consumer", "app", "list", en}, admin...)...); !strings.Contains(out, app) {
 			t.Fatalf("app list:\n%s", out)
 		}
 	}
@@ -184,7 +176,7 @@ output: steps.a.body
 		t.Fatalf("production before the connection test: %d %s", st, body)
 	}
 
-	out := runOK(append([]string{"consumer", "connection-test", "-url", "https://" + srv.testAddr, "-grant", grant,
+	out := runOK(t, append([]string{"consumer", "connection-test", "-url", "https://" + srv.testAddr, "-grant", grant,
 		"-cert", cliCert, "-key", cliKey, "-ca", ca, "-method", "POST", "-path", "/persons/v1/get",
 		"-body", `{"ssin":"85010112345"}`, "-purpose", "kyc", "-audit-pub", pub}, admin...)...)
 	if !strings.Contains(out, "is active") || strings.Contains(out, "FAIL") {
@@ -199,27 +191,27 @@ output: steps.a.body
 	if st, _ := callProd(); st != 401 {
 		t.Fatalf("call after suspend: %d", st)
 	}
-	if log := runOK(append([]string{"consumer", "log", "-subject", grant}, admin...)...); !strings.Contains(log, "token:test") {
+	if log := runOK(t, append([]string{"consumer", "log", "-subject", grant}, admin...)...); !strings.Contains(log, "token:test") {
 		t.Errorf("admin log without the actor:\n%s", log)
 	}
 
 	// The audit trail, through the admin API.
-	if out := runOK(append([]string{"audit", "verify"}, admin...)...); !strings.Contains(out, "ok: records") {
+	if out := runOK(t, append([]string{"audit", "verify"}, admin...)...); !strings.Contains(out, "ok: records") {
 		t.Fatalf("audit verify:\n%s", out)
 	}
-	if out := runOK(append([]string{"audit", "query", "-subject", "85010112345", "-kind", "request"}, admin...)...); strings.Count(out, "\n") != 2 {
+	if out := runOK(t, append([]string{"audit", "query", "-subject", "85010112345", "-kind", "request"}, admin...)...); strings.Count(out, "\n") != 2 {
 		t.Fatalf("audit query by subject:\n%s", out)
 	}
-	exp := runOK(append([]string{"audit", "export"}, admin...)...)
+	exp := runOK(t, append([]string{"audit", "export"}, admin...)...)
 	expFile := filepath.Join(dir, "export.jsonl")
 	os.WriteFile(expFile, []byte(exp), 0o600)
-	runOK("audit", "verify-export", "-pub", pub, expFile)
+	runOK(t, "audit", "verify-export", "-pub", pub, expFile)
 
 	// After the server stops, offline verify on the directory.
 	if code := srv.stop(); code != 0 {
 		t.Fatalf("serve exit %d", code)
 	}
-	if out := runOK("audit", "verify", "-dir", f.security.auditDir, "-pub", pub); !strings.Contains(out, "ok: records") {
+	if out := runOK(t, "audit", "verify", "-dir", f.security.auditDir, "-pub", pub); !strings.Contains(out, "ok: records") {
 		t.Fatalf("offline verify:\n%s", out)
 	}
 }

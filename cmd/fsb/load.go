@@ -35,8 +35,10 @@ func load(dir string, w io.Writer) (*spec.Set, map[string]*flow.Plan) {
 	return set, plans
 }
 
-// printErrors prints a spec.ErrorList with source lines, or any other error.
-func printErrors(w io.Writer, err error, dir string) {
+// printErrors prints err: a spec.ErrorList error by error with its source
+// line, then how many there are and, unless where is "", where they are
+// ("1 error in flows/"); any other error on one line.
+func printErrors(w io.Writer, err error, where string) {
 	var errs spec.ErrorList
 	if !errors.As(err, &errs) {
 		fmt.Fprintf(w, "fsb: %v\n", err)
@@ -45,5 +47,9 @@ func printErrors(w io.Writer, err error, dir string) {
 	for _, e := range errs {
 		fmt.Fprintln(w, e.Snippet())
 	}
-	fmt.Fprintf(w, "%s in %s\n", plural(len(errs), "error"), dir)
+	if where == "" {
+		fmt.Fprintln(w, plural(len(errs), "error"))
+	} else {
+		fmt.Fprintf(w, "%s in %s\n", plural(len(errs), "error"), where)
+	}
 }

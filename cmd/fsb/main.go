@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 )
 
 type command struct {
@@ -72,9 +71,4 @@ func plural(n int, word string) string {
 		return fmt.Sprintf("%d %s", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
-}
-
-func joinSorted(xs []string) string {
-	sort.Strings(xs)
-	return strings.Join(xs, ", ")
 }

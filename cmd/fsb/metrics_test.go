@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,39 +20,11 @@ func TestServeMetrics(t *testing.T) {
 		io.WriteString(w, `{"name":"Jan Peeters"}`)
 	}))
 	defer src.Close()
-	flows := filepath.Join(dir, "flows")
-	if err := os.Mkdir(flows, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, filepath.Join(flows, "x.yaml"), `kind: Source
-name: reg
-protocol: rest
-rest:
-  baseUrl: `+src.URL+`
-  operations:
-    get: {method: GET, path: /x}
----
-kind: Flow
-name: x
-version: 1.0.0
-method: GET
-path: /x/v1/x
-steps:
-  - id: r
-    call: reg.get
-output: steps.r.body
-`)
-	runOK := func(args ...string) {
-		t.Helper()
-		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != 0 {
-			t.Fatalf("fsb %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
-		}
-	}
+	flows := writeFlows(t, dir, src.URL)
 	auditKey, subjectKey, tokenFile := filepath.Join(dir, "audit.key"), filepath.Join(dir, "subject.key"), filepath.Join(dir, "admin.token")
-	runOK("audit", "keygen", "-out", auditKey)
-	runOK("audit", "secret", "-out", subjectKey)
-	runOK("audit", "secret", "-out", tokenFile)
+	runOK(t, "audit", "keygen", "-out", auditKey)
+	runOK(t, "audit", "secret", "-out", subjectKey)
+	runOK(t, "audit", "secret", "-out", tokenFile)
 	token, err := os.ReadFile(tokenFile)
 	if err != nil {
 		t.Fatal(err)
@@ -64,31 +35,17 @@ output: steps.r.body
 		auditDir: filepath.Join(dir, "audit"), auditKey: auditKey, subjectKeyFile: subjectKey,
 		adminAddr: "127.0.0.1:0", adminTokenFile: tokenFile,
 	}
-	srv := serveFlows(t, flows, f)
+	srv := serveFlows(t, flows, f, serveOptions{})
 
 	if body := httpGet(t, "http://"+srv.addr+"/x/v1/x", 200); !strings.Contains(string(body), "Jan Peeters") {
 		t.Fatalf("consumer call: %s", body)
 	}
 
-	scrape := func(base, tok string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest("GET", base+"/admin/v1/metrics", nil)
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	admin := "http://" + srv.adminAddr
-	if code, _ := scrape(admin, ""); code != 401 {
+	metrics := "http://" + srv.adminAddr + "/admin/v1/metrics"
+	if code, _ := getMetrics(t, metrics, ""); code != 401 {
 		t.Fatalf("metrics without the admin token: %d, want 401", code)
 	}
-	code, text := scrape(admin, strings.TrimSpace(string(token)))
+	code, text := getMetrics(t, metrics, strings.TrimSpace(string(token)))
 	if code != 200 {
 		t.Fatalf("metrics: %d\n%s", code, text)
 	}

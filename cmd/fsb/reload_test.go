@@ -99,7 +99,7 @@ type reloadRig struct {
 	dir     string // the flow directory
 	tmp     string // where new versions are written before the rename
 	up      string
-	srv     *server
+	srv     *serving
 	events  chan string
 	same    chan struct{} // reloads that found no change
 	client  *http.Client
@@ -132,26 +132,8 @@ keys: {adminToken: admin.token}
 log: {level: warn}
 reload: {watch: %v, debounce: 10ms}
 `, watch), 0o644)
-	cfg, err := serveConfig(filepath.Join(base, "fsb.yaml"), "", &serveFlags{}, func(string) bool { return false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.srv, err = startServer(cfg, serveOptions{log: slog.New(reloadEvents{ch: r.events, unchanged: r.same})}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if code := r.srv.shutdown(); code != 0 {
-			t.Errorf("serve exit %d", code)
-		}
-	})
+	r.srv = serveConfigFile(t, filepath.Join(base, "fsb.yaml"), serveOptions{log: slog.New(reloadEvents{ch: r.events, unchanged: r.same})})
 	return r
-}
-
-func writeFile(t *testing.T, name, text string, mode os.FileMode) {
-	t.Helper()
-	if err := os.WriteFile(name, []byte(text), mode); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // write replaces the flow file atomically (write elsewhere, rename in), as
@@ -198,19 +180,12 @@ func (r *reloadRig) call() (int, error) {
 // metric reads one series from the admin listener's metrics.
 func (r *reloadRig) metric(series string) float64 {
 	r.t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+r.srv.adminAddr+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+r.token)
-	resp, err := r.client.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(b)
+	text := scrapeMetrics(r.t, r.srv.adminAddr, r.token)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(text)
 	if m == nil {
-		r.t.Fatalf("metrics lack %s:\n%s", series, b)
+		r.t.Fatalf("metrics lack %s:\n%s", series, text)
 	}
-	f, _ := strconv.ParseFloat(string(m[1]), 64)
+	f, _ := strconv.ParseFloat(m[1], 64)
 	return f
 }
 

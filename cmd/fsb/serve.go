@@ -35,7 +35,6 @@ import (
 	"github.com/openfsb/fsb/engine/problem"
 	"github.com/openfsb/fsb/engine/reload"
 	"github.com/openfsb/fsb/engine/sources"
-	"github.com/openfsb/fsb/engine/spec"
 	"github.com/openfsb/fsb/engine/telemetry"
 	"github.com/openfsb/fsb/engine/wasm"
 )
@@ -102,10 +101,10 @@ variables override it, flags given explicitly override both.`)
 	}
 	cfg, err := serveConfig(*configFile, fs.Arg(0), &f, flagsSet(fs))
 	if err != nil {
-		printServeErrors(stderr, err, *configFile, fs.Arg(0))
+		printErrors(stderr, err, errorsWhere(err, *configFile, fs.Arg(0)))
 		return 1
 	}
-	log, err := configLogger(stderr, cfg.Log, nil)
+	log, err := configLogger(stderr, cfg.Log)
 	if err != nil {
 		fmt.Fprintln(stderr, "fsb serve:", err)
 		return 2
@@ -117,7 +116,7 @@ variables override it, flags given explicitly override both.`)
 	defer stop()
 	srv, err := startServer(cfg, serveOptions{log: log})
 	if err != nil {
-		printServeErrors(stderr, err, cfg.File, cfg.Flows)
+		printErrors(stderr, err, errorsWhere(err, cfg.File, cfg.Flows))
 		return 1
 	}
 	fmt.Fprintf(stdout, "serving %s on %s://%s\n", plural(srv.flows, "flow"), srv.scheme, srv.addr)
@@ -147,21 +146,18 @@ func checkConfig(cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer)
 			return errs
 		}})
 	if err != nil {
-		printServeErrors(stderr, err, cfg.File, cfg.Flows)
+		printErrors(stderr, err, errorsWhere(err, cfg.File, cfg.Flows))
 		return 1
 	}
 	fmt.Fprintln(stdout, "ok")
 	return 0
 }
 
-// configLogger is the process log as cfg says, at level (nil: l.Level).
-func configLogger(w io.Writer, l config.Log, level slog.Leveler) (*slog.Logger, error) {
-	if level == nil {
-		var lvl slog.Level
-		if err := lvl.UnmarshalText([]byte(l.Level)); err != nil {
-			return nil, fmt.Errorf("log.level: %w", err)
-		}
-		level = lvl
+// configLogger is the process log as l says.
+func configLogger(w io.Writer, l config.Log) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
 	}
 	return (&serveFlags{logFormat: l.Format}).newLogger(w, level)
 }
@@ -192,25 +188,12 @@ type server struct {
 
 	r        *reload.Reloader
 	limiter  *breaker.Limiter
-	metrics  *metrics.Metrics // nil without the admin listener
-	apps     []*fiber.App     // the admin API
+	apps     []*fiber.App // the admin API
 	servers  []*fasthttp.Server
 	lns      []net.Listener
 	errc     chan error
 	log      *slog.Logger
 	shutdown func() int // graceful stop, once; later calls return the same code
-	close    func()     // the same, for callers that only stop it
-}
-
-// start serves the flow directory the set was loaded from with the flags
-// f: the entry of tests that load the flows first (the set and plans only
-// name the directory; engine/reload loads it again).
-func start(set *spec.Set, _ map[string]*flow.Plan, opt sources.Options, f serveFlags, log *slog.Logger) (*server, error) {
-	cfg, err := serveConfig("", commonDir(set), &f, nil)
-	if err != nil {
-		return nil, err
-	}
-	return startServer(cfg, serveOptions{sources: opt, log: log})
 }
 
 // serveOptions are what a server needs beside its configuration.
@@ -279,13 +262,14 @@ func logCircuit(log *slog.Logger, source, from, to string, s breaker.Settings) {
 // handler, which holds a production and a test gateway.
 const testListener = "fsb.testListener"
 
-// startServer opens what cfg names — tracing, the WASM host, access, the
-// audit trail, the admin API and metrics — loads the flow directory through
-// engine/reload and listens. On error nothing stays open.
+// startServer opens what cfg (valid: serveConfig, Validate) names —
+// tracing, the WASM host, access, the audit trail, the admin API and
+// metrics — loads the flow directory through engine/reload and listens. On
+// error nothing stays open.
 func startServer(cfg *config.Config, o serveOptions) (_ *server, err error) {
 	log := o.log
 	if log == nil {
-		if log, err = configLogger(os.Stderr, cfg.Log, nil); err != nil {
+		if log, err = configLogger(os.Stderr, cfg.Log); err != nil {
 			return nil, err
 		}
 	}
@@ -335,7 +319,6 @@ func startServer(cfg *config.Config, o serveOptions) (_ *server, err error) {
 	var m *metrics.Metrics // metrics only where they can be read: the admin listener
 	if cfg.Listeners.Admin.Addr != "" && cfg.Metrics.Enabled {
 		m = metrics.New(metrics.Options{})
-		s.metrics = m
 	}
 	sec, err := openSecurity(cfg, keyNamer(cfg), log, m)
 	if err != nil {
@@ -372,7 +355,7 @@ func startServer(cfg *config.Config, o serveOptions) (_ *server, err error) {
 			Catalog:        catalog.New(snap.Set, snap.Plans), // with source titles and test examples
 			Tracer:         tr,                                // nil: tracing off
 		}
-		if m != nil {
+		if m != nil { // a nil *metrics.Metrics would be a non-nil RequestMetrics
 			c.Metrics = m
 		}
 		return c
@@ -536,7 +519,6 @@ func startServer(cfg *config.Config, o serveOptions) (_ *server, err error) {
 	}
 	timeout := lim.ShutdownTimeout.D()
 	s.shutdown = sync.OnceValue(func() int { return s.stop(timeout, closeAll) })
-	s.close = func() { s.shutdown() }
 	return s, nil
 }
 
@@ -636,8 +618,9 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 }
 
 // securityFlags switch on TLS, access enforcement, the audit trail, the
-// test listener and the admin API. Every one is off unless set, so that
-// `fsb demo` and `fsb serve DIR` without them serve as before.
+// test listener and the admin API. Every one is off unless set: `fsb
+// serve DIR` alone serves plain HTTP without access control or audit
+// trail.
 type securityFlags struct {
 	tlsCert, tlsKey, clientCA string
 	testAddr                  string
@@ -660,7 +643,7 @@ func (f *securityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tokenKey, "token-key", "", "Ed25519 private key (PEM, PKCS#8) that signs OAuth2 access tokens; without it no token is issued")
 	fs.StringVar(&f.tokenIssuer, "token-issuer", "openfsb", "iss of issued access tokens")
 	fs.StringVar(&f.tokenAudience, "token-audience", "openfsb-consumer", "aud of issued access tokens")
-	fs.StringVar(&f.auditDir, "audit-dir", "", "record every consumer call in the audit trail stored in this directory (Badger)")
+	fs.StringVar(&f.auditDir, "audit-dir", "", "record every consumer call in the audit trail stored in this directory")
 	fs.StringVar(&f.auditKey, "audit-key", "", "Ed25519 private key (PEM, PKCS#8) that signs audit checkpoints; required with -audit-dir")
 	fs.StringVar(&f.auditConfig, "audit-config", "", "audit configuration file (YAML): retention and stored bodies per service, pruning interval, minimum free space (engine/gateway/AUDIT.md)")
 	fs.StringVar(&f.subjectKeyFile, "subject-key-file", "", "secret (at least 32 bytes) that pseudonymises data subjects in audit records; required with -audit-dir")
@@ -692,14 +675,12 @@ func (s *security) close() {
 	}
 }
 
-// openSecurity opens what cfg asks for — TLS, the consumer registry, the
-// audit trail, the admin API — naming keys in errors as n does (a flag, or
-// file:line:col and the key). It first reads every file cfg names with
-// CheckFiles and readKeys, as --check does. On error nothing stays open.
+// openSecurity opens what cfg (valid: Validate) asks for — TLS, the
+// consumer registry, the audit trail, the admin API — naming keys in
+// errors as n does (a flag, or file:line:col and the key). It first reads
+// every file cfg names with CheckFiles and readKeys, as --check does. On
+// error nothing stays open.
 func openSecurity(cfg *config.Config, n func(string) string, log *slog.Logger, m *metrics.Metrics) (sec *security, err error) {
-	if err := securityChecks(cfg, n); err != nil {
-		return nil, err
-	}
 	var files *keyFiles
 	if err := cfg.CheckFiles(func(c *config.Config) []*config.KeyError {
 		var errs []*config.KeyError
@@ -737,8 +718,12 @@ func openSecurity(cfg *config.Config, n func(string) string, log *slog.Logger, m
 		}
 	}
 	if cfg.Audit.Enabled {
-		if sec.audit, sec.stopPruner, err = openAuditStore(cfg.Audit.Dir, files.audit, files.subject, files.auditConfig, log, m, n); err != nil {
-			return nil, err
+		var onCommit func(int, time.Duration, error) // fsb_audit_commit_duration_seconds, records, failures
+		if m != nil {
+			onCommit = m.AuditCommit
+		}
+		if sec.audit, sec.stopPruner, err = openAudit(cfg.Audit.Dir, files.audit, files.subject, files.auditConfig, log, onCommit); err != nil {
+			return nil, fmt.Errorf("%s: %w", n("audit.dir"), err)
 		}
 	}
 	if cfg.Listeners.Admin.Addr != "" {
@@ -825,28 +810,6 @@ func readKeys(cfg *config.Config) (*keyFiles, []*config.KeyError) {
 		}
 	}
 	return f, errs
-}
-
-// openAuditStore is audit.go's openAudit with the store's commits counted
-// by m (fsb_audit_commit_duration_seconds, records, failures).
-func openAuditStore(dir string, key ed25519.PrivateKey, subject audit.Key, cfg *auditConfig, log *slog.Logger, m *metrics.Metrics, n func(string) string) (s *audit.Store, stop func(), err error) {
-	opt := cfg.options(dir, key)
-	opt.SubjectKeys, opt.Logger = []audit.Key{subject}, log
-	if m != nil {
-		opt.OnCommit = m.AuditCommit
-	}
-	if s, err = audit.Open(opt); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", n("audit.dir"), err)
-	}
-	if cfg.pruneEvery <= 0 {
-		return s, nil, nil
-	}
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		cfg.runPruner(s, log, quit)
-	}()
-	return s, func() { close(quit); <-done }, nil
 }
 
 func loadCertPool(file string) (*x509.CertPool, error) {

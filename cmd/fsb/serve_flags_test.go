@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,38 +12,10 @@ import (
 func TestServeRefusesBadSecurityFlags(t *testing.T) {
 	dir := t.TempDir()
 	open := filepath.Join(dir, "open.token")
-	if err := os.WriteFile(open, []byte("0123456789abcdef0123"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, open, "0123456789abcdef0123", 0o644)
 	short := filepath.Join(dir, "short.token")
-	if err := os.WriteFile(short, []byte("abc"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	flows := filepath.Join(dir, "flows")
-	if err := os.MkdirAll(flows, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	doc := `kind: Source
-name: reg
-protocol: rest
-rest:
-  baseUrl: http://127.0.0.1:9
-  operations:
-    get: {method: GET, path: /x}
----
-kind: Flow
-name: x
-version: 1.0.0
-method: GET
-path: /x/v1/x
-steps:
-  - id: r
-    call: reg.get
-output: steps.r.body
-`
-	if err := os.WriteFile(filepath.Join(flows, "x.yaml"), []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, short, "abc", 0o600)
+	flows := writeFlows(t, dir, "http://127.0.0.1:9")
 	for _, tc := range []struct {
 		args []string
 		want string

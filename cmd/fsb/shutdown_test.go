@@ -22,31 +22,26 @@ import (
 	"time"
 
 	"github.com/openfsb/fsb/engine/audit"
-	"github.com/openfsb/fsb/engine/sources"
 )
 
 // opsSSIN is a valid national register number the tests send in the body:
 // it must never appear in the logs.
 const opsSSIN = "68031401742"
 
-// opsRig is a gateway started with start(...) and the audit trail on, in
+// opsRig is fsb serve started with flags and the audit trail on, in
 // front of one loopback source that answers after delay.
 type opsRig struct {
-	srv      *server
+	srv      *serving
 	auditDir string
 	pub      ed25519.PublicKey
 	arrived  atomic.Int64 // calls the source received
-	cancel   context.CancelFunc
-	done     chan int // wait's exit code
-	logs     *lockedWriter
-	logBuf   *bytes.Buffer
+	logs     syncBuffer   // the process log
 }
 
 func startOpsRig(t *testing.T, delay time.Duration, logFormat string) *opsRig {
 	t.Helper()
 	dir := t.TempDir()
-	r := &opsRig{auditDir: filepath.Join(dir, "audit"), done: make(chan int, 1), logBuf: &bytes.Buffer{}}
-	r.logs = &lockedWriter{w: r.logBuf}
+	r := &opsRig{auditDir: filepath.Join(dir, "audit")}
 	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.arrived.Add(1)
 		time.Sleep(delay)
@@ -58,7 +53,7 @@ func startOpsRig(t *testing.T, delay time.Duration, logFormat string) *opsRig {
 	if err := os.Mkdir(flows, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeTestFile(t, filepath.Join(flows, "p.yaml"), `kind: Source
+	writeFile(t, filepath.Join(flows, "p.yaml"), `kind: Source
 name: reg
 protocol: rest
 rest:
@@ -87,14 +82,10 @@ steps:
       body:
         ssin: input.body.ssin
 output: steps.r.body
-`)
+`, 0o644)
 	auditKey, subjectKey := filepath.Join(dir, "audit.key"), filepath.Join(dir, "subject.key")
-	for _, args := range [][]string{{"audit", "keygen", "-out", auditKey}, {"audit", "secret", "-out", subjectKey}} {
-		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != 0 {
-			t.Fatalf("fsb %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
-		}
-	}
+	runOK(t, "audit", "keygen", "-out", auditKey)
+	runOK(t, "audit", "secret", "-out", subjectKey)
 	k, err := loadEd25519Key(auditKey)
 	if err != nil {
 		t.Fatal(err)
@@ -103,35 +94,12 @@ output: steps.r.body
 
 	f := serveFlags{addr: "127.0.0.1:0", logLevel: "info", logFormat: logFormat}
 	f.security = securityFlags{auditDir: r.auditDir, auditKey: auditKey, subjectKeyFile: subjectKey}
-	log, err := f.logger(r.logs)
+	log, err := f.logger(&r.logs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, plans := load(flows, os.Stderr)
-	if plans == nil {
-		t.Fatal("flows do not load")
-	}
-	if r.srv, err = start(set, plans, sources.Options{}, f, log); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- r.srv.wait(ctx, log) }()
+	r.srv = serveFlows(t, flows, f, serveOptions{log: log})
 	return r
-}
-
-// stop ends the server as Ctrl-C does and returns wait's exit code.
-func (r *opsRig) stop(t *testing.T) int {
-	t.Helper()
-	r.cancel()
-	select {
-	case code := <-r.done:
-		r.done <- code // stop may be called again (cleanup)
-		return code
-	case <-time.After(20 * time.Second):
-		t.Fatal("the server did not stop")
-		return -1
-	}
 }
 
 // call POSTs opsSSIN to the flow with trace as BelGov-Trace-Id, on a fresh
@@ -158,7 +126,6 @@ func (r *opsRig) call(client *http.Client, trace string) (answer, string, error)
 // bearer token and the pseudonymised subject appear nowhere in the log.
 func TestServeJSONAccessLog(t *testing.T) {
 	r := startOpsRig(t, 0, "json")
-	t.Cleanup(func() { r.stop(t) })
 	client := &http.Client{Timeout: 10 * time.Second}
 	a, traceOut, err := r.call(client, "log-test-1")
 	if err != nil || a.status != 200 || traceOut == "" {
@@ -168,13 +135,11 @@ func TestServeJSONAccessLog(t *testing.T) {
 	if b, _, err := r.call(client, opsSSIN); err != nil || b.status != 200 {
 		t.Fatalf("call with an SSIN as trace id: %+v %v", b, err)
 	}
-	if code := r.stop(t); code != 0 {
+	if code := r.srv.stop(); code != 0 {
 		t.Fatalf("serve exit %d", code)
 	}
 
-	r.logs.mu.Lock()
-	out := r.logBuf.String()
-	r.logs.mu.Unlock()
+	out := r.logs.String()
 	for _, secret := range []string{opsSSIN, "68.03.14-017.42", "not-a-real-token-5ecret"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("the log holds %q:\n%s", secret, out)
@@ -219,7 +184,6 @@ func TestServeGracefulShutdown(t *testing.T) {
 	const n = 16
 	const delay = 400 * time.Millisecond
 	r := startOpsRig(t, delay, "text")
-	t.Cleanup(func() { r.stop(t) })
 
 	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var completed atomic.Int64
@@ -240,7 +204,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	r.cancel() // what Ctrl-C does to serve's context
+	r.srv.cancel() // what Ctrl-C does to serve's context
 
 	// New connections are refused once shutdown began, while the calls in
 	// flight are still being served.
@@ -269,7 +233,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 			t.Errorf("call %d: status %d, receipt %q", i, answers[i].status, answers[i].receipt)
 		}
 	}
-	if code := r.stop(t); code != 0 {
+	if code := r.srv.stop(); code != 0 {
 		t.Fatalf("serve exit %d", code)
 	}
 	if t.Failed() {

@@ -213,20 +213,18 @@ func (c *Config) Check(ctx context.Context, opt CheckOptions) error {
 		sopt.LookupEnv = opt.LookupEnv
 	}
 	s, err := reload.Load(ctx, reload.Options{Dir: c.Flows, Host: host, Sources: sopt, Modules: modules.Options{LookupEnv: sopt.LookupEnv}})
+	var ferrs spec.ErrorList
 	if err == nil {
 		s.Release()
 		<-s.Closed()
-		errs.Sort()
-		return errs.Err()
-	}
-	var ferrs spec.ErrorList
-	if errors.As(err, &ferrs) {
-		errs = append(errs, ferrs...)
-		errs.Sort()
-		return errs
+	} else if errors.As(err, &ferrs) {
+		errs, err = append(errs, ferrs...), nil
 	}
 	errs.Sort()
-	return errors.Join(errs.Err(), err)
+	if err != nil {
+		return errors.Join(errs.Err(), err)
+	}
+	return errs.Err()
 }
 
 // checkListeners resolves each listener's address as serving will
