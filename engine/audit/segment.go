@@ -280,6 +280,16 @@ func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error)
 		if !last {
 			// Not the tail: damage Verify will name. Offsets cover what parsed.
 			l.log.Error("audit log segment damaged: unreadable from offset", "segment", path, "offset", end)
+		} else if data != nil && completeFrameIn(data[end+1:], max(g.name, g.first+g.count)) {
+			// Complete frames follow the bad one: not a torn tail (a crash
+			// cuts only the end of the last write), but damage to records
+			// that were acknowledged. Cutting there would drop them and
+			// chain new records under their seqs.
+			if writable {
+				f.Close()
+				return nil, fmt.Errorf("audit: %s is damaged at offset %d and complete records follow: not a torn tail, refusing to cut acknowledged records (run fsb audit verify; restore from a backup)", path, end)
+			}
+			l.log.Error("audit log segment damaged: unreadable from offset", "segment", path, "offset", end)
 		} else if writable {
 			if err := l.cutTorn(g, data, end); err != nil {
 				f.Close()
@@ -329,6 +339,26 @@ func (g *segment) scan(data []byte) int64 {
 		return pending[0]
 	}
 	return int64(off)
+}
+
+// completeFrameIn reports whether a frame with a good checksum and a seq
+// that can follow next (the seq the damaged frame should have) starts at
+// any offset of b (a torn tail holds none: it ends inside its first bad
+// frame). The seq test keeps the search linear in garbage.
+func completeFrameIn(b []byte, next uint64) bool {
+	top := next + uint64(len(b)/frameHead)
+	for i := 0; i+frameHead <= len(b); i++ {
+		if l := binary.BigEndian.Uint32(b[i:]); l > maxEntry || frameHead+int(l) > len(b)-i {
+			continue
+		}
+		if seq := binary.BigEndian.Uint64(b[i+8:]); seq < next || seq > top {
+			continue
+		}
+		if _, _, _, err := cutFrame(b[i:]); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // cutTorn saves the bytes after end and truncates the segment there.
@@ -537,13 +567,16 @@ func (l *segLog) snapshot() []segView {
 	out := make([]segView, 0, len(l.segs))
 	for _, g := range l.segs {
 		g.refs.Add(1)
-		out = append(out, segView{g: g, size: g.size, first: g.first, count: g.count, sealed: g.sealed})
+		out = append(out, segView{g: g, mu: &l.mu, size: g.size, first: g.first, count: g.count, sealed: g.sealed})
 	}
 	return out
 }
 
 type segView struct {
-	g            *segment
+	g *segment
+	// mu is the log's lock: the writer appends to the active segment's
+	// offsets and seals it (sidecar) under it.
+	mu           *sync.RWMutex
 	size         int64
 	first, count uint64
 	sealed       bool
@@ -559,6 +592,9 @@ func releaseAll(vs []segView) {
 func (l *segLog) read(seq uint64) ([]byte, error) {
 	g, ok := l.acquire(seq)
 	if !ok {
+		if l.unparsed(seq) {
+			return nil, fmt.Errorf("audit: record %d: the log is damaged here (run verify)", seq)
+		}
 		return nil, fmt.Errorf("%w: %d", ErrNotFound, seq)
 	}
 	defer g.release()
@@ -577,6 +613,20 @@ func (l *segLog) read(seq uint64) ([]byte, error) {
 		return nil, fmt.Errorf("audit: record %d: the log is damaged here (run verify)", seq)
 	}
 	return entry, nil
+}
+
+// unparsed reports whether seq falls in a segment (by name: the seq it
+// was created for) whose frames could not all be parsed: the record is
+// behind damage, not absent, and readers must not skip it as pruned.
+func (l *segLog) unparsed(seq uint64) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		if g := l.segs[i]; g.name <= seq {
+			return g.end < g.size
+		}
+	}
+	return false
 }
 
 // lastFrame returns the last frame of the log, by position (Open's head
@@ -629,7 +679,9 @@ func walkFrames(vs []segView, from uint64, fn func(seq uint64, entry []byte, err
 		}
 		start := int64(len(segMagic))
 		if v.count > 0 && from > v.first {
+			v.mu.RLock()
 			off, _, err := v.g.frameAt(from)
+			v.mu.RUnlock()
 			if err != nil {
 				return err
 			}

@@ -228,10 +228,14 @@ func (s *Store) open() error {
 	if err := s.migrate(); err != nil {
 		return fmt.Errorf("migrate the Badger store: %w", err)
 	}
-	if s.lg, err = openLog(filepath.Join(s.dir, "log"), s.log, true); err != nil {
+	// Without a signer the store is read-only: a torn tail is ignored,
+	// not cut, so that verifying a stopped store leaves its log and
+	// checkpoints as they are.
+	writable := s.opt.Signer != nil
+	if s.lg, err = openLog(filepath.Join(s.dir, "log"), s.log, writable); err != nil {
 		return err
 	}
-	if s.cks, err = openCkFile(filepath.Join(s.dir, "checkpoints"), true, s.log); err != nil {
+	if s.cks, err = openCkFile(filepath.Join(s.dir, "checkpoints"), writable, s.log); err != nil {
 		return err
 	}
 	if s.w, err = s.recoverHead(); err != nil {
@@ -277,6 +281,16 @@ func (s *Store) recoverHead() (chainState, error) {
 	ck, ok, err := s.cks.last()
 	if err != nil {
 		return st, err
+	}
+	if ok && ck.Seq > st.seq {
+		// The log ends before a record a signed checkpoint names: records
+		// were lost or cut away (a checkpoint is written only after the
+		// records it signs are synced). Chaining on would put new records
+		// under seqs that checkpoint already signs.
+		if s.opt.Signer != nil {
+			return st, fmt.Errorf("the log ends at record %d but the signed checkpoint at %d names later records: records are missing (run fsb audit verify; restore from a backup)", st.seq, ck.Seq)
+		}
+		s.log.Warn("audit log: records a signed checkpoint names are missing", "head", st.seq, "checkpoint", ck.Seq)
 	}
 	if ok {
 		st.ckSeq, st.ckTime, st.ckLatest = ck.Seq, ck.Time, &ck

@@ -66,7 +66,11 @@ type walker struct {
 	next    uint64 // expected seq
 	prev    Hash   // h(next-1), computed
 	suspect *entry // hash mismatch at next, classified by the entry after it
-	goodCk  uint64 // last seq confirmed by a checkpoint
+	// twin is a second record under the last accepted seq that chains onto
+	// the same predecessor: the entry after it tells which one was inserted.
+	twin     *entry
+	lastPrev Hash   // stored prev of the last accepted record
+	goodCk   uint64 // last seq confirmed by a checkpoint
 }
 
 func newWalker(pub ed25519.PublicKey, a *Anchor) *walker {
@@ -106,6 +110,7 @@ func (w *walker) unreadable(err error) {
 		w.fail(s.seq, Altered, "its bytes do not match its chain hash")
 		return
 	}
+	w.settle()
 	w.fail(w.next, Altered, "its frame in the log is unreadable: %v", err)
 }
 
@@ -113,6 +118,15 @@ func (w *walker) unreadable(err error) {
 // sits where no record can).
 func (w *walker) entry(e *entry, parseErr error, badKey bool) {
 	if w.failed() {
+		return
+	}
+	if tw := w.twin; tw != nil {
+		w.twin = nil
+		if !badKey && parseErr == nil && e.seq == tw.seq+1 && e.prev == tw.hash {
+			w.fail(tw.seq, Inserted, "two records claim %d and the chain goes on from the second: the first was inserted", tw.seq)
+		} else {
+			w.fail(w.next, Inserted, "an entry numbered %d sits where record %d should be", tw.seq, w.next)
+		}
 		return
 	}
 	if w.suspect != nil {
@@ -131,6 +145,10 @@ func (w *walker) entry(e *entry, parseErr error, badKey bool) {
 		return
 	case e.seq < w.next && w.rep.Records == 0 && e.seq < w.rep.First:
 		return // below the anchor: left over by an interrupted prune
+	case e.seq+1 == w.next && w.rep.Records > 0 && parseErr == nil && e.prev == w.lastPrev &&
+		e.hash != w.prev && selfConsistent(e):
+		w.twin = e // which of the two is the original: the next entry says
+		return
 	case e.seq < w.next:
 		w.fail(w.next, Inserted, "an entry numbered %d sits where record %d should be", e.seq, w.next)
 		return
@@ -169,7 +187,7 @@ func (w *walker) entry(e *entry, parseErr error, badKey bool) {
 		w.suspect = e
 		return
 	}
-	w.prev = e.hash
+	w.prev, w.lastPrev = e.hash, e.prev
 	w.rep.Last, w.rep.Head = e.seq, e.hash
 	w.rep.Records++
 	if e.redacted {
@@ -212,6 +230,10 @@ func (w *walker) checkpoint(c Checkpoint) {
 }
 
 func (w *walker) settle() {
+	if tw := w.twin; tw != nil {
+		w.twin = nil
+		w.fail(w.next, Inserted, "an entry numbered %d sits where record %d should be", tw.seq, w.next)
+	}
 	if w.suspect != nil {
 		s := w.suspect
 		w.suspect = nil
