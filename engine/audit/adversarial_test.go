@@ -40,7 +40,6 @@ func advFixture(t *testing.T, ckEvery int, clean bool) string {
 	}
 	if clean {
 		s.Close()
-		trimPrepared(t, opt.Dir)
 		return opt.Dir
 	}
 	// The log and checkpoints as a SIGKILL would leave them (nothing is
@@ -52,7 +51,6 @@ func advFixture(t *testing.T, ckEvery int, clean bool) string {
 	copyTree(t, filepath.Join(opt.Dir, "checkpoints"), filepath.Join(dir, "checkpoints"))
 	s.Close()
 	copyTree(t, filepath.Join(opt.Dir, "index"), filepath.Join(dir, "index"))
-	trimPrepared(t, dir)
 	return dir
 }
 

@@ -209,15 +209,6 @@ func crashImage(t testing.TB, s *Store) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "image")
 	copyTree(t, s.dir, dir)
-	trimPrepared(t, dir)
-	return dir
-}
-
-// trimPrepared cuts the prepared zeros after the last frame of the store
-// under dir, so that tests edit and extend its frames as in an appended
-// file.
-func trimPrepared(t testing.TB, dir string) {
-	t.Helper()
 	for _, name := range segFiles(t, dir) {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -229,6 +220,7 @@ func trimPrepared(t testing.TB, dir string) {
 			}
 		}
 	}
+	return dir
 }
 
 // framesEnd is where the frames of segment file b end: at an all-zero

@@ -2,11 +2,8 @@ package audit
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"testing"
 )
 
@@ -145,79 +142,6 @@ func TestPreparedSegmentsRoll(t *testing.T) {
 	}
 	call(t, r, 300)
 	if v := verify(t, r); !v.OK() || v.Last != head.Seq+2 {
-		t.Fatalf("verify: %+v %v", v, v.Problem)
-	}
-}
-
-// TestTornBatch: in a prepared segment, a hole (zeros, or a frame whose
-// checksum fails) with written bytes after it and then only zeros is a
-// batch a power loss cut, if it spans at most tornWindow; anything else is
-// left to the damage rules.
-func TestTornBatch(t *testing.T) {
-	frame := func(seq uint64) []byte { return appendFrame(nil, seq, bytes.Repeat([]byte{'x'}, 300)) }
-	log := []byte(segMagic)
-	var offs []int64
-	for seq := uint64(1); seq <= 4; seq++ {
-		offs = append(offs, int64(len(log)))
-		log = append(log, frame(seq)...)
-	}
-	zeros := make([]byte, 4096)
-	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-	badLast := frame(5)
-	badLast[len(badLast)-1] ^= 1
-	for _, tc := range []struct {
-		name string
-		data []byte
-		offs []int64
-		end  int64
-		hole int64 // -1: not a torn batch
-	}{
-		{"frames then zeros", cat(log, zeros), offs, int64(len(log)), -1},
-		{"a page of zeros, a later frame, zeros", cat(log, zeros[:600], frame(6), zeros), offs, int64(len(log)), int64(len(log))},
-		{"a frame with a lost page, a later frame, zeros", cat(log, badLast, frame(6), zeros),
-			append(slices.Clone(offs), int64(len(log)), int64(len(log)+len(badLast))), int64(len(log) + len(badLast) + len(frame(6))), int64(len(log))},
-		{"appended, not prepared: no zeros after", cat(log, zeros[:600], frame(6)), offs, int64(len(log)), -1},
-		{"written bytes beyond the window", cat(log, make([]byte, tornWindow), frame(6), zeros), offs, int64(len(log)), -1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			hole, ok := tornBatch(tc.data, tc.offs, tc.end)
-			if !ok {
-				hole = -1
-			}
-			if hole != tc.hole {
-				t.Fatalf("hole %d, want %d", hole, tc.hole)
-			}
-		})
-	}
-}
-
-// TestPreparedSegmentLostPage: a power loss kept the last frame of a batch
-// but not the end of the one before it: a writable Open cuts both (saved
-// aside), the chain goes on from the frame before them.
-func TestPreparedSegmentLostPage(t *testing.T) {
-	s := newStore(t) // checkpoints every 4 records: 9 and 10 unsigned
-	for i := range 5 {
-		call(t, s, i)
-	}
-	dir := filepath.Join(t.TempDir(), "image")
-	copyTree(t, s.dir, dir)
-	seg := segFiles(t, dir)[0]
-	b, _ := os.ReadFile(seg)
-	f := rawFrames(t, dir)
-	nine := bytes.Index(b, f[frameOf(t, f, 9)].entry)
-	ten := bytes.Index(b, f[frameOf(t, f, 10)].entry) - frameHead
-	clear(b[ten-40 : ten]) // record 9's last bytes never reached the disk
-	os.WriteFile(seg, b, 0o644)
-	r := openStore(t, testOptions(dir))
-	defer r.Close()
-	if h := r.Head(); h.Seq != 8 {
-		t.Fatalf("head %d, want 8", h.Seq)
-	}
-	if torn, _ := filepath.Glob(seg + ".torn-*"); len(torn) != 1 || !strings.HasSuffix(torn[0], fmt.Sprint(nine-frameHead)) {
-		t.Fatalf("saved aside: %v, want one at %d", torn, nine-frameHead)
-	}
-	call(t, r, 9)
-	if v := verify(t, r); !v.OK() || v.Last != 10 {
 		t.Fatalf("verify: %+v %v", v, v.Problem)
 	}
 }

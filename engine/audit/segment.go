@@ -366,26 +366,11 @@ func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error)
 		}
 	}
 	end := int64(len(data))
-	tornCut := false // a batch a power loss cut: no complete frame after it is acknowledged
 	if data != nil {
 		end = g.scan(data)
-		if last && writable {
-			if hole, ok := tornBatch(data, g.offs[:g.count], end); ok {
-				tornCut = true
-				// Keep the frames before the hole; the rest is cut below.
-				n, _ := slices.BinarySearch(g.offs, hole)
-				g.offs, g.count, end = g.offs[:n], uint64(n), hole
-				if n == 0 {
-					g.first = 0
-				}
-				data = data[:len(bytes.TrimRight(data, "\x00"))]
-				l.log.Error("audit log: a batch cut by a power loss (pages written out of order, never acknowledged): cutting it",
-					"segment", path, "offset", hole)
-			}
-		}
 	}
 	g.end = end
-	if data != nil && g.size-end >= frameHead && isZero(data[end:]) {
+	if data != nil && end < g.size && isZero(data[end:]) {
 		// Zeros after the last frame: the prepared rest of the segment.
 		size := g.size
 		g.size = end
@@ -402,7 +387,7 @@ func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error)
 		if !last {
 			// Not the tail: damage Verify will name. Offsets cover what parsed.
 			l.log.Error("audit log segment damaged: unreadable from offset", "segment", path, "offset", end)
-		} else if data != nil && !tornCut && completeFrameIn(data[end+1:], max(g.name, g.first+g.count)) {
+		} else if data != nil && completeFrameIn(data[end+1:], max(g.name, g.first+g.count)) {
 			// Complete frames follow the bad one: not a torn tail (a crash
 			// cuts only the end of the last write), but damage to records
 			// that were acknowledged. Cutting there would drop them and
@@ -466,40 +451,6 @@ func (g *segment) scan(data []byte) int64 {
 	return int64(off)
 }
 
-// tornWindow bounds what a batch cut by a power loss can span: the writer
-// caps a batch at maxBatchBytes of records (store.go), framing adds less
-// than a quarter more. Beyond it, damage is damage.
-const tornWindow = 2 * maxBatchBytes
-
-// tornBatch finds, in the active segment of a prepared (pre-zeroed) log,
-// the hole a power loss leaves in the last batch: its pages reach the disk
-// in any order, so a later page can be there while an earlier one is still
-// zeros — a bad frame or a run of zeros with frames after it, then only
-// zeros. That batch was never acknowledged (its sync did not return). It
-// is a torn batch, not damage, only if everything non-zero after the hole
-// lies within tornWindow of it and zeros follow (the segment was
-// prepared); offs are the frames scan kept, end where it stopped.
-func tornBatch(data []byte, offs []int64, end int64) (int64, bool) {
-	written := int64(len(bytes.TrimRight(data, "\x00")))
-	if int64(len(data))-written < frameHead { // no prepared zeros after the frames
-		return 0, false
-	}
-	hole := int64(-1)
-	for _, o := range offs { // the first frame kept as damage
-		if _, _, _, err := cutFrame(data[o:]); err != nil {
-			hole = o
-			break
-		}
-	}
-	if hole < 0 && end < written {
-		hole = end // zeros (or a short frame) with written bytes after them
-	}
-	if hole < 0 || written-hole > tornWindow {
-		return 0, false
-	}
-	return hole, true
-}
-
 // completeFrameIn reports whether a frame with a good checksum and a seq
 // that can follow next (the seq the damaged frame should have) starts at
 // any offset of b (a torn tail holds none: it ends inside its first bad
@@ -528,7 +479,7 @@ func (l *segLog) cutTorn(g *segment, data []byte, end int64) error {
 	if end < g.size {
 		torn := fmt.Sprintf("%s.torn-%d", g.path, end)
 		if data != nil {
-			if err := os.WriteFile(torn, data[end:], 0o644); err != nil {
+			if err := os.WriteFile(torn, bytes.TrimRight(data[end:], "\x00"), 0o644); err != nil {
 				return err
 			}
 		}

@@ -494,11 +494,6 @@ var writeTimers = sync.Pool{New: func() any {
 // once), appends the batch to the log with one write and one fdatasync
 // (group commit), and acknowledges every waiter. What arrives during the
 // sync is the next batch.
-// maxBatchBytes caps the records of one batch (a larger record goes
-// alone): recovery tells a batch cut by a power loss from damage by its
-// span (segment.go, tornBatch).
-const maxBatchBytes = 1 << 20
-
 func (s *Store) writer() {
 	defer close(s.stopped)
 	tick := time.NewTicker(s.opt.CheckpointInterval)
@@ -517,13 +512,11 @@ func (s *Store) writer() {
 		case <-s.quit:
 			for {
 				batch = batch[:0]
-				size := 0
 			drain:
-				for len(batch) < s.opt.MaxBatch && size < maxBatchBytes {
+				for len(batch) < s.opt.MaxBatch {
 					select {
 					case p := <-s.queue:
 						batch = append(batch, p)
-						size += len(p.payload)
 					default:
 						break drain
 					}
@@ -538,13 +531,11 @@ func (s *Store) writer() {
 			}
 			return
 		}
-		size := len(batch[0].payload)
 	more:
-		for len(batch) < s.opt.MaxBatch && size < maxBatchBytes {
+		for len(batch) < s.opt.MaxBatch {
 			select {
 			case p := <-s.queue:
 				batch = append(batch, p)
-				size += len(p.payload)
 			default:
 				break more
 			}
