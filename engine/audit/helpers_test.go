@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -133,9 +132,6 @@ func rawFrames(t testing.TB, dir string) []rawFrame {
 			t.Fatal(err)
 		}
 		for off := len(segMagic); off < len(b); {
-			if len(b)-off >= frameHead && isZero(b[off:off+frameHead]) {
-				break // a prepared segment's zeros
-			}
 			seq, e, n, err := cutFrame(b[off:])
 			if err != nil {
 				t.Fatalf("%s at %d: %v", name, off, err)
@@ -188,9 +184,6 @@ func copyTree(t testing.TB, from, to string) {
 			return os.MkdirAll(filepath.Join(to, rel), 0o755)
 		}
 		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // renamed or removed by the store meanwhile (an index run's temp file)
-		}
 		if err != nil {
 			return err
 		}
@@ -201,43 +194,12 @@ func copyTree(t testing.TB, from, to string) {
 	}
 }
 
-// crashImage copies an open store's directory: what a SIGKILL would leave,
-// with the prepared zeros after the active segment's last frame cut off,
-// so that tests edit and extend its frames as in an appended file
-// (TestPreparedSegment covers the zeros themselves).
+// crashImage copies an open store's directory: what a SIGKILL would leave.
 func crashImage(t testing.TB, s *Store) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "image")
 	copyTree(t, s.dir, dir)
-	for _, name := range segFiles(t, dir) {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if end := framesEnd(b); end < len(b) && isZero(b[end:]) {
-			if err := os.WriteFile(name, b[:end], 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	return dir
-}
-
-// framesEnd is where the frames of segment file b end: at an all-zero
-// frame head, at the end of b, or at the first frame that does not parse.
-func framesEnd(b []byte) int {
-	off := len(segMagic)
-	for off < len(b) {
-		if len(b)-off >= frameHead && isZero(b[off:off+frameHead]) {
-			break
-		}
-		_, _, n, err := cutFrame(b[off:])
-		if err != nil {
-			break
-		}
-		off += n
-	}
-	return off
 }
 
 // openReadOnly opens dir without a signer (what fsb audit verify does).

@@ -90,12 +90,8 @@ type segment struct {
 	f     *os.File
 	first uint64 // seq of the first frame (0: none yet)
 	count uint64 // frames
-	size  int64  // bytes in the file, header included (zeros after them not counted)
-	// prepared: the file was made this long with zeros before any frame
-	// (0: grown by appending). The writer overwrites the zeros, so its
-	// fdatasync flushes data only.
-	prepared int64
-	end      int64 // end of the last frame the offsets cover (size unless damaged)
+	size  int64  // bytes in the file, header included
+	end   int64  // end of the last frame the offsets cover (size unless damaged)
 	// Offsets of the frames: in memory for the active segment (and while
 	// a sealed one's sidecar is being written), else in the sidecar.
 	offs   []int64
@@ -198,91 +194,6 @@ type segLog struct {
 
 	mu   sync.RWMutex
 	segs []*segment
-
-	// The next segment, made in the background (writable logs only): a
-	// file of zeros under nextPrepared, renamed into place by create.
-	prep     chan prepared // nil: none under way
-	prepSize int64         // size of the next one to prepare
-}
-
-// Pre-zeroed segments. Growing a file makes every fdatasync commit the
-// file system's journal (a new size, new blocks); overwriting zeros
-// written and synced earlier does not: measured under load, the writer's
-// write+sync went from a median of 0.2–0.9 ms to 0.07 ms. Segments are
-// prepared one ahead, first small, each twice the last up to segmentSize,
-// so a store that records little never writes large files of zeros.
-const (
-	nextPrepared  = "next.tmp"
-	firstPrepared = 4 << 20
-)
-
-type prepared struct {
-	size int64
-	err  error
-}
-
-// prepare makes the next segment's file in the background.
-func (l *segLog) prepare() {
-	size := min(l.prepSize, segmentSize)
-	l.prepSize = min(2*size, segmentSize)
-	ch := make(chan prepared, 1)
-	l.prep = ch
-	go func() { ch <- prepared{size, writeZeros(filepath.Join(l.dir, nextPrepared), size)} }()
-}
-
-// writeZeros writes path: the segment magic, then zeros up to size, synced.
-func writeZeros(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 1<<20)
-	copy(buf, segMagic)
-	for off := int64(0); off < size && err == nil; off += int64(len(buf)) {
-		_, err = f.Write(buf[:min(int64(len(buf)), size-off)])
-		clear(buf[:len(segMagic)])
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path) // a disk too full for it keeps its space
-	}
-	return err
-}
-
-// truncateFile cuts path to size, synced.
-func truncateFile(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	if err = f.Truncate(size); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// isZero reports whether b holds only zero bytes.
-func isZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // openLog opens every segment; a torn tail of the last one (a short frame,
@@ -320,11 +231,6 @@ func openLog(dir string, logger *slog.Logger, writable bool) (*segLog, error) {
 			return nil, err
 		}
 		l.segs = append(l.segs, g)
-	}
-	if writable {
-		_ = os.Remove(filepath.Join(dir, nextPrepared)) // a preparation cut short
-		l.prepSize = firstPrepared
-		l.prepare()
 	}
 	return l, nil
 }
@@ -370,19 +276,6 @@ func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error)
 		end = g.scan(data)
 	}
 	g.end = end
-	if data != nil && end < g.size && isZero(data[end:]) {
-		// Zeros after the last frame: the prepared rest of the segment.
-		size := g.size
-		g.size = end
-		switch {
-		case last && writable:
-			g.prepared = size
-		case !last && writable: // sealed, but a crash came before its truncation
-			if err := truncateFile(path, end); err != nil {
-				l.log.Warn("audit: cannot cut a sealed segment's zeros", "segment", path, "err", err)
-			}
-		}
-	}
 	if end < g.size || data == nil {
 		if !last {
 			// Not the tail: damage Verify will name. Offsets cover what parsed.
@@ -422,9 +315,6 @@ func (g *segment) scan(data []byte) int64 {
 	off := len(segMagic)
 	var pending []int64 // bad frames not yet followed by a good one
 	for off < len(data) {
-		if len(data)-off >= frameHead && isZero(data[off:off+frameHead]) {
-			break // never written: a prepared segment's zeros (no frame has seq 0)
-		}
 		seq, _, n, err := cutFrame(data[off:])
 		if err == errShortFrame || err == errBadLength {
 			break
@@ -479,7 +369,7 @@ func (l *segLog) cutTorn(g *segment, data []byte, end int64) error {
 	if end < g.size {
 		torn := fmt.Sprintf("%s.torn-%d", g.path, end)
 		if data != nil {
-			if err := os.WriteFile(torn, bytes.TrimRight(data[end:], "\x00"), 0o644); err != nil {
+			if err := os.WriteFile(torn, data[end:], 0o644); err != nil {
 				return err
 			}
 		}
@@ -564,31 +454,12 @@ func (l *segLog) active() *segment {
 // create starts a new active segment for seq (writer only).
 func (l *segLog) create(seq uint64) (*segment, error) {
 	path := segPath(l.dir, seq, ".seg")
-	var size int64 // of the prepared file; 0: none
-	if l.prep != nil {
-		p := <-l.prep
-		if p.err == nil {
-			p.err = os.Rename(filepath.Join(l.dir, nextPrepared), path)
-		}
-		if p.err != nil {
-			l.log.Warn("audit: no prepared segment, growing one instead", "err", p.err)
-		} else {
-			size = p.size
-		}
-		l.prepare()
-	}
-	flag := os.O_RDWR
-	if size == 0 {
-		flag |= os.O_CREATE | os.O_EXCL
-	}
-	f, err := os.OpenFile(path, flag, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	if size == 0 {
-		if _, err = f.Write([]byte(segMagic)); err == nil {
-			err = f.Sync()
-		}
+	if _, err := f.Write([]byte(segMagic)); err == nil {
+		err = f.Sync()
 	}
 	if err == nil {
 		err = syncDir(l.dir)
@@ -598,7 +469,7 @@ func (l *segLog) create(seq uint64) (*segment, error) {
 		os.Remove(path)
 		return nil, err
 	}
-	g := &segment{name: seq, path: path, f: f, size: int64(len(segMagic)), end: int64(len(segMagic)), prepared: size}
+	g := &segment{name: seq, path: path, f: f, size: int64(len(segMagic)), end: int64(len(segMagic))}
 	g.refs.Store(1)
 	l.mu.Lock()
 	l.segs = append(l.segs, g)
@@ -613,7 +484,7 @@ func (l *segLog) appendBatch(b []byte, first uint64, offs []int64) error {
 	l.mu.RLock()
 	g := l.active()
 	l.mu.RUnlock()
-	if g == nil || g.sealed || g.full(int64(len(b))) {
+	if g == nil || g.sealed || g.size >= segmentSize {
 		if g != nil && !g.sealed {
 			if err := l.seal(g); err != nil {
 				return err
@@ -644,26 +515,10 @@ func (l *segLog) appendBatch(b []byte, first uint64, offs []int64) error {
 	return nil
 }
 
-// full reports whether a batch of n bytes goes to a new segment: g holds
-// segmentSize bytes, or the batch would grow g past its prepared zeros
-// (unless g is empty: a batch larger than a prepared segment is appended).
-func (g *segment) full(n int64) bool {
-	if g.prepared > 0 && g.count > 0 && g.size+n > g.prepared {
-		return true
-	}
-	return g.size >= segmentSize
-}
-
-// seal cuts the active segment's unused zeros and writes its sidecar; the
-// next batch starts a new segment (writer only).
+// seal writes the sidecar of the active segment; the next batch starts a
+// new one (writer only).
 func (l *segLog) seal(g *segment) error {
-	if g.prepared > g.size {
-		if err := g.f.Truncate(g.size); err != nil {
-			return err
-		}
-		g.prepared = 0
-	}
-	if err := g.f.Sync(); err != nil { // the data, and the size a truncation set
+	if err := fdatasync(g.f); err != nil {
 		return err
 	}
 	if err := l.writeSidecar(g); err != nil {
@@ -802,11 +657,6 @@ func (l *segLog) lastFrame() (uint64, []byte, bool, error) {
 }
 
 func (l *segLog) close() {
-	if l.prep != nil {
-		<-l.prep // no file written after close
-		_ = os.Remove(filepath.Join(l.dir, nextPrepared))
-		l.prep = nil
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, g := range l.segs {

@@ -158,6 +158,7 @@ func TestTornTail(t *testing.T) {
 			f[len(f)-1] ^= 1
 			return append(b, f...)
 		},
+		"zeros":            func(b []byte) []byte { return append(b, make([]byte, 300)...) },
 		"bad length":       func(b []byte) []byte { return append(b, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0) },
 		"half of a header": func(b []byte) []byte { return append(b, 0, 0, 1) },
 	} {
