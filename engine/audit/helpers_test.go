@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -184,6 +185,9 @@ func copyTree(t testing.TB, from, to string) {
 			return os.MkdirAll(filepath.Join(to, rel), 0o755)
 		}
 		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // renamed or removed by the store meanwhile (an index run's temp file)
+		}
 		if err != nil {
 			return err
 		}
