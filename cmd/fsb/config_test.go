@@ -308,6 +308,24 @@ reload: {watch: false}
 			hasLine("WARN flow failed", "flow=x step=r source=reg operation=get", "status=502", "err=status 500")(l) &&
 			hasLine("WARN flow failed", "source=reg operation=get", "status=503")(l)
 	})
+
+	// A reload brings new breakers, closed: the gauge says so and calls
+	// reach the source again.
+	writeFile(t, filepath.Join(c.dir, "flows", "x.yaml"), restFlow(up.URL)+"\n# reloaded\n", 0o644)
+	if changed, err := srv.r.Reload(context.Background()); !changed || err != nil {
+		t.Fatalf("reload: changed %v, %v", changed, err)
+	}
+	if text := scrapeMetrics(t, srv.adminAddr, c.token); !strings.Contains(text, `fsb_circuit_state{source="reg"} 0`) {
+		t.Errorf("after a reload:\n%s", grepLines(text, "fsb_circuit"))
+	}
+	if resp, err := http.Get("http://" + srv.addr + "/x/v1/x"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	if arrived.Load() != n+1 {
+		t.Errorf("after a reload the source was reached %d times, want once", arrived.Load()-n)
+	}
 }
 
 // newServeFlagSet is a flag set for serve's flags, without output.

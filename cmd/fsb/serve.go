@@ -389,8 +389,17 @@ func startServer(cfg *config.Config, o serveOptions) (_ *server, err error) {
 		Debounce:   cfg.Reload.Debounce.D(),
 		OnReload: func(gen uint64, _ time.Duration, err error) {
 			m.Reload(cfg.Flows, gen, err)
-			if err == nil && sec.admin != nil && s.r != nil { // s.r is nil during the first load, set below
-				sec.admin.SetServices(servicesOf(s.r.Current().Plans))
+			if err != nil || s.r == nil { // s.r is nil during the first load, set below
+				return
+			}
+			cur := s.r.Current()
+			if sec.admin != nil {
+				sec.admin.SetServices(servicesOf(cur.Plans))
+			}
+			if bs.Enabled {
+				for name := range cur.Runtime.Conns { // the new snapshot's breakers start closed
+					m.CircuitState(name, "", breaker.Closed)
+				}
 			}
 		},
 		Handler: func(snap *reload.Snapshot) (fasthttp.RequestHandler, error) {
