@@ -1063,3 +1063,37 @@ func TestAdvDamageIsNotHidden(t *testing.T) {
 		t.Fatalf("a query through the damage answered %d records and no error", len(p.Entries))
 	}
 }
+
+// TestAdvSignedTailNotCut: the last record is complete but fails its
+// checksum (bit rot) and a checkpoint signs it: that is damage, not a torn
+// write — a writable Open refuses before it changes any file, and a
+// read-only one lets Verify name the record.
+func TestAdvSignedTailNotCut(t *testing.T) {
+	dir := advFixture(t, 64, true) // closed cleanly: the last checkpoint signs the head
+	segs := segFiles(t, dir)
+	last := segs[len(segs)-1]
+	b, err := os.ReadFile(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := frameSpans(t, last)
+	head := spans[len(spans)-1].seq
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(last, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = openErr(advOptions(dir))
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in record %d, which the checkpoint at %d signs", head, head)) {
+		t.Fatalf("writable open: %v", err)
+	}
+	if after, _ := os.ReadFile(last); !bytes.Equal(after, b) {
+		t.Fatal("the refused open changed the segment")
+	}
+	if torn, _ := filepath.Glob(last + ".torn-*"); len(torn) != 0 {
+		t.Fatalf("bytes moved aside: %v", torn)
+	}
+	r := openReadOnly(t, dir)
+	if v := verify(t, r); v.Problem == nil || v.Problem.Seq != head {
+		t.Fatalf("verify: %+v %v", v, v.Problem)
+	}
+}

@@ -56,7 +56,7 @@ func (s *Store) migrate() error {
 		return err
 	}
 	// Verify the copy the way Open will read it.
-	lg, err := openLog(filepath.Join(tmp, "log"), s.log, false)
+	lg, err := openLog(filepath.Join(tmp, "log"), s.log, false, 0)
 	if err != nil {
 		return err
 	}

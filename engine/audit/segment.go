@@ -194,14 +194,20 @@ type segLog struct {
 
 	mu   sync.RWMutex
 	segs []*segment
+
+	signed uint64 // openLog's signed: the last checkpoint's seq at open
 }
 
 // openLog opens every segment; a torn tail of the last one (a short frame,
 // or a bad frame that no good frame follows: a write cut by a crash, never
 // acknowledged) is moved to a .torn file and cut off. Damage elsewhere is
 // kept for Verify to name.
-func openLog(dir string, logger *slog.Logger, writable bool) (*segLog, error) {
-	l := &segLog{dir: dir, log: logger}
+//
+// signed is the seq the last signed checkpoint names (0: none): a
+// checkpoint is written only after the records it signs are synced, so a
+// bad tail at or below it is damage, and a writable open refuses it.
+func openLog(dir string, logger *slog.Logger, writable bool, signed uint64) (*segLog, error) {
+	l := &segLog{dir: dir, log: logger, signed: signed}
 	if writable {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
@@ -290,6 +296,9 @@ func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error)
 				return nil, fmt.Errorf("audit: %s is damaged at offset %d and complete records follow: not a torn tail, refusing to cut acknowledged records (run fsb audit verify; restore from a backup)", path, end)
 			}
 			l.log.Error("audit log segment damaged: unreadable from offset", "segment", path, "offset", end)
+		} else if cut := max(g.name, g.first+g.count); writable && cut <= l.signed {
+			f.Close()
+			return nil, fmt.Errorf("audit: %s is damaged at offset %d, in record %d, which the checkpoint at %d signs: not a torn tail, refusing to cut a record that was synced (run fsb audit verify; restore from a backup)", path, end, cut, l.signed)
 		} else if writable {
 			if err := l.cutTorn(g, data, end); err != nil {
 				f.Close()

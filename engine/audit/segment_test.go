@@ -41,7 +41,7 @@ func FuzzSegment(f *testing.F) {
 			t.Fatal(err)
 		}
 		for _, writable := range []bool{false, true} {
-			l, err := openLog(dir, quietLogger, writable)
+			l, err := openLog(dir, quietLogger, writable, 0)
 			if err != nil {
 				continue // not a segment at all: refused, not guessed
 			}

@@ -232,10 +232,16 @@ func (s *Store) open() error {
 	// not cut, so that verifying a stopped store leaves its log and
 	// checkpoints as they are.
 	writable := s.opt.Signer != nil
-	if s.lg, err = openLog(filepath.Join(s.dir, "log"), s.log, writable); err != nil {
+	if s.cks, err = openCkFile(filepath.Join(s.dir, "checkpoints"), writable, s.log); err != nil {
 		return err
 	}
-	if s.cks, err = openCkFile(filepath.Join(s.dir, "checkpoints"), writable, s.log); err != nil {
+	var signed uint64 // the log must not be cut below what a checkpoint signs
+	if ck, ok, err := s.cks.last(); err != nil {
+		return err
+	} else if ok {
+		signed = ck.Seq
+	}
+	if s.lg, err = openLog(filepath.Join(s.dir, "log"), s.log, writable, signed); err != nil {
 		return err
 	}
 	if s.w, err = s.recoverHead(); err != nil {
