@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -1095,5 +1096,36 @@ func TestAdvSignedTailNotCut(t *testing.T) {
 	r := openReadOnly(t, dir)
 	if v := verify(t, r); v.Problem == nil || v.Problem.Seq != head {
 		t.Fatalf("verify: %+v %v", v, v.Problem)
+	}
+}
+
+// TestAdvForgedCheckpoint: a checkpoint frame appended with a good
+// checksum but no valid signature (or a store opened with another key)
+// makes a writable Open refuse, naming the checkpoint and the key, before
+// anything is written.
+func TestAdvForgedCheckpoint(t *testing.T) {
+	dir := advFixture(t, 64, true)
+	other := advOptions(dir)
+	other.Signer = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	if err := openErr(other); err == nil || !strings.Contains(err.Error(), "does not verify under this store's key") {
+		t.Fatalf("open with another key: %v", err)
+	}
+	path := filepath.Join(dir, "checkpoints")
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := encodeCkFrame(1<<40, Hash{}, time.Now(), make([]byte, ed25519.SignatureSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(bytes.Clone(before), forged...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := openErr(advOptions(dir)); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("last checkpoint (record %d) does not verify", uint64(1<<40))) {
+		t.Fatalf("open with a forged checkpoint: %v", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, append(before, forged...)) {
+		t.Fatal("the refused open changed the checkpoints file")
 	}
 }

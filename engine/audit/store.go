@@ -239,6 +239,9 @@ func (s *Store) open() error {
 	if ck, ok, err := s.cks.last(); err != nil {
 		return err
 	} else if ok {
+		if writable && !ck.Valid(s.pub) {
+			return fmt.Errorf("the last checkpoint (record %d) does not verify under this store's key: the checkpoints file was altered, or the key is not this store's (run fsb audit verify with the public key)", ck.Seq)
+		}
 		signed = ck.Seq
 	}
 	if s.lg, err = openLog(filepath.Join(s.dir, "log"), s.log, writable, signed); err != nil {
