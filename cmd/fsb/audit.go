@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,6 +27,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/openfsb/fsb/engine/audit"
+	"github.com/openfsb/fsb/engine/gateway"
 )
 
 // cmdAudit reads and checks the audit trail. Every subcommand works either
@@ -40,14 +44,17 @@ commands:
   export         write records with their proofs as JSON Lines
   verify-export  check an export file offline (-pub)
   proof SEQ      print the proof that record SEQ is in the chain up to a signed checkpoint
-  prune          apply the retention of -config (offline, -dir and -key): expired records are deleted behind a signed anchor or redacted
-  backup         write a full backup of a stopped store (-dir) to -out
-  restore FILE   load a backup into -dir, which must not exist or be empty, and verify it (-pub or -key)
+  verify-proof FILE  check a proof (as proof or the consumer API prints it) offline (-pub)
+  prune          apply the retention: online the server's own, offline that of -config (with -dir and -key); expired records are deleted behind a signed anchor or redacted
+  backup         write a full backup to -out (mode 0600): online of the running store, offline of a stopped one (-dir)
+  restore FILE   load a backup into -dir, which must not exist or be empty, and verify it (-pub or -key); a failed restore removes what it wrote
   keygen         write a new Ed25519 key (-out FILE, mode 0600) and print its public key
   secret         write a new random 32-byte secret (-out FILE, mode 0600): subject keys, admin tokens
 
-Offline: -dir DIR (and -pub HEX or -key FILE for verify). Online: -admin URL -admin-token-file FILE.
-prune, backup and restore work offline only: stop the server first.`)
+Offline: -dir DIR (the server must be stopped; -pub HEX or -key FILE for verify;
+-subject-key-file FILE for query -subject). Online: -admin URL -admin-token-file FILE
+(verify -pub HEX then also checks the server's key). restore is offline only.
+Flags may come before or after the positional argument.`)
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "help" {
 		usage()
@@ -61,7 +68,8 @@ prune, backup and restore work offline only: stop the server first.`)
 	dir := fs.String("dir", "", "work offline on this store directory (the server must be stopped)")
 	pubHex := fs.String("pub", "", "the checkpoint public key, hex (offline verify)")
 	keyFile := fs.String("key", "", "the checkpoint private key file; its public key is used (offline verify)")
-	out := fs.String("out", "", "output file (keygen, secret, export; default stdout for export)")
+	out := fs.String("out", "", "output file (keygen, secret, backup, export; default stdout for export)")
+	subjectKeyFile := fs.String("subject-key-file", "", "the subject key file fsb serve -subject-key-file names (offline query -subject)")
 	var q searchFlags
 	if sub == "query" {
 		q.register(fs)
@@ -70,8 +78,8 @@ prune, backup and restore work offline only: stop the server first.`)
 	now := fs.String("now", "", "prune as of this time (RFC 3339; default now)")
 	from := fs.Uint64("from", 0, "first record seq (export)")
 	to := fs.Uint64("to", 0, "last record seq (export)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if code, ok := parseInterspersed(fs, args[1:]); !ok {
+		return code
 	}
 	ctx := context.Background()
 	fail := func(err error) int {
@@ -81,7 +89,15 @@ prune, backup and restore work offline only: stop the server first.`)
 	// open returns an offline store or an admin client.
 	open := func() (*audit.Store, *adminClient, error) {
 		if *dir != "" {
-			s, err := audit.Open(audit.Options{Dir: *dir, Logger: slog.New(slog.DiscardHandler)})
+			opt := audit.Options{Dir: *dir, Logger: slog.New(slog.DiscardHandler)}
+			if *subjectKeyFile != "" {
+				k, err := loadSecret(*subjectKeyFile)
+				if err != nil {
+					return nil, nil, fmt.Errorf("-subject-key-file: %w", err)
+				}
+				opt.SubjectKeys = []audit.Key{k}
+			}
+			s, err := audit.Open(opt)
 			if err != nil {
 				return nil, nil, fmt.Errorf("open %s (stop the server first, or use -admin): %w", *dir, err)
 			}
@@ -151,16 +167,38 @@ prune, backup and restore work offline only: stop the server first.`)
 			if rep, err = audit.Verify(ctx, s, pub); err != nil {
 				return fail(err)
 			}
-		} else if err := a.do("POST", "/audit/verify", nil, &rep); err != nil {
-			return fail(err)
+		} else {
+			if *pubHex != "" {
+				// The server verifies against its own key: check that it is
+				// the one the caller trusts.
+				want, err := parsePublicKey(*pubHex)
+				if err != nil {
+					return fail(err)
+				}
+				var head struct {
+					PublicKey string `json:"publicKey"`
+				}
+				if err := a.do("GET", "/audit/head", nil, &head); err != nil {
+					return fail(err)
+				}
+				if got, err := hex.DecodeString(head.PublicKey); err != nil || !want.Equal(ed25519.PublicKey(got)) {
+					return fail(fmt.Errorf("the server signs with public key %q, not the -pub given (%x): its report would not prove anything about the chain you trust", head.PublicKey, []byte(want)))
+				}
+			}
+			if err := a.do("POST", "/audit/verify", nil, &rep); err != nil {
+				return fail(err)
+			}
 		}
 		return printReport(stdout, rep)
 	case "query":
-		s, a, err := open()
+		query, err := q.query()
 		if err != nil {
 			return fail(err)
 		}
-		query, err := q.query()
+		if *dir != "" && query.Subject != "" && *subjectKeyFile == "" {
+			return fail(errors.New("-subject offline needs -subject-key-file FILE: the subject key fsb serve -subject-key-file names (records hold pseudonyms, not identifiers)"))
+		}
+		s, a, err := open()
 		if err != nil {
 			return fail(err)
 		}
@@ -213,8 +251,21 @@ prune, backup and restore work offline only: stop the server first.`)
 		}
 		return 0
 	case "prune":
-		if *dir == "" || *keyFile == "" || *configFile == "" {
-			return fail(errors.New("usage: fsb audit prune -dir DIR -key FILE -config FILE [-now TIME] (offline: stop the server first)"))
+		if *dir == "" { // online: the server applies its own retention
+			a, err := af.client()
+			if err != nil {
+				return fail(err)
+			}
+			var rep audit.PruneReport
+			if err := a.do("POST", "/audit/prune", nil, &rep); err != nil {
+				return fail(err)
+			}
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			fmt.Fprintln(stdout, string(b))
+			return 0
+		}
+		if *keyFile == "" || *configFile == "" {
+			return fail(errors.New("usage: fsb audit prune -dir DIR -key FILE -config FILE [-now TIME] (offline: stop the server first), or fsb audit prune -admin URL -admin-token-file FILE"))
 		}
 		cfg, err := loadAuditConfig(*configFile)
 		if err != nil {
@@ -234,7 +285,7 @@ prune, backup and restore work offline only: stop the server first.`)
 		opt.Logger = slog.New(slog.DiscardHandler)
 		s, err := audit.Open(opt)
 		if err != nil {
-			return fail(fmt.Errorf("open %s (stop the server first): %w", *dir, err))
+			return fail(fmt.Errorf("open %s (stop the server first, or use -admin): %w", *dir, err))
 		}
 		rep, err := s.Prune(ctx, at)
 		if cerr := s.Close(); err == nil && cerr != nil {
@@ -247,8 +298,20 @@ prune, backup and restore work offline only: stop the server first.`)
 		fmt.Fprintln(stdout, string(b))
 		return 0
 	case "backup":
-		if *dir == "" || *out == "" {
-			return fail(errors.New("usage: fsb audit backup -dir DIR -out FILE (offline: stop the server first)"))
+		if *out == "" {
+			return fail(errors.New("usage: fsb audit backup -out FILE with -dir DIR (offline: stop the server first) or -admin URL -admin-token-file FILE"))
+		}
+		if *dir == "" {
+			a, err := af.client()
+			if err != nil {
+				return fail(err)
+			}
+			n, err := a.backup(*out)
+			if err != nil {
+				return fail(err)
+			}
+			fmt.Fprintf(stdout, "backed up the running store (%d bytes) to %s\n", n, *out)
+			return 0
 		}
 		s, _, err := open()
 		if err != nil {
@@ -283,24 +346,74 @@ prune, backup and restore work offline only: stop the server first.`)
 			return fail(err)
 		}
 		defer f.Close()
+		// What existed before decides what a failure may remove: a
+		// directory restore created goes, an empty one is emptied again,
+		// anything else (audit.Restore refuses it) is left alone.
+		ents, statErr := os.ReadDir(*dir)
+		created := errors.Is(statErr, os.ErrNotExist)
+		ours := created || (statErr == nil && len(ents) == 0)
+		undo := func(err error) int {
+			if ours {
+				if rerr := removeRestored(*dir, created); rerr != nil {
+					fmt.Fprintf(stderr, "fsb audit restore: could not remove the partly restored %s: %v\n", *dir, rerr)
+				} else {
+					fmt.Fprintf(stderr, "fsb audit restore: removed the partly restored files from %s\n", *dir)
+				}
+			}
+			if err != nil {
+				return fail(err)
+			}
+			return 1
+		}
 		if err := audit.Restore(ctx, *dir, f); err != nil {
-			return fail(err)
+			if !ours {
+				return fail(err)
+			}
+			return undo(err)
 		}
 		// A restore is only done once the chain it brought back verifies.
 		s, _, err := open()
 		if err != nil {
-			return fail(err)
+			return undo(err)
 		}
-		defer s.Close()
 		rep, err := audit.Verify(ctx, s, pub)
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return undo(err)
+		}
+		if code := printReport(stdout, rep); code != 0 {
+			return undo(nil)
+		}
+		return 0
+	case "verify-proof":
+		if fs.NArg() != 1 || *pubHex == "" {
+			return fail(errors.New("usage: fsb audit verify-proof -pub HEX FILE"))
+		}
+		pub, err := parsePublicKey(*pubHex)
 		if err != nil {
 			return fail(err)
 		}
-		return printReport(stdout, rep)
+		b, err := os.ReadFile(fs.Arg(0))
+		if err != nil {
+			return fail(err)
+		}
+		var p audit.Proof
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			return fail(fmt.Errorf("%s: not a proof: %w", fs.Arg(0), err))
+		}
+		if err := audit.VerifyProof(pub, p); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "ok: record %d is in the chain up to checkpoint %d, signed by %x\n", p.Seq, p.Checkpoint.Seq, []byte(pub))
+		return 0
 	case "proof":
 		seq, err := strconv.ParseUint(fs.Arg(0), 10, 64)
 		if fs.NArg() != 1 || err != nil {
-			return fail(errors.New("usage: fsb audit proof SEQ"))
+			return fail(errors.New("usage: fsb audit proof SEQ [-dir DIR | -admin URL -admin-token-file FILE]"))
 		}
 		s, a, err := open()
 		if err != nil {
@@ -676,4 +789,117 @@ func openAudit(dir string, key ed25519.PrivateKey, subject audit.Key, cfg *audit
 		cfg.runPruner(s, log, quit)
 	}()
 	return s, func() { close(quit); <-done }, nil
+}
+
+// removeRestored removes what a failed restore wrote into dir: dir itself
+// when the restore created it, else its entries (it was empty before).
+func removeRestored(dir string, created bool) error {
+	if created {
+		return os.RemoveAll(dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+	}
+	return errors.Join(errs...)
+}
+
+// backup streams GET /audit/backup into a new file name (mode 0600). The
+// server streams the backup, so a failure on its side after the first byte
+// only ends the answer early: the answer is read as the tar archive it is
+// and refused, the file removed, unless it ends with the archive's end
+// marker.
+func (a *adminClient) backup(name string) (n int64, err error) {
+	req, err := http.NewRequest("GET", a.base+gateway.AdminPath+"/audit/backup", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if a.actor != "" {
+		req.Header.Set(gateway.HeaderAdminActor, a.actor)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return 0, problemError(resp, b)
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(name)
+		}
+	}()
+	cr := &countingReader{r: io.TeeReader(resp.Body, f)}
+	if err := checkTar(cr); err != nil {
+		return cr.n, fmt.Errorf("the backup was cut short after %d bytes (%v); nothing kept: see the server's log", cr.n, err)
+	}
+	// Anything after the end marker is read too, so a longer answer is not
+	// silently cut either.
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return cr.n, fmt.Errorf("the backup was cut short after %d bytes (%v); nothing kept", cr.n, err)
+	}
+	return cr.n, errors.Join(f.Sync(), f.Close())
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// checkTar reads a tar archive to its end and fails unless the end marker
+// (two zero blocks) is there: archive/tar alone takes an archive cut at a
+// file boundary for a complete one.
+func checkTar(cr *countingReader) error {
+	tr := tar.NewReader(cr)
+	for {
+		before := cr.n
+		_, err := tr.Next()
+		if err == io.EOF {
+			// The padding of the last file (under 512 bytes) and then the
+			// two zero blocks of 512 bytes were read.
+			if cr.n-before < 1024 {
+				return errors.New("no end-of-archive marker")
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// problemError reads a problem answer the way adminClient.do does.
+func problemError(resp *http.Response, b []byte) error {
+	var p struct {
+		Title, Detail string
+	}
+	if json.Unmarshal(b, &p) == nil && p.Title != "" {
+		msg := fmt.Sprintf("%d %s", resp.StatusCode, p.Title)
+		if p.Detail != "" {
+			msg += ": " + p.Detail
+		}
+		return errors.New(msg)
+	}
+	return errors.New(resp.Status)
 }

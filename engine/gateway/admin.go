@@ -148,9 +148,12 @@ type actorKey struct{}
 // caller learns nothing about the API.
 func (a *Admin) authenticate(c *fiber.Ctx) error {
 	actor := ""
-	if tok, ok := access.ParseBearer(c.Get(fiber.HeaderAuthorization)); ok && len(a.cfg.Token) > 0 {
+	tok, sent := access.ParseBearer(c.Get(fiber.HeaderAuthorization))
+	if sent {
+		// Always compare (constant time, fixed-length sums), whether or not
+		// token authentication is on, so the answer's timing does not tell.
 		sum := sha256.Sum256([]byte(tok))
-		if subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1 {
+		if subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1 && len(a.cfg.Token) > 0 {
 			actor = "token"
 			if who := c.Get(HeaderAdminActor); who != "" && len(who) <= 128 && printable(who) {
 				actor = "token:" + who
@@ -167,6 +170,12 @@ func (a *Admin) authenticate(c *fiber.Ctx) error {
 				actor = "cert:" + certs[0].Subject.String()
 			}
 		}
+	}
+	if actor == "" && sent {
+		// A token was sent and is not the admin token: say so, and nothing
+		// about the right one.
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="openfsb-admin", error="invalid_token"`)
+		return a.problem(c, problem.New("invalidAccessToken", 401, "the bearer token presented is not valid for the admin API"))
 	}
 	if actor == "" {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="openfsb-admin"`)
@@ -536,11 +545,37 @@ func (a *Admin) queryRecords(c *fiber.Ctx) error {
 	if prob != nil {
 		return prob
 	}
+	a.logRead(c, "records", q)
 	page, err := a.cfg.Audit.Query(c.UserContext(), q)
 	if err != nil {
 		return a.auditError(err)
 	}
 	return reply(c, 200, page, nil)
+}
+
+// logRead logs a read of the audit trail: who, which kind of query and its
+// filters. The data subject's identifier is never logged, only that one
+// was given.
+func (a *Admin) logRead(c *fiber.Ctx, kind string, q audit.Query) {
+	attrs := []any{"actor", actor(c), "query", kind, "subject", q.Subject != ""}
+	for _, f := range []struct{ k, v string }{{"traceId", q.TraceID}, {"organisation", q.Organisation}, {"service", q.Service}} {
+		if f.v != "" {
+			attrs = append(attrs, f.k, f.v)
+		}
+	}
+	if len(q.Kinds) > 0 {
+		attrs = append(attrs, "kinds", q.Kinds)
+	}
+	if !q.From.IsZero() {
+		attrs = append(attrs, "from", q.From)
+	}
+	if !q.To.IsZero() {
+		attrs = append(attrs, "to", q.To)
+	}
+	if q.Cursor != "" {
+		attrs = append(attrs, "page", "next")
+	}
+	a.log.Info("audit trail read", attrs...)
 }
 
 // searchJSON is a records query in a body: the only way to pass a data
@@ -568,6 +603,7 @@ func (a *Admin) searchRecords(c *fiber.Ctx) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
+	a.logRead(c, "records", in.query())
 	page, err := a.cfg.Audit.Query(c.UserContext(), in.query())
 	if err != nil {
 		return a.auditError(err)
@@ -585,6 +621,7 @@ func (a *Admin) consultations(c *fiber.Ctx) error {
 	if in.Subject == "" {
 		return problem.BadRequest("subject is required", problem.NewIssue(problem.RequiredInput, "body", "subject", nil, "the data subject's identifier"))
 	}
+	a.logRead(c, "consultations", in.query())
 	page, err := a.cfg.Audit.Consultations(c.UserContext(), in.Subject, in.query())
 	if err != nil {
 		return a.auditError(err)
@@ -700,6 +737,7 @@ func (a *Admin) export(c *fiber.Ctx) error {
 			}
 		}
 	}
+	a.log.Info("audit trail read", "actor", actor(c), "query", "export", "from", o.From, "to", o.To)
 	var buf bytes.Buffer
 	if _, err := a.cfg.Audit.Export(c.UserContext(), &buf, o); err != nil {
 		return a.auditError(err)
