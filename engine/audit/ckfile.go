@@ -64,7 +64,7 @@ func openCkFile(path string, writable bool, log *slog.Logger) (*ckFile, error) {
 	if writable {
 		flag = os.O_RDWR | os.O_CREATE
 	}
-	f, err := os.OpenFile(path, flag, 0o644)
+	f, err := os.OpenFile(path, flag, filePerm)
 	if errors.Is(err, os.ErrNotExist) && !writable {
 		return &ckFile{path: path}, nil
 	}

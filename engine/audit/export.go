@@ -218,6 +218,12 @@ func VerifyExport(ctx context.Context, r io.Reader, pub ed25519.PublicKey) (Repo
 	var w *walker
 	var anchor *Anchor
 	line := 0
+	// Link lines are chained (they lead to the checkpoint that signs the
+	// range) but are not exported records: counted apart, taken out of
+	// the report at the end.
+	var links, lastSeq uint64
+	var lastHead Hash
+	inLinks := false
 	for sc.Scan() {
 		line++
 		if err := ctx.Err(); err != nil {
@@ -254,6 +260,11 @@ func VerifyExport(ctx context.Context, r io.Reader, pub ed25519.PublicKey) (Repo
 			if l.Prev == nil || l.Hash == nil {
 				return Report{}, fmt.Errorf("audit: export line %d: prev and hash are required", line)
 			}
+			if l.Type == "link" {
+				inLinks = true
+			} else if inLinks {
+				return Report{}, fmt.Errorf("audit: export line %d: a %s line after a link line", line, l.Type)
+			}
 			e := entry{seq: l.Seq, prev: *l.Prev, hash: *l.Hash}
 			if l.Type == "record" {
 				e.record = l.Record
@@ -264,7 +275,15 @@ func VerifyExport(ctx context.Context, r io.Reader, pub ed25519.PublicKey) (Repo
 				}
 				e.redacted, e.digest = true, *l.Digest
 			}
+			next := w.next
 			w.entry(&e, nil, false)
+			switch {
+			case w.next == next: // not accepted (yet): a problem, or decided by the next line
+			case l.Type == "link":
+				links++
+			default:
+				lastSeq, lastHead = w.rep.Last, w.rep.Head
+			}
 		default:
 			return Report{}, fmt.Errorf("audit: export line %d: unknown type %q", line, l.Type)
 		}
@@ -275,5 +294,16 @@ func VerifyExport(ctx context.Context, r io.Reader, pub ed25519.PublicKey) (Repo
 	if w == nil {
 		return Report{}, errors.New("audit: empty export")
 	}
-	return w.report(), nil
+	rep := w.report()
+	if links > 0 {
+		rep.Links = links
+		rep.Records -= links
+		rep.Redacted -= links // a link carries a digest only, like a redacted record
+		if rep.Records > 0 {
+			rep.Last, rep.Head = lastSeq, lastHead
+		} else {
+			rep.Last, rep.Head = rep.First-1, Hash{}
+		}
+	}
+	return rep, nil
 }

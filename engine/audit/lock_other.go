@@ -5,5 +5,5 @@ package audit
 import "os"
 
 func lockDir(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE, filePerm)
 }

@@ -11,7 +11,7 @@ import (
 // lockDir takes an exclusive lock on dir/audit.lock: one process at a time
 // opens a store (a second Open fails instead of corrupting the log).
 func lockDir(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, filePerm)
 	if err != nil {
 		return nil, err
 	}

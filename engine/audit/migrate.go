@@ -78,7 +78,7 @@ func (s *Store) migrate() error {
 	}
 	// Move the Badger files aside, then the new ones into place.
 	aside := filepath.Join(dir, "badger-migrated-"+strconv.FormatInt(time.Now().Unix(), 10))
-	if err := os.Mkdir(aside, 0o755); err != nil {
+	if err := os.Mkdir(aside, dirPerm); err != nil {
 		return err
 	}
 	ents, err := os.ReadDir(dir)
@@ -90,6 +90,14 @@ func (s *Store) migrate() error {
 		case n == migrateTmp, n == "audit.lock", n == filepath.Base(aside):
 		default:
 			if err := os.Rename(filepath.Join(dir, n), filepath.Join(aside, n)); err != nil {
+				return err
+			}
+			// Badger's files hold the same records: owner-only, like ours.
+			perm := os.FileMode(filePerm)
+			if e.IsDir() {
+				perm = dirPerm
+			}
+			if err := os.Chmod(filepath.Join(aside, n), perm); err != nil {
 				return err
 			}
 		}
@@ -130,7 +138,7 @@ func finishMigration(dir, tmp string) error {
 func copyBadger(db *badger.DB, tmp string, pub []byte) (Report, uint64, error) {
 	var rep Report
 	var n uint64
-	if err := os.MkdirAll(filepath.Join(tmp, "log"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(tmp, "log"), dirPerm); err != nil {
 		return rep, 0, err
 	}
 	err := db.View(func(txn *badger.Txn) error {
@@ -154,7 +162,7 @@ func copyBadger(db *badger.DB, tmp string, pub []byte) (Report, uint64, error) {
 		w := newWalker(pub, a)
 		// Checkpoints: copied, and kept for the walk.
 		var cks []Checkpoint
-		cf, err := os.OpenFile(filepath.Join(tmp, "checkpoints"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		cf, err := os.OpenFile(filepath.Join(tmp, "checkpoints"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 		if err != nil {
 			return err
 		}
@@ -224,7 +232,7 @@ func copyBadger(db *badger.DB, tmp string, pub []byte) (Report, uint64, error) {
 				if err := closeSeg(); err != nil {
 					return err
 				}
-				if seg, err = os.Create(segPath(filepath.Join(tmp, "log"), max(seq, 1), ".seg")); err != nil {
+				if seg, err = os.OpenFile(segPath(filepath.Join(tmp, "log"), max(seq, 1), ".seg"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, filePerm); err != nil {
 					return err
 				}
 				if _, err := seg.Write([]byte(segMagic)); err != nil {

@@ -57,6 +57,7 @@ func TestMigrateBadgerStore(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err == nil {
 		t.Error("a MANIFEST is still in the store directory")
 	}
+	checkPrivate(t, dir) // the copies, and the Badger files moved aside
 	ctx := context.Background()
 	// The index is rebuilt: trace, organisation, subject and the outcome link.
 	p, err := s.Query(ctx, Query{TraceID: "in-11"})

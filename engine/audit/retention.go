@@ -327,7 +327,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, ModTime: time.Now(), Typeflag: tar.TypeReg}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: filePerm, Size: size, ModTime: time.Now(), Typeflag: tar.TypeReg}); err != nil {
 			return err
 		}
 		_, err := io.Copy(tw, r)
@@ -370,7 +370,10 @@ func Restore(ctx context.Context, dir string, r io.Reader) error {
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("audit: restore: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "log"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "log"), dirPerm); err != nil {
+		return fmt.Errorf("audit: restore: %w", err)
+	}
+	if err := os.Chmod(dir, dirPerm); err != nil { // it may have existed, empty
 		return fmt.Errorf("audit: restore: %w", err)
 	}
 	tr := tar.NewReader(r)
@@ -392,7 +395,7 @@ func Restore(ctx context.Context, dir string, r io.Reader) error {
 		if !backupName.MatchString(h.Name) || h.Typeflag != tar.TypeReg {
 			return fmt.Errorf("audit: restore: unexpected file %q in the backup", h.Name)
 		}
-		f, err := os.OpenFile(filepath.Join(dir, filepath.FromSlash(h.Name)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := os.OpenFile(filepath.Join(dir, filepath.FromSlash(h.Name)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 		if err != nil {
 			return fmt.Errorf("audit: restore: %w", err)
 		}

@@ -154,8 +154,19 @@ func TestExportProvesItself(t *testing.T) {
 		t.Fatalf("partial export: %+v %v", er, err)
 	}
 	v, err = VerifyExport(ctx, bytes.NewReader(part.Bytes()), testPub)
-	if err != nil || !v.OK() || v.First != 5 || v.Signed != 12 {
+	// The links are not records of the export: records 5–9, none
+	// redacted, signed by the checkpoint at 12, nothing unsigned.
+	if err != nil || !v.OK() || v.First != 5 || v.Last != 9 || v.Records != 5 || v.Redacted != 0 ||
+		v.Links != 3 || v.Signed != 12 || v.Unsigned() != 0 {
 		t.Fatalf("verify partial export: %+v %v", v, err)
+	}
+	if h, err := s.Get(ctx, 9); err != nil || v.Head != h.Hash {
+		t.Fatalf("verify partial export: head %x, record 9 %+v %v", v.Head, h, err)
+	}
+	// A record after the links is not an export's shape.
+	pl := strings.Split(strings.TrimSpace(part.String()), "\n")
+	if _, err := VerifyExport(ctx, strings.NewReader(strings.Join(append(pl, pl[0]), "\n")), testPub); err == nil {
+		t.Fatal("a record line after the link lines was accepted")
 	}
 
 	// Editing an exported record is caught.

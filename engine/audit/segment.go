@@ -97,6 +97,9 @@ type segment struct {
 	offs   []int64
 	side   *os.File
 	sealed bool
+	// damaged are the frames a scan found bad with good frames after them
+	// (kept as damage: Get refuses them, Verify names them), by index.
+	damaged []int
 
 	refs atomic.Int64 // readers + 1 while in the log
 }
@@ -196,6 +199,8 @@ type segLog struct {
 	segs []*segment
 
 	signed uint64 // openLog's signed: the last checkpoint's seq at open
+
+	damaged []uint64 // seqs of the damaged frames kept in scanned segments, at open
 }
 
 // openLog opens every segment; a torn tail of the last one (a short frame,
@@ -209,7 +214,7 @@ type segLog struct {
 func openLog(dir string, logger *slog.Logger, writable bool, signed uint64) (*segLog, error) {
 	l := &segLog{dir: dir, log: logger, signed: signed}
 	if writable {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, dirPerm); err != nil {
 			return nil, err
 		}
 	}
@@ -308,6 +313,7 @@ func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error)
 			g.size = end // read-only: the torn tail is left alone, and ignored
 		}
 	}
+	l.reportDamage(g)
 	if !last && writable && end == g.size {
 		if err := l.writeSidecar(g); err != nil {
 			l.log.Warn("audit: cannot write a segment sidecar", "segment", path, "err", err)
@@ -338,6 +344,9 @@ func (g *segment) scan(data []byte) int64 {
 		} else if g.count == 0 {
 			g.first = seq - uint64(len(pending)) // best guess for the bad ones before it
 		}
+		for i := range pending {
+			g.damaged = append(g.damaged, len(g.offs)+i)
+		}
 		g.offs = append(g.offs, pending...)
 		g.count += uint64(len(pending)) + 1
 		pending = pending[:0]
@@ -348,6 +357,29 @@ func (g *segment) scan(data []byte) int64 {
 		return pending[0]
 	}
 	return int64(off)
+}
+
+// maxDamageLines bounds the ERROR lines one segment's damage logs at open.
+const maxDamageLines = 10
+
+// reportDamage logs, at open, each damaged frame a scan of g kept (good
+// frames follow it, so it is not a torn tail) and remembers its seq. The
+// store opens anyway (a writable one chains on): refusing would stop the
+// gateway, and the only way out, a restore, would lose acknowledged records.
+func (l *segLog) reportDamage(g *segment) {
+	for n, i := range g.damaged {
+		seq := g.first + uint64(i)
+		l.damaged = append(l.damaged, seq)
+		if n < maxDamageLines {
+			l.log.Error("audit log: record damaged and kept (good records follow it, so not a torn tail); the store opens and chains on, Get refuses this record: run `fsb audit verify` and investigate",
+				"seq", seq, "segment", g.path, "offset", g.offs[i])
+		}
+	}
+	if n := len(g.damaged); n > maxDamageLines {
+		l.log.Error("audit log: more damaged records in this segment (see Store.Damaged, run `fsb audit verify`)",
+			"segment", g.path, "damaged", n, "logged", maxDamageLines)
+	}
+	g.damaged = nil
 }
 
 // completeFrameIn reports whether a frame with a good checksum and a seq
@@ -378,7 +410,7 @@ func (l *segLog) cutTorn(g *segment, data []byte, end int64) error {
 	if end < g.size {
 		torn := fmt.Sprintf("%s.torn-%d", g.path, end)
 		if data != nil {
-			if err := os.WriteFile(torn, data[end:], 0o644); err != nil {
+			if err := os.WriteFile(torn, data[end:], filePerm); err != nil {
 				return err
 			}
 		}
@@ -422,7 +454,8 @@ func (l *segLog) writeSidecar(g *segment) error {
 // of the directory.
 func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	os.Remove(tmp) // a leftover keeps its mode through O_TRUNC
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
 	if err != nil {
 		return err
 	}
@@ -463,7 +496,7 @@ func (l *segLog) active() *segment {
 // create starts a new active segment for seq (writer only).
 func (l *segLog) create(seq uint64) (*segment, error) {
 	path := segPath(l.dir, seq, ".seg")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
 		return nil, err
 	}

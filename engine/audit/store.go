@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,6 +126,8 @@ type Store struct {
 	pubw   chainState // a copy of w for readers, as of the last acknowledged batch
 	broken error      // sticky: a write failed (fail)
 
+	damaged []uint64 // seqs found damaged (and kept) by the scan at open
+
 	lowSpaceLogged time.Time
 	space          spaceCheck // writer only
 }
@@ -218,8 +221,18 @@ func Open(opt Options) (*Store, error) {
 }
 
 func (s *Store) open() error {
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+	if err := os.MkdirAll(s.dir, dirPerm); err != nil {
 		return err
+	}
+	if s.opt.Signer != nil {
+		// A store created before the files were private (0755/0644):
+		// closing the directory closes everything in it.
+		if st, err := os.Stat(s.dir); err == nil && st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(s.dir, dirPerm); err != nil {
+				return err
+			}
+			s.log.Warn("audit: the store's directory was readable by others; made it owner-only", "dir", s.dir, "was", st.Mode().Perm().String())
+		}
 	}
 	var err error
 	if s.lock, err = lockDir(filepath.Join(s.dir, "audit.lock")); err != nil {
@@ -247,6 +260,7 @@ func (s *Store) open() error {
 	if s.lg, err = openLog(filepath.Join(s.dir, "log"), s.log, writable, signed); err != nil {
 		return err
 	}
+	s.damaged = s.lg.damaged
 	if s.w, err = s.recoverHead(); err != nil {
 		return err
 	}
@@ -413,6 +427,14 @@ func (s *Store) Head() Receipt {
 	defer s.mu.Unlock()
 	return Receipt{Seq: s.pubw.seq, Hash: s.pubw.head}
 }
+
+// Damaged returns the seqs of the records Open found damaged and kept: a
+// bad frame that good frames follow in a segment Open scanned (the active
+// one, or a sealed one without a valid sidecar). Each was logged at ERROR;
+// Get refuses them and Verify names the first. A store opens (and, if
+// writable, chains on) despite them. Segments loaded from their sidecars
+// are not read at open: only Verify checks those. Nil if none.
+func (s *Store) Damaged() []uint64 { return slices.Clone(s.damaged) }
 
 // QueueDepth is how many records (and requests) wait for the writer.
 func (s *Store) QueueDepth() int { return len(s.queue) }

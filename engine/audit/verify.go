@@ -37,15 +37,21 @@ func (p *Problem) Error() string {
 
 // Report is what Verify found.
 type Report struct {
-	First       uint64   `json:"first"` // first record checked (1, or the anchor's)
-	Last        uint64   `json:"last"`  // last record checked
-	Head        Hash     `json:"head"`
-	Records     uint64   `json:"records"`
-	Redacted    uint64   `json:"redacted"` // records whose content retention removed
-	Checkpoints uint64   `json:"checkpoints"`
-	Signed      uint64   `json:"signed"` // the last seq covered by a valid checkpoint
-	Anchored    bool     `json:"anchored"`
-	Problem     *Problem `json:"problem,omitempty"`
+	First       uint64 `json:"first"` // first record checked (1, or the anchor's)
+	Last        uint64 `json:"last"`  // last record checked
+	Head        Hash   `json:"head"`
+	Records     uint64 `json:"records"`
+	Redacted    uint64 `json:"redacted"` // records whose content retention removed
+	Checkpoints uint64 `json:"checkpoints"`
+	Signed      uint64 `json:"signed"` // the last seq covered by a valid checkpoint
+	Anchored    bool   `json:"anchored"`
+	// Links (VerifyExport only) is how many link lines (digests of the
+	// records after the exported range, up to the checkpoint that signs
+	// it) were chained; they are not records of the export, so Records,
+	// Redacted, Last and Head leave them out (Signed names the checkpoint,
+	// which may lie past Last).
+	Links   uint64   `json:"links,omitempty"`
+	Problem *Problem `json:"problem,omitempty"`
 }
 
 // OK reports whether the chain verified.
@@ -53,7 +59,8 @@ func (r Report) OK() bool { return r.Problem == nil }
 
 // Unsigned is how many of the newest records no checkpoint covers yet:
 // they are chained but could be dropped unseen until the next checkpoint.
-func (r Report) Unsigned() uint64 { return r.Last - r.Signed }
+// (An export's checkpoint may sign past its last record: Report.Links.)
+func (r Report) Unsigned() uint64 { return r.Last - min(r.Signed, r.Last) }
 
 // walker checks a stream of entries and checkpoints in seq order. It names
 // the first bad seq: naive edits (bytes changed, a record deleted, one
