@@ -2,7 +2,6 @@ package main
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -135,14 +134,7 @@ Flags may come before or after the positional argument.`)
 		}
 		return 0
 	case "verify-export":
-		if fs.NArg() != 1 || *pubHex == "" {
-			return fail(errors.New("usage: fsb audit verify-export -pub HEX FILE"))
-		}
-		pub, err := parsePublicKey(*pubHex)
-		if err != nil {
-			return fail(err)
-		}
-		f, err := os.Open(fs.Arg(0))
+		pub, f, err := pubAndFile(fs, *pubHex, sub)
 		if err != nil {
 			return fail(err)
 		}
@@ -388,19 +380,13 @@ Flags may come before or after the positional argument.`)
 		}
 		return 0
 	case "verify-proof":
-		if fs.NArg() != 1 || *pubHex == "" {
-			return fail(errors.New("usage: fsb audit verify-proof -pub HEX FILE"))
-		}
-		pub, err := parsePublicKey(*pubHex)
+		pub, f, err := pubAndFile(fs, *pubHex, sub)
 		if err != nil {
 			return fail(err)
 		}
-		b, err := os.ReadFile(fs.Arg(0))
-		if err != nil {
-			return fail(err)
-		}
+		defer f.Close()
 		var p audit.Proof
-		dec := json.NewDecoder(bytes.NewReader(b))
+		dec := json.NewDecoder(f)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&p); err != nil {
 			return fail(fmt.Errorf("%s: not a proof: %w", fs.Arg(0), err))
@@ -902,4 +888,18 @@ func problemError(resp *http.Response, b []byte) error {
 		return errors.New(msg)
 	}
 	return errors.New(resp.Status)
+}
+
+// pubAndFile reads the -pub HEX FILE of verify-export and verify-proof and
+// opens FILE.
+func pubAndFile(fs *flag.FlagSet, pubHex, sub string) (ed25519.PublicKey, *os.File, error) {
+	if fs.NArg() != 1 || pubHex == "" {
+		return nil, nil, fmt.Errorf("usage: fsb audit %s -pub HEX FILE", sub)
+	}
+	pub, err := parsePublicKey(pubHex)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := os.Open(fs.Arg(0))
+	return pub, f, err
 }

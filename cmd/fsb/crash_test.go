@@ -292,20 +292,7 @@ func TestCrashKillAudit(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	for _, a := range ok {
-		rc, err := audit.ParseReceipt(a.receipt)
-		if err != nil {
-			t.Fatalf("%s: 2xx without a valid receipt %q", a.trace, a.receipt)
-		}
-		o, err := s.Get(ctx, rc.Seq)
-		if err != nil || o.Hash != rc.Hash || o.Record.Kind != audit.KindOutcome || o.Record.TraceIn != a.trace || o.Record.Status != a.status {
-			t.Fatalf("%s: the outcome record of receipt %s: %+v %v", a.trace, a.receipt, o.Record, err)
-		}
-		q, err := s.Get(ctx, o.Record.Request)
-		if err != nil || q.Record.Kind != audit.KindRequest || q.Record.TraceIn != a.trace || q.Record.Call != o.Record.Call {
-			t.Fatalf("%s: the request record %d: %+v %v", a.trace, o.Record.Request, q.Record, err)
-		}
-	}
+	checkReceipts(t, s, ok)
 	// The trace index finds both records too (a sample: a query each).
 	for i := 0; i < len(ok); i += max(1, len(ok)/20) {
 		page, err := s.Query(ctx, audit.Query{TraceID: ok[i].trace})
@@ -394,5 +381,26 @@ func TestCrashDiskFullAudit(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"audit", "verify", "-dir", r.auditDir, "-key", r.keyFile}, &out, &errb); code != 0 {
 		t.Fatalf("fsb audit verify: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// checkReceipts: each answer's receipt names its outcome record (same
+// hash, trace and status), which links to the call's request record.
+func checkReceipts(t *testing.T, s *audit.Store, answers []answer) {
+	t.Helper()
+	ctx := context.Background()
+	for _, a := range answers {
+		rc, err := audit.ParseReceipt(a.receipt)
+		if err != nil {
+			t.Fatalf("%s: 2xx without a valid receipt %q", a.trace, a.receipt)
+		}
+		o, err := s.Get(ctx, rc.Seq)
+		if err != nil || o.Hash != rc.Hash || o.Record.Kind != audit.KindOutcome || o.Record.TraceIn != a.trace || o.Record.Status != a.status {
+			t.Fatalf("%s: the outcome record of receipt %s: %+v %v", a.trace, a.receipt, o.Record, err)
+		}
+		q, err := s.Get(ctx, o.Record.Request)
+		if err != nil || q.Record.Kind != audit.KindRequest || q.Record.TraceIn != a.trace || q.Record.Call != o.Record.Call {
+			t.Fatalf("%s: the request record %d: %+v %v", a.trace, o.Record.Request, q.Record, err)
+		}
 	}
 }

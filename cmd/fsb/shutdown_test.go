@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
@@ -249,19 +248,5 @@ func TestServeGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ctx := context.Background()
-	for _, a := range answers {
-		rc, err := audit.ParseReceipt(a.receipt)
-		if err != nil {
-			t.Fatalf("%s: invalid receipt %q", a.trace, a.receipt)
-		}
-		o, err := s.Get(ctx, rc.Seq)
-		if err != nil || o.Hash != rc.Hash || o.Record.Kind != audit.KindOutcome || o.Record.TraceIn != a.trace || o.Record.Status != a.status {
-			t.Fatalf("%s: the outcome record of receipt %s: %+v %v", a.trace, a.receipt, o.Record, err)
-		}
-		q, err := s.Get(ctx, o.Record.Request)
-		if err != nil || q.Record.Kind != audit.KindRequest || q.Record.TraceIn != a.trace || q.Record.Call != o.Record.Call {
-			t.Fatalf("%s: the request record %d: %+v %v", a.trace, o.Record.Request, q.Record, err)
-		}
-	}
+	checkReceipts(t, s, answers)
 }

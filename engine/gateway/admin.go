@@ -199,17 +199,7 @@ func printable(s string) bool {
 	return true
 }
 
-func (a *Admin) problem(c *fiber.Ctx, p *problem.Problem) error {
-	if p.Instance == "" {
-		p.Instance = strings.Clone(c.Path())
-	}
-	if p.RetryAfter > 0 {
-		c.Set(fiber.HeaderRetryAfter, itoa(p.RetryAfter))
-	}
-	c.Status(p.Status)
-	c.Set(fiber.HeaderContentType, problem.ContentType)
-	return c.Send(p.JSON())
-}
+func (a *Admin) problem(c *fiber.Ctx, p *problem.Problem) error { return sendProblem(c, p) }
 
 func (a *Admin) errorHandler(c *fiber.Ctx, err error) error {
 	var p *problem.Problem

@@ -448,6 +448,12 @@ var (
 
 func (g *Gateway) problem(c *fiber.Ctx, p *problem.Problem) error {
 	g.traceHeaders(c)
+	return sendProblem(c, p)
+}
+
+// sendProblem answers p as problem+json, its instance the request's path
+// unless set, with Retry-After when p has one.
+func sendProblem(c *fiber.Ctx, p *problem.Problem) error {
 	if p.Instance == "" {
 		p.Instance = strings.Clone(c.Path())
 	}
