@@ -508,12 +508,10 @@ func startServer(cfg *config.Config, o serveOptions) (_ *server, err error) {
 			return nil, err
 		}
 	}
-	if cfg.Reload.Watch {
-		go func() {
-			if err := s.r.Watch(ctx); err != nil {
-				log.Warn("reload: not watching the flow directory (SIGHUP still reloads)", "dir", cfg.Flows, "err", err)
-			}
-		}()
+	if cfg.Reload.Watch { // watched before serve says it is ready
+		if _, err := s.r.Watch(ctx); err != nil {
+			log.Warn("reload: not watching the flow directory (SIGHUP still reloads)", "dir", cfg.Flows, "err", err)
+		}
 	}
 	if cfg.Reload.Signal {
 		go s.r.OnSignal(ctx)

@@ -431,11 +431,12 @@ func TestUnchangedIsNoop(t *testing.T) {
 func TestWatch(t *testing.T) {
 	w := newWorld(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.r.Watch(ctx); close(done) }()
+	done, err := w.r.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer func() { cancel(); <-done }()
-	time.Sleep(100 * time.Millisecond) // the watch is set up
-	w.write(7, true)
+	w.write(7, true) // watched from the moment Watch returned
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if v, err := w.call(); err == nil && v == 7 {

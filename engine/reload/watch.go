@@ -15,17 +15,30 @@ import (
 
 // Watch reloads after every change in the flow directory (subdirectories
 // included, new ones too), once the directory has been quiet for
-// Options.Debounce, until ctx ends. A refused set is logged and the watch
-// goes on: fixing the file triggers the next attempt.
-func (r *Reloader) Watch(ctx context.Context) error {
+// Options.Debounce, until ctx ends. The directory is watched when Watch
+// returns, so a change made after it is never missed; the reloads run in
+// the background, and done is closed when the watch has stopped. A
+// refused set is logged and the watch goes on: fixing the file triggers
+// the next attempt.
+func (r *Reloader) Watch(ctx context.Context) (done <-chan struct{}, err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer w.Close()
 	if err := addTree(w, r.opt.Dir); err != nil {
-		return err
+		w.Close()
+		return nil, err
 	}
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		defer w.Close()
+		r.watch(ctx, w)
+	}()
+	return ch, nil
+}
+
+func (r *Reloader) watch(ctx context.Context, w *fsnotify.Watcher) {
 	var fire <-chan time.Time
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -33,10 +46,10 @@ func (r *Reloader) Watch(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return nil
+			return
 		case ev, ok := <-w.Events:
 			if !ok {
-				return nil
+				return
 			}
 			if ev.Has(fsnotify.Create) {
 				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
@@ -47,7 +60,7 @@ func (r *Reloader) Watch(ctx context.Context) error {
 			fire = timer.C
 		case err, ok := <-w.Errors:
 			if !ok {
-				return nil
+				return
 			}
 			r.log.Warn("reload: watching the flow directory", "err", err)
 		case <-fire:
