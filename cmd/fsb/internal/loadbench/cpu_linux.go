@@ -5,13 +5,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // cpuSample is a reading of the machine's CPU counters (jiffies) and of the
 // share spent by this process and the candidate's own processes.
 type cpuSample struct {
-	busy, total, ours uint64
-	ok                bool
+	busy, total, idle, ours, cand uint64
+	ok                            bool
 }
 
 // sampleCPU reads /proc: the machine's busy and total time, and ours: this
@@ -34,7 +35,8 @@ func sampleCPU(pids []int) cpuSample {
 	}
 	// user nice system idle iowait irq softirq steal (guest is inside user)
 	s.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
-	s.total = s.busy + v[3] + v[4]
+	s.idle = v[3] + v[4]
+	s.total = s.busy + s.idle
 	self, ok := procTimes("self")
 	if !ok {
 		return s
@@ -63,10 +65,11 @@ func sampleCPU(pids []int) cpuSample {
 			if want[pid] || want[ppid] {
 				u, _ := strconv.ParseUint(fs[11], 10, 64)
 				k, _ := strconv.ParseUint(fs[12], 10, 64)
-				s.ours += u + k
+				s.cand += u + k
 			}
 		}
 	}
+	s.ours += s.cand
 	s.ok = true
 	return s
 }
@@ -94,6 +97,28 @@ func procTimes(pid string) (uint64, bool) {
 	k, err2 := strconv.ParseUint(fs[12], 10, 64)
 	return u + k, err1 == nil && err2 == nil
 }
+
+// candidateCPU is the CPU time the candidate's own processes used between
+// a and b, or -1 if unknown.
+func candidateCPU(a, b cpuSample) time.Duration {
+	if !a.ok || !b.ok || b.cand < a.cand {
+		return -1
+	}
+	return time.Duration(b.cand-a.cand) * time.Second / clockTicks
+}
+
+// idleShare is the fraction of the machine's CPU capacity left idle
+// (iowait included) between a and b, or -1 if unknown.
+func idleShare(a, b cpuSample) float64 {
+	if !a.ok || !b.ok || b.total <= a.total {
+		return -1
+	}
+	return float64(b.idle-a.idle) / float64(b.total-a.total)
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
 
 // othersShare is the fraction of the machine's CPU capacity used between a
 // and b by processes other than ours (steal included), or -1 if unknown.

@@ -46,6 +46,13 @@ type Stats struct {
 	// (and the hypervisor's steal) took during the measured period: a
 	// noisy-neighbour gauge; -1 when unknown.
 	OthersCPU float64
+	// CPUPerRequest is the CPU time the candidate's own processes spent
+	// per completed request (with candidates in child processes: their
+	// whole cost, 10 ms resolution over the period); -1 when unknown.
+	CPUPerRequest time.Duration
+	// IdleCPU is the share of the machine's CPU left idle (iowait
+	// included) while measuring; -1 when unknown.
+	IdleCPU float64
 }
 
 // Failed reports whether any request failed (error or non-2xx).
@@ -130,7 +137,13 @@ func (l Load) Run(ctx context.Context) Stats {
 	}
 	s.P50, s.P99, s.Max = h.Quantile(0.50), h.Quantile(0.99), h.Max()
 	closeWatch.Do(func() { close(watch) })
-	s.OthersCPU = othersShare(<-firstCPU, lastCPU)
+	first := <-firstCPU
+	s.OthersCPU = othersShare(first, lastCPU)
+	s.IdleCPU = idleShare(first, lastCPU)
+	s.CPUPerRequest = -1
+	if c := candidateCPU(first, lastCPU); c >= 0 && s.Requests > 0 {
+		s.CPUPerRequest = c / time.Duration(s.Requests)
+	}
 	return s
 }
 

@@ -42,7 +42,7 @@ func (r *Result) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "fsb bench: %d connections, %s warm-up + %s measured per candidate, %s, loopback\n%s\n\n",
 		r.Conns, r.Warmup, r.Duration, round, r.Layout())
-	fmt.Fprintf(w, "%-16s %12s %11s %11s %8s %7s", "candidate", "requests/s", "p50", "p99", "errors", "others")
+	fmt.Fprintf(w, "%-16s %12s %11s %11s %8s %7s %8s %5s", "candidate", "requests/s", "p50", "p99", "errors", "others", "cpu/req", "idle")
 	if r.Rounds > 1 {
 		fmt.Fprintf(w, "  %s", "requests/s of each round (others' CPU)")
 	}
@@ -58,7 +58,7 @@ func (r *Result) WriteTable(w io.Writer) {
 		}
 		m := c.Median
 		errs := fmt.Sprint(c.Errors + c.Non2xx)
-		fmt.Fprintf(w, "%-16s %12.0f %11s %11s %8s %7s", c.Name, m.RPS, fmtDur(m.P50), fmtDur(m.P99), errs, fmtShare(m.OthersCPU))
+		fmt.Fprintf(w, "%-16s %12.0f %11s %11s %8s %7s %8s %5s", c.Name, m.RPS, fmtDur(m.P50), fmtDur(m.P99), errs, fmtShare(m.OthersCPU), fmtCPU(m.CPUPerRequest), fmtShare(m.IdleCPU))
 		if r.Rounds > 1 {
 			var each []string
 			for _, s := range c.Rounds {
@@ -81,7 +81,7 @@ func (r *Result) WriteTable(w io.Writer) {
 		}
 	}
 
-	fmt.Fprintln(w, "\nothers: share of the machine's CPU taken by processes other than this one and the candidate's\n(and steal) while measuring; well above 0% means a noisy neighbour, and that round's numbers are suspect.")
+	fmt.Fprintln(w, "\nothers: share of the machine's CPU taken by processes other than this one and the candidate's\n(and steal) while measuring; well above 0% means a noisy neighbour, and that round's numbers are suspect.\ncpu/req: CPU time of the candidate's own processes per request (not with -inprocess); idle: share of\nthe machine's CPU left idle (iowait included) while measuring.")
 	noisy, total := 0, 0
 	for _, c := range r.Candidates {
 		for _, s := range c.Rounds {
@@ -156,6 +156,8 @@ type jsonCandidate struct {
 	P99us    float64     `json:"p99Us"`
 	MaxUs    float64     `json:"maxUs"`
 	Others   float64     `json:"othersCpu"`
+	CPUus    float64     `json:"cpuPerRequestUs"`
+	Idle     float64     `json:"idleCpu"`
 	Requests int64       `json:"requests"`
 	Errors   int64       `json:"errors"`
 	Non2xx   int64       `json:"non2xx"`
@@ -170,6 +172,8 @@ type jsonRound struct {
 	Errors     int64   `json:"errors"`
 	Non2xx     int64   `json:"non2xx"`
 	Others     float64 `json:"othersCpu"`
+	CPUus      float64 `json:"cpuPerRequestUs"`
+	Idle       float64 `json:"idleCpu"`
 	FirstError string  `json:"firstError,omitempty"`
 }
 
@@ -185,6 +189,22 @@ type jsonRatio struct {
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// cpuUs is us for a CPU time that may be unknown (-1, kept as -1).
+func cpuUs(d time.Duration) float64 {
+	if d < 0 {
+		return -1
+	}
+	return us(d)
+}
+
+// fmtCPU formats a CPU time per request, "?" when unknown.
+func fmtCPU(d time.Duration) string {
+	if d < 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0fµs", us(d))
+}
 
 // WriteJSON prints the result as one JSON document.
 func (r *Result) WriteJSON(w io.Writer) error {
@@ -203,10 +223,11 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		if c.Measured() {
 			m := c.Median
 			jc.RPS, jc.P50us, jc.P99us, jc.MaxUs, jc.Requests, jc.Others = m.RPS, us(m.P50), us(m.P99), us(m.Max), m.Requests, m.OthersCPU
+			jc.CPUus, jc.Idle = cpuUs(m.CPUPerRequest), m.IdleCPU
 		}
 		for _, s := range c.Rounds {
 			jc.Rounds = append(jc.Rounds, jsonRound{RPS: s.RPS, P50us: us(s.P50), P99us: us(s.P99),
-				Requests: s.Requests, Errors: s.Errors, Non2xx: s.Non2xx, Others: s.OthersCPU, FirstError: s.FirstError})
+				Requests: s.Requests, Errors: s.Errors, Non2xx: s.Non2xx, Others: s.OthersCPU, CPUus: cpuUs(s.CPUPerRequest), Idle: s.IdleCPU, FirstError: s.FirstError})
 		}
 		out.Candidates = append(out.Candidates, jc)
 	}
