@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -156,4 +157,24 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("canonical form has no frame: %s", c1)
 		}
 	})
+}
+
+// TestAppendTime: appendTime writes what AppendFormat writes for
+// timeLayout, across the range records carry and at its edges.
+func TestAppendTime(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	times := []time.Time{
+		time.Unix(0, 0), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(2026, 11, 29, 7, 5, 3, 4005, time.FixedZone("x", 3600)),
+	}
+	for range 100000 {
+		times = append(times, time.Unix(rng.Int64N(1<<37)-1<<36, rng.Int64N(1e9)))
+	}
+	for _, tm := range times {
+		want := tm.UTC().AppendFormat(nil, timeLayout)
+		if got := appendTime(nil, tm); string(got) != string(want) {
+			t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
 }

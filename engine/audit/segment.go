@@ -500,7 +500,8 @@ func (l *segLog) create(seq uint64) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Write([]byte(segMagic)); err == nil {
+	_, err = f.Write([]byte(segMagic))
+	if err == nil {
 		err = f.Sync()
 	}
 	if err == nil {

@@ -50,7 +50,8 @@ type Options struct {
 	Default  Policy
 
 	// WriteTimeout bounds how long Begin, Refuse and Finish wait for
-	// durability when ctx has no earlier deadline (default 5s).
+	// durability when ctx has no earlier deadline (default 5s; checked
+	// every eighth of it, at most every second).
 	WriteTimeout time.Duration
 	// MaxBatch caps the records committed by one sync (default 1024).
 	// 1 turns group commit off: one sync per record (benchmarks only).
@@ -107,7 +108,7 @@ type Store struct {
 	cks *ckFile
 	idx *termindex.Index
 
-	queue   chan *pending
+	wake    chan struct{} // a token: records are waiting (cap 1)
 	quit    chan struct{} // closed by Close: the writer drains and stops
 	stopped chan struct{} // closed when the writer has stopped
 	once    sync.Once
@@ -122,9 +123,12 @@ type Store struct {
 	// offs are the batch's frame offsets (writer only).
 	offs []int64
 
-	mu     sync.Mutex
-	pubw   chainState // a copy of w for readers, as of the last acknowledged batch
-	broken error      // sticky: a write failed (fail)
+	mu      sync.Mutex
+	pubw    chainState // a copy of w for readers, as of the last acknowledged batch
+	broken  error      // sticky: a write failed (fail)
+	waiting []*pending // queued for the writer, oldest first
+	flight  []*pending // the batch the writer is committing
+	closing bool       // Close began: nothing more is queued
 
 	damaged []uint64 // seqs found damaged (and kept) by the scan at open
 
@@ -144,14 +148,25 @@ type chainState struct {
 
 // pending is one record (or a request to the writer) waiting for the writer.
 type pending struct {
-	payload    []byte   // the record after its frame; nil for a request to the writer
-	terms      []uint64 // secondary index terms
-	checkpoint bool     // sign the head now
-	roll       bool     // seal the active segment (Prune)
-	done       chan struct{}
+	payload    []byte        // the record after its frame; nil for a request to the writer
+	terms      []uint64      // secondary index terms
+	checkpoint bool          // sign the head now
+	roll       bool          // seal the active segment (Prune)
+	at         time.Time     // queued at (for the watchdog)
+	done       chan struct{} // closed by finish
+	answered   atomic.Bool
 	rc         Receipt
 	ck         *Checkpoint
 	err        error
+}
+
+// finish answers p's waiter with err (nil: durable, rc and ck set), once:
+// the writer's answer and the watchdog's race, the first wins.
+func (p *pending) finish(err error) {
+	if p.answered.CompareAndSwap(false, true) {
+		p.err = err
+		close(p.done)
+	}
 }
 
 // Open opens (or creates) the store in opt.Dir, recovers the chain head
@@ -213,10 +228,11 @@ func Open(opt Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrUnavailable, opt.Dir, err)
 	}
 	s.pubw = s.w
-	s.queue = make(chan *pending, 4*opt.MaxBatch)
+	s.wake = make(chan struct{}, 1)
 	s.quit = make(chan struct{})
 	s.stopped = make(chan struct{})
 	go s.writer()
+	go s.watchdog()
 	return s, nil
 }
 
@@ -401,7 +417,13 @@ func (s *Store) closeFiles() {
 // checkpoint and closes the files.
 func (s *Store) Close() error {
 	first := false
-	s.once.Do(func() { close(s.quit); first = true })
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.closing = true // what is queued now is all the writer drains
+		s.mu.Unlock()
+		close(s.quit)
+		first = true
+	})
 	<-s.stopped
 	if !first {
 		return nil
@@ -437,7 +459,11 @@ func (s *Store) Head() Receipt {
 func (s *Store) Damaged() []uint64 { return slices.Clone(s.damaged) }
 
 // QueueDepth is how many records (and requests) wait for the writer.
-func (s *Store) QueueDepth() int { return len(s.queue) }
+func (s *Store) QueueDepth() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.waiting)
+}
 
 // LastCheckpoint returns the newest signed checkpoint, if any.
 func (s *Store) LastCheckpoint() (Checkpoint, bool) {
@@ -456,69 +482,102 @@ func (s *Store) policy(service string) Policy {
 	return s.opt.Default
 }
 
-// append queues a record and waits until it is durable.
+// maxWaiting bounds the records queued for the writer: beyond it a call
+// is refused at once (the store is far behind; waiting would only pile up
+// more calls).
+func (s *Store) maxWaiting() int { return max(4*s.opt.MaxBatch, 8192) }
+
+// append queues a record and waits until it is durable: until the writer
+// acknowledges it, the watchdog finds it waiting longer than WriteTimeout,
+// or ctx ends. There is no timer or select per record on the common path
+// (they were ~5 µs of a call's CPU): one watchdog bounds every wait.
 func (s *Store) append(ctx context.Context, p *pending) error {
 	if s.opt.Signer == nil {
 		return ErrReadOnly
 	}
-	s.mu.Lock()
-	broken := s.broken
-	s.mu.Unlock()
-	if broken != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, broken)
-	}
-	// WriteTimeout unless ctx ends first: a pooled timer, not a context per
-	// record (context.WithTimeout was ~4% of a call's CPU).
-	var expired <-chan time.Time
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > s.opt.WriteTimeout {
-		t := writeTimers.Get().(*time.Timer)
-		t.Reset(s.opt.WriteTimeout)
-		defer func() {
-			t.Stop() // no stale tick after Stop (Go 1.23 timers): reusable
-			writeTimers.Put(t)
-		}()
-		expired = t.C
-	}
 	p.done = make(chan struct{})
-	select {
-	case <-s.quit:
+	p.at = time.Now()
+	s.mu.Lock()
+	switch {
+	case s.broken != nil:
+		err := s.broken
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case s.closing:
+		s.mu.Unlock()
 		return ErrClosed
-	default:
+	case len(s.waiting) >= s.maxWaiting():
+		s.mu.Unlock()
+		return fmt.Errorf("%w: queue full (%d records wait for the disk)", ErrUnavailable, s.maxWaiting())
 	}
+	s.waiting = append(s.waiting, p)
+	s.mu.Unlock()
 	select {
-	case s.queue <- p:
-	case <-s.quit:
-		return ErrClosed
-	case <-ctx.Done():
-		return fmt.Errorf("%w: queue full: %v", ErrUnavailable, ctx.Err())
-	case <-expired:
-		return fmt.Errorf("%w: queue full: %v", ErrUnavailable, context.DeadlineExceeded)
+	case s.wake <- struct{}{}:
+	default: // a token is there: the writer will look
 	}
-	select {
-	case <-p.done:
-		return p.err
-	case <-ctx.Done():
-		// The record may still be written; the call is refused all the
-		// same (a request record without an outcome is harmless).
-		return fmt.Errorf("%w: not durable in time: %v", ErrUnavailable, ctx.Err())
-	case <-expired:
-		return fmt.Errorf("%w: not durable in time: %v", ErrUnavailable, context.DeadlineExceeded)
-	case <-s.stopped:
+	if done := ctx.Done(); done != nil {
 		select {
 		case <-p.done:
-			return p.err
-		default:
-			return ErrClosed
+		case <-done:
+			// The record may still be written; the call is refused all the
+			// same (a request record without an outcome is harmless).
+			return fmt.Errorf("%w: not durable in time: %v", ErrUnavailable, ctx.Err())
 		}
+	} else {
+		<-p.done
+	}
+	return p.err
+}
+
+// errLate answers a record the watchdog found waiting too long.
+var errLate = fmt.Errorf("%w: not durable in time: %w", ErrUnavailable, context.DeadlineExceeded)
+
+// watchdog answers every record waiting longer than WriteTimeout (queued,
+// or in a batch whose write or sync hangs) with errLate, so that a stuck
+// disk refuses calls rather than holding them. The writer's own answer
+// for such a record comes later and is dropped (pending.finish).
+func (s *Store) watchdog() {
+	t := time.NewTicker(min(max(s.opt.WriteTimeout/8, time.Millisecond), time.Second))
+	defer t.Stop()
+	var late []*pending
+	for {
+		select {
+		case <-s.stopped:
+			return
+		case <-t.C:
+		}
+		cut := time.Now().Add(-s.opt.WriteTimeout)
+		late = late[:0]
+		s.mu.Lock()
+		for _, q := range [][]*pending{s.flight, s.waiting} {
+			for _, p := range q {
+				if !p.at.After(cut) {
+					late = append(late, p)
+				}
+			}
+		}
+		s.mu.Unlock()
+		for _, p := range late {
+			p.finish(errLate)
+		}
+		clear(late)
 	}
 }
 
-// writeTimers are stopped timers for append's WriteTimeout.
-var writeTimers = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
-}}
+// take moves up to MaxBatch waiting records into batch and makes them the
+// flight (writer only).
+func (s *Store) take(batch []*pending) []*pending {
+	s.mu.Lock()
+	n := min(len(s.waiting), s.opt.MaxBatch)
+	batch = append(batch[:0], s.waiting[:n]...)
+	rest := copy(s.waiting, s.waiting[n:])
+	clear(s.waiting[rest:])
+	s.waiting = s.waiting[:rest]
+	s.flight = batch
+	s.mu.Unlock()
+	return batch
+}
 
 // writer is the one goroutine that numbers, chains and writes records: it
 // takes whatever is queued (no wait window: a lone caller is committed at
@@ -531,30 +590,16 @@ func (s *Store) writer() {
 	defer tick.Stop()
 	batch := make([]*pending, 0, s.opt.MaxBatch)
 	for {
-		batch = batch[:0]
 		select {
-		case p := <-s.queue:
-			batch = append(batch, p)
+		case <-s.wake:
 		case <-tick.C:
 			if s.w.seq > s.w.ckSeq && s.opt.Signer != nil && time.Since(s.w.ckTime) >= s.opt.CheckpointInterval/2 {
 				s.commit(nil, true)
 			}
 			continue
 		case <-s.quit:
-			for {
-				batch = batch[:0]
-			drain:
-				for len(batch) < s.opt.MaxBatch {
-					select {
-					case p := <-s.queue:
-						batch = append(batch, p)
-					default:
-						break drain
-					}
-				}
-				if len(batch) == 0 {
-					break
-				}
+			// Close set closing first: nothing joins the queue now.
+			for batch = s.take(batch); len(batch) > 0; batch = s.take(batch) {
 				s.commit(batch, false)
 			}
 			if s.w.seq > s.w.ckSeq && s.opt.Signer != nil {
@@ -562,16 +607,9 @@ func (s *Store) writer() {
 			}
 			return
 		}
-	more:
-		for len(batch) < s.opt.MaxBatch {
-			select {
-			case p := <-s.queue:
-				batch = append(batch, p)
-			default:
-				break more
-			}
+		for batch = s.take(batch); len(batch) > 0; batch = s.take(batch) {
+			s.commit(batch, false)
 		}
-		s.commit(batch, false)
 	}
 }
 
@@ -617,7 +655,7 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 	}
 	for _, p := range batch {
 		p.ck = st.ckLatest
-		close(p.done)
+		p.finish(nil)
 	}
 }
 
@@ -632,6 +670,8 @@ func (s *Store) writeBatch(batch []*pending, st *chainState, forceCheckpoint boo
 	}
 	buf, offs := s.buf[:0], s.offs[:0]
 	first := st.seq + 1
+	var tsBuf [len(timeLayout)]byte
+	ts := appendTime(tsBuf[:0], now)
 	for _, p := range batch {
 		if p.payload == nil {
 			forceCheckpoint = forceCheckpoint || p.checkpoint
@@ -643,7 +683,7 @@ func (s *Store) writeBatch(batch []*pending, st *chainState, forceCheckpoint boo
 		offs = append(offs, int64(off))
 		buf = append(buf, make([]byte, frameHead+entryHead)...)
 		binary.BigEndian.PutUint64(buf[off+8:], st.seq)
-		buf = frame(buf, st.seq, now, p.payload)
+		buf = frameAt(buf, st.seq, ts, p.payload)
 		h := link(st.head, recordDigest(buf[off+frameHead+entryHead:]))
 		e := buf[off+frameHead:]
 		e[0] = entryFull
@@ -712,9 +752,8 @@ func (s *Store) fail(batch []*pending, err error) {
 		s.mu.Unlock()
 	}
 	for _, p := range batch {
-		p.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		p.rc = Receipt{}
-		close(p.done)
+		p.finish(fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
 }
 

@@ -364,23 +364,33 @@ func TestValidUTF8MatchesJSON(t *testing.T) {
 	}
 }
 
-// TestWriteTimeout: a record the writer does not take, or does not make
-// durable, in WriteTimeout (or before ctx ends) is refused, not waited for.
+// TestWriteTimeout: a record the writer does not make durable in
+// WriteTimeout (or before ctx ends) is refused, not waited for; a full
+// queue refuses at once. No writer runs here: the watchdog alone answers.
 func TestWriteTimeout(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		queue int // 0: the writer never takes the record; 1: it never acknowledges it
-		ctx   time.Duration
-		want  string
+		name    string
+		full    bool
+		timeout time.Duration // WriteTimeout
+		ctx     time.Duration
+		want    string
+		atLeast time.Duration // the answer comes no sooner
 	}{
-		{"queue full", 0, 0, "queue full"},
-		{"not durable", 1, 0, "not durable in time"},
-		{"ctx first", 1, 10 * time.Millisecond, "not durable in time"},
+		{"queue full", true, time.Hour, 0, "queue full", 0},
+		{"not durable", false, 30 * time.Millisecond, 0, "not durable in time: context deadline exceeded", 30 * time.Millisecond},
+		{"ctx first", false, time.Hour, 10 * time.Millisecond, "not durable in time: context deadline exceeded", 10 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Store{opt: Options{Signer: testKey, WriteTimeout: 30 * time.Millisecond},
-				queue: make(chan *pending, tc.queue), quit: make(chan struct{}), stopped: make(chan struct{})}
-			for range 2 { // the second reuses the pooled timer
+			s := &Store{opt: Options{Signer: testKey, WriteTimeout: tc.timeout, MaxBatch: 1},
+				wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+			defer close(s.stopped)
+			go s.watchdog()
+			if tc.full {
+				for range s.maxWaiting() {
+					s.waiting = append(s.waiting, &pending{})
+				}
+			}
+			for range 2 {
 				ctx := context.Background()
 				if tc.ctx > 0 {
 					var cancel context.CancelFunc
@@ -389,15 +399,11 @@ func TestWriteTimeout(t *testing.T) {
 				}
 				start := time.Now()
 				err := s.append(ctx, &pending{payload: []byte("{}")})
-				if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tc.want) ||
-					!strings.Contains(err.Error(), "deadline exceeded") {
-					t.Fatalf("append: %v", err)
+				if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("append: %v, want %q", err, tc.want)
 				}
-				if d := time.Since(start); d > 2*time.Second {
-					t.Fatalf("took %v", d)
-				}
-				for len(s.queue) > 0 {
-					<-s.queue
+				if d := time.Since(start); d > 2*time.Second || d < tc.atLeast {
+					t.Fatalf("answered after %v, want %v to 2s", d, tc.atLeast)
 				}
 			}
 		})
@@ -433,5 +439,54 @@ func TestOnCommitAndQueueDepth(t *testing.T) {
 	}
 	if d := s.QueueDepth(); d != 0 {
 		t.Errorf("queue depth %d after every call returned", d)
+	}
+}
+
+// TestCloseRacingAppends: calls racing Close each get an answer — durable
+// (and then in the log after reopen) or ErrClosed — and none hangs.
+func TestCloseRacingAppends(t *testing.T) {
+	for round := range 20 {
+		dir := t.TempDir()
+		s := openStore(t, testOptions(dir))
+		var mu sync.Mutex
+		var acked []uint64
+		var wg sync.WaitGroup
+		for i := range 32 {
+			wg.Go(func() {
+				for j := 0; ; j++ {
+					c, err := s.Begin(context.Background(), request(i*1000+j))
+					if err != nil {
+						if !errors.Is(err, ErrClosed) {
+							t.Errorf("Begin: %v", err)
+						}
+						return
+					}
+					mu.Lock()
+					acked = append(acked, c.Receipt().Seq)
+					mu.Unlock()
+				}
+			})
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a call racing Close got no answer")
+		}
+		s = openStore(t, testOptions(dir))
+		for _, seq := range acked {
+			if _, err := s.Get(context.Background(), seq); err != nil {
+				t.Fatalf("acknowledged record %d: %v", seq, err)
+			}
+		}
+		if rep := verify(t, s); !rep.OK() {
+			t.Fatalf("verify: %v", rep.Problem)
+		}
+		s.Close()
 	}
 }
