@@ -66,9 +66,14 @@ type Outcome struct {
 // Call is one consumer call whose request record is durable.
 type Call struct {
 	s       *Store
-	rec     Record // the request as recorded, Seq and Time unset
+	rec     callRec // what the outcome record repeats of the request
 	receipt Receipt
 	done    atomic.Bool
+}
+
+// callRec is what an outcome record repeats of its request record.
+type callRec struct {
+	Call, Organisation, Application, Service, ServiceVersion, TraceIn, TraceOut string
 }
 
 // ErrFinished is returned by a second Finish of the same call.
@@ -89,7 +94,10 @@ func (s *Store) Begin(ctx context.Context, req Request) (*Call, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Call{s: s, rec: r, receipt: p.rc}, nil
+	return &Call{s: s, receipt: p.rc, rec: callRec{
+		Call: r.Call, Organisation: r.Organisation, Application: r.Application, Service: r.Service,
+		ServiceVersion: r.ServiceVersion, TraceIn: r.TraceIn, TraceOut: r.TraceOut,
+	}}, nil
 }
 
 // Refuse records a refused call (its only record) and returns once it is
@@ -128,8 +136,14 @@ func (c *Call) Finish(ctx context.Context, o Outcome) (Receipt, error) {
 		ServiceVersion: q.ServiceVersion, TraceIn: q.TraceIn, TraceOut: q.TraceOut,
 		Status: o.Status, Problem: validUTF8(o.Problem), Digest: Digest(o.Response),
 	}
+	if len(o.Released) > 0 {
+		r.Released = make([]string, 0, len(o.Released))
+	}
 	for _, f := range o.Released {
 		r.Released = append(r.Released, validUTF8(f))
+	}
+	if len(o.Sources) > 0 {
+		r.Sources = make([]SourceRec, 0, len(o.Sources))
 	}
 	for _, sc := range o.Sources {
 		r.Sources = append(r.Sources, SourceRec{
@@ -185,11 +199,7 @@ func (s *Store) requestRecord(kind Kind, req *Request) (Record, error) {
 
 // write encodes r on the caller's goroutine and waits for the writer.
 func (s *Store) write(ctx context.Context, r *Record) (*pending, error) {
-	payload, err := marshalPayload(r)
-	if err != nil {
-		return nil, err
-	}
-	p := &pending{payload: payload, terms: indexTerms(r)}
+	p := &pending{payload: appendPayloadV1(payloadBuf(payloadSizeHint(r)), r), terms: indexTerms(r)}
 	if err := s.append(ctx, p); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -244,6 +245,33 @@ func sealedFrom(b *sealedV1) *SealedBody {
 // on their own goroutine; the writer only splices the frame.
 func marshalPayload(r *Record) ([]byte, error) {
 	return appendPayloadV1(make([]byte, 0, payloadSizeHint(r)), r), nil
+}
+
+// payloadBufs recycles the payload buffers of committed records: the
+// writer copies each payload into its batch, then returns the buffer
+// (releasePayload). A call's two records then allocate no payload.
+var payloadBufs sync.Pool // of *[]byte
+
+const maxPooledPayload = 8 << 10
+
+// payloadBuf returns an empty buffer with room for n bytes.
+func payloadBuf(n int) []byte {
+	if n <= maxPooledPayload {
+		if b, ok := payloadBufs.Get().(*[]byte); ok && cap(*b) >= n {
+			return (*b)[:0]
+		}
+		n = max(n, 2<<10)
+	}
+	return make([]byte, 0, n)
+}
+
+// releasePayload recycles p's payload buffer; p.payload is nil after.
+func releasePayload(p *pending) {
+	if b := p.payload; b != nil && cap(b) <= maxPooledPayload {
+		b = b[:0]
+		payloadBufs.Put(&b)
+	}
+	p.payload = nil
 }
 
 // payloadSizeHint is a little over the encoded size of r's payload

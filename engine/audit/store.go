@@ -646,14 +646,11 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 	s.pubw = st
 	s.pubw.first = max(first, st.first)
 	s.mu.Unlock()
-	if records > 0 {
-		for _, p := range batch {
-			if p.payload != nil {
-				s.idx.Add(p.rc.Seq, p.terms...)
-			}
-		}
-	}
 	for _, p := range batch {
+		if p.payload != nil {
+			s.idx.Add(p.rc.Seq, p.terms...)
+			releasePayload(p)
+		}
 		p.ck = st.ckLatest
 		p.finish(nil)
 	}
@@ -752,6 +749,7 @@ func (s *Store) fail(batch []*pending, err error) {
 		s.mu.Unlock()
 	}
 	for _, p := range batch {
+		releasePayload(p)
 		p.rc = Receipt{}
 		p.finish(fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
