@@ -132,6 +132,7 @@ func rawFrames(t testing.TB, dir string) []rawFrame {
 		if err != nil {
 			t.Fatal(err)
 		}
+		b = bytes.TrimRight(b, "\x00") // a prepared segment's unused zeros
 		for off := len(segMagic); off < len(b); {
 			seq, e, n, err := cutFrame(b[off:])
 			if err != nil {

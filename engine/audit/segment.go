@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The append-only segment log (README.md, "Storage layout"):
@@ -90,8 +91,12 @@ type segment struct {
 	f     *os.File
 	first uint64 // seq of the first frame (0: none yet)
 	count uint64 // frames
-	size  int64  // bytes in the file, header included
+	size  int64  // bytes in the file, header included (prepared zeros after them not counted)
 	end   int64  // end of the last frame the offsets cover (size unless damaged)
+	// prepared is the length of the file when it was prepared with zeros
+	// (0: it grows as frames are appended). The writer overwrites the
+	// zeros, so its fdatasync flushes data only.
+	prepared int64
 	// Offsets of the frames: in memory for the active segment (and while
 	// a sealed one's sidecar is being written), else in the sidecar.
 	offs   []int64
@@ -201,6 +206,114 @@ type segLog struct {
 	signed uint64 // openLog's signed: the last checkpoint's seq at open
 
 	damaged []uint64 // seqs of the damaged frames kept in scanned segments, at open
+
+	// The next segment, prepared in the background (writer only).
+	prep      chan error // a preparation under way (nil: none)
+	prepReady bool       // nextPrepared is complete and unused
+	prepRetry time.Time  // after a failed preparation, none before then
+}
+
+// Pre-zeroed segments. Appending to a file makes every fdatasync commit
+// the file system's journal too (a new size, new blocks); overwriting
+// zeros written and synced earlier does not, as databases do with their
+// write-ahead logs. Measured on this project's 2-core machine: a 4–12 KiB
+// write plus fdatasync costs ~40 µs of CPU and ~100–120 µs appending,
+// ~22 µs and ~60 µs into zeros. A log that has appended prepareAfter
+// bytes to a growing segment prepares the next one (segmentSize of zeros,
+// synced) in the background, moves to it when it is ready, and prepares
+// one ahead from then on; a store that records little never writes zeros.
+const nextPrepared = "next.tmp"
+
+// prepareAfter: a variable for tests.
+var prepareAfter int64 = 1 << 20
+
+// tornWindow bounds what one batch spans: the writer caps a batch at
+// maxBatchBytes of records (store.go), framing adds less than a quarter.
+// Recovery tells a batch cut by a power loss from damage by it (openSegment).
+const tornWindow = 2 * maxBatchBytes
+
+// prepare starts making nextPrepared in the background (writer only).
+func (l *segLog) prepare() {
+	if l.prep != nil || l.prepReady || time.Now().Before(l.prepRetry) {
+		return
+	}
+	ch := make(chan error, 1)
+	l.prep = ch
+	path, size := filepath.Join(l.dir, nextPrepared), segmentSize
+	go func() { ch <- writeZeros(path, size) }()
+}
+
+// ready reports whether a prepared segment waits to be used (writer only).
+func (l *segLog) ready() bool {
+	if l.prep != nil {
+		select {
+		case err := <-l.prep:
+			l.prep = nil
+			if err != nil {
+				l.log.Warn("audit: cannot prepare the next log segment; appending to growing ones (retried in a minute)", "err", err)
+				l.prepRetry = time.Now().Add(time.Minute)
+			} else {
+				l.prepReady = true
+			}
+		default:
+		}
+	}
+	return l.prepReady
+}
+
+// writeZeros writes path: the segment magic, then zeros up to size, synced.
+func writeZeros(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	copy(buf, segMagic)
+	for off := int64(0); off < size && err == nil; off += int64(len(buf)) {
+		_, err = f.Write(buf[:min(int64(len(buf)), size-off)])
+		clear(buf[:len(segMagic)])
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path) // a disk too full for it gets its space back
+	}
+	return err
+}
+
+// truncateFile cuts path to size, synced.
+func truncateFile(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if err = f.Truncate(size); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// isZero reports whether b holds only zero bytes.
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // openLog opens every segment; a torn tail of the last one (a short frame,
@@ -233,6 +346,9 @@ func openLog(dir string, logger *slog.Logger, writable bool, signed uint64) (*se
 			continue
 		}
 		names = append(names, v)
+	}
+	if writable {
+		_ = os.Remove(filepath.Join(dir, nextPrepared)) // a preparation a crash cut short
 	}
 	slices.Sort(names)
 	for i, name := range names {
@@ -283,15 +399,38 @@ func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error)
 		}
 	}
 	end := int64(len(data))
+	tornBatch := false
 	if data != nil {
-		end = g.scan(data)
+		// Zeros after the last written byte: a prepared segment's unused
+		// rest (no frame ends in a zero byte: its entry is JSON).
+		written := int64(len(bytes.TrimRight(data, "\x00")))
+		end = g.scan(data[:written])
+		if written < g.size {
+			prepared := g.size
+			g.size = written
+			if writable && last {
+				g.prepared = prepared
+			} else if writable && end == written { // sealed, but its zeros were not cut
+				if err := truncateFile(path, written); err != nil {
+					l.log.Warn("audit: cannot cut a sealed segment's unused zeros", "segment", path, "err", err)
+				}
+			}
+		}
+		if last {
+			if at, ok := g.tornBatch(data[:written], end, l.signed); ok {
+				tornBatch = true
+				l.log.Error("audit log: the last batch was cut by a crash (its pages reached the disk out of order; its sync never returned, so none of it was acknowledged): cutting it",
+					"segment", path, "offset", at, "bytes", written-at)
+				end = at
+			}
+		}
 	}
 	g.end = end
 	if end < g.size || data == nil {
 		if !last {
 			// Not the tail: damage Verify will name. Offsets cover what parsed.
 			l.log.Error("audit log segment damaged: unreadable from offset", "segment", path, "offset", end)
-		} else if data != nil && completeFrameIn(data[end+1:], max(g.name, g.first+g.count)) {
+		} else if data != nil && !tornBatch && completeFrameIn(data[end+1:g.size], max(g.name, g.first+g.count)) {
 			// Complete frames follow the bad one: not a torn tail (a crash
 			// cuts only the end of the last write), but damage to records
 			// that were acknowledged. Cutting there would drop them and
@@ -359,6 +498,51 @@ func (g *segment) scan(data []byte) int64 {
 	return int64(off)
 }
 
+// tornBatch finds, in the last segment's written bytes, a batch a power
+// loss cut: its pages reach the disk in any order, so a later one can be
+// there while an earlier one still reads as zeros. It is that, not
+// damage, when the first trouble (a frame kept as damaged, or bytes scan
+// could not parse) lies within tornWindow of the end, above the last
+// signed checkpoint (a checkpoint is written after its records' sync),
+// and a 512-byte aligned run of zeros — a sector never written; no frame
+// holds one — lies between it and the end. It returns where to cut:
+// the frames from there on are dropped with the rest.
+func (g *segment) tornBatch(data []byte, end int64, signed uint64) (int64, bool) {
+	at := end
+	if len(g.damaged) > 0 {
+		at = g.offs[g.damaged[0]]
+	}
+	written := int64(len(data))
+	if at >= written || written-at > tornWindow {
+		return 0, false
+	}
+	seq := max(g.name, g.first+g.count) // the seq a bad tail at end would hold
+	if len(g.damaged) > 0 {
+		seq = g.first + uint64(g.damaged[0])
+	}
+	if seq <= signed {
+		return 0, false
+	}
+	const sector = 512
+	hole := false
+	for o := (at + sector - 1) / sector * sector; o+sector <= written; o += sector {
+		if isZero(data[o : o+sector]) {
+			hole = true
+			break
+		}
+	}
+	if !hole {
+		return 0, false
+	}
+	n, _ := slices.BinarySearch(g.offs, at)
+	g.offs, g.count = g.offs[:n], uint64(n)
+	g.damaged = slices.DeleteFunc(g.damaged, func(i int) bool { return i >= n })
+	if n == 0 {
+		g.first = 0
+	}
+	return at, true
+}
+
 // maxDamageLines bounds the ERROR lines one segment's damage logs at open.
 const maxDamageLines = 10
 
@@ -410,7 +594,7 @@ func (l *segLog) cutTorn(g *segment, data []byte, end int64) error {
 	if end < g.size {
 		torn := fmt.Sprintf("%s.torn-%d", g.path, end)
 		if data != nil {
-			if err := os.WriteFile(torn, data[end:], filePerm); err != nil {
+			if err := os.WriteFile(torn, data[end:g.size], filePerm); err != nil {
 				return err
 			}
 		}
@@ -429,7 +613,7 @@ func (l *segLog) cutTorn(g *segment, data []byte, end int64) error {
 	if err := g.f.Sync(); err != nil {
 		return err
 	}
-	g.size, g.end = end, end
+	g.size, g.end, g.prepared = end, end, 0
 	return nil
 }
 
@@ -494,25 +678,40 @@ func (l *segLog) active() *segment {
 }
 
 // create starts a new active segment for seq (writer only).
+// The prepared segment if one is ready (and the next is started), else a
+// growing one.
 func (l *segLog) create(seq uint64) (*segment, error) {
 	path := segPath(l.dir, seq, ".seg")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
-	if err != nil {
-		return nil, err
+	var prepared int64
+	if l.ready() {
+		l.prepReady = false
+		if err := os.Rename(filepath.Join(l.dir, nextPrepared), path); err != nil {
+			l.log.Warn("audit: cannot use the prepared log segment; appending to a growing one", "err", err)
+		} else {
+			prepared = segmentSize
+		}
+		l.prepare()
 	}
-	_, err = f.Write([]byte(segMagic))
-	if err == nil {
-		err = f.Sync()
+	var f *os.File
+	var err error
+	if prepared > 0 {
+		f, err = os.OpenFile(path, os.O_RDWR, 0)
+	} else if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm); err == nil {
+		if _, err = f.Write([]byte(segMagic)); err == nil {
+			err = f.Sync()
+		}
 	}
 	if err == nil {
 		err = syncDir(l.dir)
 	}
 	if err != nil {
-		f.Close()
+		if f != nil {
+			f.Close()
+		}
 		os.Remove(path)
 		return nil, err
 	}
-	g := &segment{name: seq, path: path, f: f, size: int64(len(segMagic)), end: int64(len(segMagic))}
+	g := &segment{name: seq, path: path, f: f, size: int64(len(segMagic)), end: int64(len(segMagic)), prepared: prepared}
 	g.refs.Store(1)
 	l.mu.Lock()
 	l.segs = append(l.segs, g)
@@ -527,7 +726,12 @@ func (l *segLog) appendBatch(b []byte, first uint64, offs []int64) error {
 	l.mu.RLock()
 	g := l.active()
 	l.mu.RUnlock()
-	if g == nil || g.sealed || g.size >= segmentSize {
+	switch {
+	case g == nil || g.sealed:
+	case g.prepared == 0 && g.size >= prepareAfter:
+		l.prepare()
+	}
+	if g == nil || g.sealed || g.full(int64(len(b))) || g.prepared == 0 && g.count > 0 && l.ready() {
 		if g != nil && !g.sealed {
 			if err := l.seal(g); err != nil {
 				return err
@@ -558,10 +762,28 @@ func (l *segLog) appendBatch(b []byte, first uint64, offs []int64) error {
 	return nil
 }
 
-// seal writes the sidecar of the active segment; the next batch starts a
-// new one (writer only).
+// full reports whether a batch of n bytes goes to a new segment: g holds
+// segmentSize bytes, or the batch would run past g's prepared zeros
+// (unless g is empty: a batch larger than a prepared segment grows it).
+func (g *segment) full(n int64) bool {
+	if g.prepared > 0 && g.count > 0 {
+		return g.size+n > g.prepared
+	}
+	return g.size >= segmentSize
+}
+
+// seal cuts the active segment's unused zeros and writes its sidecar; the
+// next batch starts a new segment (writer only).
 func (l *segLog) seal(g *segment) error {
-	if err := fdatasync(g.f); err != nil {
+	if g.prepared > 0 {
+		if err := g.f.Truncate(g.size); err != nil {
+			return err
+		}
+		g.prepared = 0
+		if err := g.f.Sync(); err != nil { // the size, with the data
+			return err
+		}
+	} else if err := fdatasync(g.f); err != nil {
 		return err
 	}
 	if err := l.writeSidecar(g); err != nil {
@@ -700,6 +922,13 @@ func (l *segLog) lastFrame() (uint64, []byte, bool, error) {
 }
 
 func (l *segLog) close() {
+	if l.prep != nil || l.prepReady {
+		if l.prep != nil {
+			<-l.prep // no file is written after close
+		}
+		_ = os.Remove(filepath.Join(l.dir, nextPrepared))
+		l.prep, l.prepReady = nil, false
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, g := range l.segs {

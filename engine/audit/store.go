@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -565,11 +566,22 @@ func (s *Store) watchdog() {
 	}
 }
 
-// take moves up to MaxBatch waiting records into batch and makes them the
-// flight (writer only).
+// maxBatchBytes caps the records of one batch (a larger record goes
+// alone): recovery tells a batch cut by a power loss from damage by its
+// span (segment.go, tornWindow).
+const maxBatchBytes = 1 << 20
+
+// take moves up to MaxBatch waiting records (maxBatchBytes of them) into
+// batch and makes them the flight (writer only).
 func (s *Store) take(batch []*pending) []*pending {
 	s.mu.Lock()
-	n := min(len(s.waiting), s.opt.MaxBatch)
+	n, size := 0, 0
+	for _, p := range s.waiting[:min(len(s.waiting), s.opt.MaxBatch)] {
+		if size += len(p.payload); n > 0 && size > maxBatchBytes {
+			break
+		}
+		n++
+	}
 	batch = append(batch[:0], s.waiting[:n]...)
 	rest := copy(s.waiting, s.waiting[n:])
 	clear(s.waiting[rest:])
@@ -607,9 +619,35 @@ func (s *Store) writer() {
 			}
 			return
 		}
-		for batch = s.take(batch); len(batch) > 0; batch = s.take(batch) {
+		for s.gather(); ; s.gather() {
+			if batch = s.take(batch); len(batch) == 0 {
+				break
+			}
 			s.commit(batch, false)
 		}
+	}
+}
+
+// gatherYields bounds gather's yields.
+const gatherYields = 3
+
+// gather lets the goroutines that are ready to run go first while the
+// queue keeps growing (up to gatherYields times), so that a busy gateway
+// commits bigger batches: fewer writes and syncs, less CPU per record (a
+// write and fdatasync cost ~20–40 µs of CPU whatever the batch). With
+// nothing else ready to run, Gosched returns at once and the batch goes
+// now: an idle gateway waits for no one.
+func (s *Store) gather() {
+	prev := -1
+	for range gatherYields {
+		s.mu.Lock()
+		n := len(s.waiting)
+		s.mu.Unlock()
+		if n == prev || n >= s.opt.MaxBatch {
+			return
+		}
+		prev = n
+		runtime.Gosched()
 	}
 }
 
