@@ -99,11 +99,45 @@ func TestPreparedSegments(t *testing.T) {
 	}
 }
 
+// queueBatch queues n request records at once, as n calls arriving while
+// the writer syncs, so that they go in one batch (n ≤ MaxBatch, well under
+// 1 MiB), waits until they are durable and returns the first one's seq.
+func queueBatch(t *testing.T, s *Store, n int) uint64 {
+	t.Helper()
+	ps := make([]*pending, n)
+	for k := range ps {
+		req := request(10000 + k)
+		r, err := s.requestRecord(KindRequest, &req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[k] = &pending{payload: appendPayloadV1(nil, &r), terms: indexTerms(&r), done: make(chan struct{}), at: time.Now()}
+	}
+	s.mu.Lock()
+	s.waiting = append(s.waiting, ps...)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	for k, p := range ps {
+		<-p.done
+		if p.err != nil {
+			t.Fatal(p.err)
+		}
+		if k > 0 && p.rc.Seq != ps[0].rc.Seq+uint64(k) {
+			t.Fatalf("the batch's records are not contiguous")
+		}
+	}
+	return ps[0].rc.Seq
+}
+
 // holeInLastBatch writes a crash image of s in which a power loss cut the
-// last records of the active (prepared) segment: the sector under seq cut
-// reads as zeros, the sectors after it were written. It returns the image
-// and where frame cut starts.
-func holeInLastBatch(t *testing.T, s *Store, cut uint64) (string, int64) {
+// last batch, queued by queueBatch, of the active (prepared) segment: the
+// first sector boundary after the start of frame seq begins 512 bytes that
+// read as zeros, the sectors after them were written. It returns the image,
+// where the first frame the hole touches starts, and that frame's seq.
+func holeInLastBatch(t *testing.T, s *Store, seq uint64) (string, int64, uint64) {
 	t.Helper()
 	dir := crashImage(t, s)
 	segs := segFiles(t, dir)
@@ -111,30 +145,37 @@ func holeInLastBatch(t *testing.T, s *Store, cut uint64) (string, int64) {
 	spans := frameSpans(t, seg)
 	var at int64 = -1
 	for _, f := range spans {
-		if f.seq == cut {
+		if f.seq == seq {
 			at = f.start
 		}
 	}
 	if at < 0 {
-		t.Fatalf("no frame %d in the active segment", cut)
+		t.Fatalf("no frame %d in the active segment", seq)
 	}
 	b, _ := os.ReadFile(seg)
 	sector := (at + 511) / 512 * 512
 	last := spans[len(spans)-1].end
 	if sector+512 >= last {
-		t.Fatalf("frame %d too near the end for a hole with data after it", cut)
+		t.Fatalf("frame %d too near the end for a hole with data after it", seq)
 	}
 	clear(b[sector : sector+512])
 	if err := os.WriteFile(seg, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return dir, at
+	for _, f := range spans {
+		if f.end > sector {
+			return dir, f.start, f.seq
+		}
+	}
+	t.Fatal("no frame under the hole")
+	return "", 0, 0
 }
 
 // TestTornBatchInPreparedSegment: a hole a power loss left in the last
 // batch (zeros, written bytes after them, then the prepared zeros) is cut
 // and saved aside — none of it was acknowledged — unless a checkpoint
-// signs it, then the store refuses to open.
+// signs it, then the store refuses to open. The same hole with frames of
+// several batches after it is damage (prepared_adv_test.go).
 func TestTornBatchInPreparedSegment(t *testing.T) {
 	preparedSegments(t, 256<<10, 8<<10)
 	opt := testOptions(t.TempDir())
@@ -147,10 +188,9 @@ func TestTornBatchInPreparedSegment(t *testing.T) {
 		call(t, s, i)
 		i++
 	}
-	head := s.Head()
-	cut := head.Seq - 6 // its batch is the last: the frames after it stand for the rest of the batch
+	first := queueBatch(t, s, 12)
 
-	dir, at := holeInLastBatch(t, s, cut)
+	dir, at, cut := holeInLastBatch(t, s, first+3)
 	w := openStore(t, testOptions(dir))
 	if got := w.Head().Seq; got != cut-1 {
 		t.Fatalf("head %d after the torn batch, want %d", got, cut-1)
@@ -170,7 +210,7 @@ func TestTornBatchInPreparedSegment(t *testing.T) {
 	if _, err := s.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	dir, _ = holeInLastBatch(t, s, cut)
+	dir, _, _ = holeInLastBatch(t, s, first+3)
 	if w, err := Open(testOptions(dir)); err == nil {
 		w.Close()
 		t.Fatal("a hole in signed records opened as a torn batch")

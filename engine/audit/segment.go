@@ -366,7 +366,7 @@ func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error)
 	path := segPath(l.dir, name, ".seg")
 	flag := os.O_RDONLY
 	if last && writable {
-		flag = os.O_RDWR
+		flag = os.O_RDWR | syncWrites
 	}
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
@@ -401,26 +401,28 @@ func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error)
 	end := int64(len(data))
 	tornBatch := false
 	if data != nil {
-		// Zeros after the last written byte: a prepared segment's unused
-		// rest (no frame ends in a zero byte: its entry is JSON).
+		// Only zeros from written on: a prepared segment's unused rest (or
+		// a size a crash extended before the data came). The scan stops
+		// there, but reads a frame that starts before it to its end (a
+		// redacted entry may end in zero bytes).
 		written := int64(len(bytes.TrimRight(data, "\x00")))
-		end = g.scan(data[:written])
-		if written < g.size {
+		end = g.scan(data, written)
+		if used := max(end, written); used < g.size {
 			prepared := g.size
-			g.size = written
+			g.size = used
 			if writable && last {
 				g.prepared = prepared
-			} else if writable && end == written { // sealed, but its zeros were not cut
-				if err := truncateFile(path, written); err != nil {
+			} else if writable && end == used { // sealed, but its zeros were not cut
+				if err := truncateFile(path, used); err != nil {
 					l.log.Warn("audit: cannot cut a sealed segment's unused zeros", "segment", path, "err", err)
 				}
 			}
 		}
 		if last {
-			if at, ok := g.tornBatch(data[:written], end, l.signed); ok {
+			if at, ok := g.tornBatch(data[:g.size], end, l.signed); ok {
 				tornBatch = true
 				l.log.Error("audit log: the last batch was cut by a crash (its pages reached the disk out of order; its sync never returned, so none of it was acknowledged): cutting it",
-					"segment", path, "offset", at, "bytes", written-at)
+					"segment", path, "offset", at, "bytes", g.size-at)
 				end = at
 			}
 		}
@@ -465,10 +467,12 @@ func (l *segLog) openSegment(name uint64, last, writable bool) (*segment, error)
 // good data ends: at the first short or bad frame that no good frame
 // follows. A bad frame with good ones after it is kept (and counted):
 // Verify names it, Get refuses it.
-func (g *segment) scan(data []byte) int64 {
+//
+// From written on data holds only zeros: no frame starts there.
+func (g *segment) scan(data []byte, written int64) int64 {
 	off := len(segMagic)
 	var pending []int64 // bad frames not yet followed by a good one
-	for off < len(data) {
+	for off < len(data) && int64(off) < written {
 		seq, _, n, err := cutFrame(data[off:])
 		if err == errShortFrame || err == errBadLength {
 			break
@@ -498,49 +502,87 @@ func (g *segment) scan(data []byte) int64 {
 	return int64(off)
 }
 
-// tornBatch finds, in the last segment's written bytes, a batch a power
-// loss cut: its pages reach the disk in any order, so a later one can be
-// there while an earlier one still reads as zeros. It is that, not
-// damage, when the first trouble (a frame kept as damaged, or bytes scan
-// could not parse) lies within tornWindow of the end, above the last
-// signed checkpoint (a checkpoint is written after its records' sync),
-// and a 512-byte aligned run of zeros — a sector never written; no frame
-// holds one — lies between it and the end. It returns where to cut:
-// the frames from there on are dropped with the rest.
+// tornBatch finds, in the last segment's bytes, a batch a power loss
+// cut: its pages reach the disk in any order, so a later one can be there
+// while an earlier one still reads as zeros. Only the last batch can be
+// torn (every earlier one was synced before the next was written), so it
+// is that, not damage, when the first trouble in the last tornWindow
+// bytes (a frame kept as damaged, or bytes scan could not parse):
+//   - lies above the last signed checkpoint (a checkpoint is written
+//     after its records' sync),
+//   - is followed by a sector never written: zeros from the trouble to a
+//     512-byte boundary, or a whole aligned 512-byte run of zeros (no
+//     frame holds one: entries are JSON or short redactions),
+//   - and every good frame after it carries one record time (the writer
+//     stamps one time per batch): they are what was written of one batch.
+//
+// It returns where to cut: the frames from there on go with the rest.
 func (g *segment) tornBatch(data []byte, end int64, signed uint64) (int64, bool) {
-	at := end
-	if len(g.damaged) > 0 {
-		at = g.offs[g.damaged[0]]
+	size := int64(len(data))
+	at, idx := end, len(g.offs) // the trouble, and the index of the first frame at or after it
+	for _, i := range g.damaged {
+		if size-g.offs[i] <= tornWindow {
+			at, idx = g.offs[i], i
+			break
+		}
 	}
-	written := int64(len(data))
-	if at >= written || written-at > tornWindow {
+	if at >= size || size-at > tornWindow {
 		return 0, false
 	}
-	seq := max(g.name, g.first+g.count) // the seq a bad tail at end would hold
-	if len(g.damaged) > 0 {
-		seq = g.first + uint64(g.damaged[0])
+	cut := max(g.name, g.first+g.count) // the first seq cut
+	if idx < len(g.offs) {
+		cut = g.first + uint64(idx)
 	}
-	if seq <= signed {
+	if cut <= signed {
 		return 0, false
 	}
 	const sector = 512
 	hole := false
-	for o := (at + sector - 1) / sector * sector; o+sector <= written; o += sector {
-		if isZero(data[o : o+sector]) {
-			hole = true
-			break
-		}
+	for o := at / sector * sector; o < size && !hole; o += sector {
+		hole = o+sector <= size && isZero(data[max(o, at):o+sector])
 	}
 	if !hole {
 		return 0, false
 	}
-	n, _ := slices.BinarySearch(g.offs, at)
-	g.offs, g.count = g.offs[:n], uint64(n)
-	g.damaged = slices.DeleteFunc(g.damaged, func(i int) bool { return i >= n })
-	if n == 0 {
+	// Every complete frame after the trouble, parsed or not (a damaged
+	// length field hides where the frames after it start).
+	var stamp []byte
+	one := true
+	framesIn(data[at+1:], cut, func(e []byte) bool {
+		t, ok := entryTime(e)
+		if one = ok && (stamp == nil || bytes.Equal(t, stamp)); one {
+			stamp = t
+		}
+		return one
+	})
+	if !one {
+		return 0, false // frames of more than one batch after it: damage
+	}
+	g.offs, g.count = g.offs[:idx], uint64(idx)
+	g.damaged = slices.DeleteFunc(g.damaged, func(i int) bool { return i >= idx })
+	if idx == 0 {
 		g.first = 0
 	}
 	return at, true
+}
+
+// entryTime returns the record time an entry carries, as stored.
+func entryTime(e []byte) ([]byte, bool) {
+	if len(e) < entryHead {
+		return nil, false
+	}
+	body := e[entryHead:]
+	switch e[0] {
+	case entryFull:
+		_, _, t, ok := parseFrame(body)
+		return []byte(t), ok
+	case entryRedacted:
+		if len(body) < 40 {
+			return nil, false
+		}
+		return body[32:40], true
+	}
+	return nil, false
 }
 
 // maxDamageLines bounds the ERROR lines one segment's damage logs at open.
@@ -571,6 +613,15 @@ func (l *segLog) reportDamage(g *segment) {
 // any offset of b (a torn tail holds none: it ends inside its first bad
 // frame). The seq test keeps the search linear in garbage.
 func completeFrameIn(b []byte, next uint64) bool {
+	found := false
+	framesIn(b, next, func([]byte) bool { found = true; return false })
+	return found
+}
+
+// framesIn calls fn with the entry of each frame with a good checksum and
+// a seq that can follow next found at any offset of b, in order (the
+// search goes on after a frame's end), until fn returns false.
+func framesIn(b []byte, next uint64, fn func(entry []byte) bool) {
 	top := next + uint64(len(b)/frameHead)
 	for i := 0; i+frameHead <= len(b); i++ {
 		if l := binary.BigEndian.Uint32(b[i:]); l > maxEntry || frameHead+int(l) > len(b)-i {
@@ -579,11 +630,13 @@ func completeFrameIn(b []byte, next uint64) bool {
 		if seq := binary.BigEndian.Uint64(b[i+8:]); seq < next || seq > top {
 			continue
 		}
-		if _, _, _, err := cutFrame(b[i:]); err == nil {
-			return true
+		if _, e, n, err := cutFrame(b[i:]); err == nil {
+			if !fn(e) {
+				return
+			}
+			i += n - 1
 		}
 	}
-	return false
 }
 
 // cutTorn saves the bytes after end and truncates the segment there.
@@ -695,8 +748,8 @@ func (l *segLog) create(seq uint64) (*segment, error) {
 	var f *os.File
 	var err error
 	if prepared > 0 {
-		f, err = os.OpenFile(path, os.O_RDWR, 0)
-	} else if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm); err == nil {
+		f, err = os.OpenFile(path, os.O_RDWR|syncWrites, 0)
+	} else if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syncWrites, filePerm); err == nil {
 		if _, err = f.Write([]byte(segMagic)); err == nil {
 			err = f.Sync()
 		}
@@ -745,8 +798,10 @@ func (l *segLog) appendBatch(b []byte, first uint64, offs []int64) error {
 	if _, err := g.f.WriteAt(b, g.size); err != nil {
 		return err
 	}
-	if err := fdatasync(g.f); err != nil {
-		return err
+	if syncWrites == 0 {
+		if err := fdatasync(g.f); err != nil {
+			return err
+		}
 	}
 	l.mu.Lock()
 	if g.count == 0 {

@@ -577,7 +577,7 @@ func (s *Store) take(batch []*pending) []*pending {
 	s.mu.Lock()
 	n, size := 0, 0
 	for _, p := range s.waiting[:min(len(s.waiting), s.opt.MaxBatch)] {
-		if size += len(p.payload); n > 0 && size > maxBatchBytes {
+		if size += len(p.payload) + frameHead + entryHead + 64; n > 0 && size > maxBatchBytes { // framed
 			break
 		}
 		n++
