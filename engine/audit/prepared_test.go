@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -210,11 +211,19 @@ func TestTornBatchInPreparedSegment(t *testing.T) {
 	if _, err := s.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	dir, _, _ = holeInLastBatch(t, s, first+3)
+	// Kept and reported when the scan finds the frames after the hole,
+	// refused when the hole hides where they start; never cut.
+	head := s.Head()
+	dir, _, cut = holeInLastBatch(t, s, first+3)
 	if w, err := Open(testOptions(dir)); err == nil {
-		w.Close()
-		t.Fatal("a hole in signed records opened as a torn batch")
+		defer w.Close()
+		if w.Head() != head || !slices.Contains(w.Damaged(), cut) {
+			t.Fatalf("a hole in signed records: head %+v (want %+v), damaged %v (want %d among them)", w.Head(), head, w.Damaged(), cut)
+		}
 	} else if !strings.Contains(err.Error(), "damaged") {
 		t.Fatalf("refused with %v", err)
+	}
+	if saved, _ := filepath.Glob(filepath.Join(dir, "log", "*.torn-*")); len(saved) != 0 {
+		t.Fatalf("signed records cut: %v", saved)
 	}
 }
