@@ -1,13 +1,16 @@
 package gateway_test
 
 import (
+	"crypto/ed25519"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/openfsb/fsb/engine/audit"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/gateway"
 	"github.com/openfsb/fsb/engine/sources"
@@ -22,6 +25,11 @@ var benchDoc = []byte(`{"enterpriseNumber":"0912345673","name":"Zonnebloem Bakke
 // benchGateway serves flowYAML (sources a, b, c point at one fasthttp
 // backend) on loopback and returns a client bound to it.
 func benchGateway(b *testing.B, flowYAML string) (*fasthttp.HostClient, func()) {
+	return benchGatewayWith(b, flowYAML, nil)
+}
+
+// benchGatewayWith is benchGateway with the audit trail store on (nil: off).
+func benchGatewayWith(b *testing.B, flowYAML string, store *audit.Store) (*fasthttp.HostClient, func()) {
 	b.Helper()
 	backLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,7 +58,11 @@ func benchGateway(b *testing.B, flowYAML string) (*fasthttp.HostClient, func()) 
 	if err != nil {
 		b.Fatal(err)
 	}
-	gw := gateway.New(gateway.Config{Plans: plans, Runtime: &flow.Runtime{Conns: conns}})
+	cfg := gateway.Config{Plans: plans, Runtime: &flow.Runtime{Conns: conns}}
+	if store != nil {
+		cfg.Audit = store
+	}
+	gw := gateway.New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -96,9 +108,8 @@ output: steps.a.body
 	benchGet(b, client, "/bench/v1/items/7")
 }
 
-// BenchmarkGatewayThree: three sources in parallel, spliced.
-func BenchmarkGatewayThree(b *testing.B) {
-	client, stop := benchGateway(b, `kind: Flow
+// threeFlow calls three sources in parallel and splices their answers.
+const threeFlow = `kind: Flow
 name: three
 version: 1.0.0
 method: GET
@@ -110,7 +121,28 @@ steps:
       - {id: b, call: b.get, with: {path: {id: input.path.id}}}
       - {id: c, call: c.get, with: {path: {id: input.path.id}}}
 output: {a: steps.a.body, b: steps.b.body, c: steps.c.body}
-`)
+`
+
+// BenchmarkGatewayThree: three sources in parallel, spliced.
+func BenchmarkGatewayThree(b *testing.B) {
+	client, stop := benchGateway(b, threeFlow)
+	defer stop()
+	benchGet(b, client, "/bench/v1/all/7")
+}
+
+// BenchmarkGatewayThreeAudited is BenchmarkGatewayThree with the audit
+// trail on (a store on the disk: two durable records per call).
+func BenchmarkGatewayThreeAudited(b *testing.B) {
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := audit.Open(audit.Options{Dir: filepath.Join(b.TempDir(), "audit"), Signer: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	client, stop := benchGatewayWith(b, threeFlow, store)
 	defer stop()
 	benchGet(b, client, "/bench/v1/all/7")
 }
