@@ -571,13 +571,17 @@ func (s *Store) watchdog() {
 // span (segment.go, tornWindow).
 const maxBatchBytes = 1 << 20
 
+// framedSize is a little over what p's record takes in the log: its
+// payload, the frame and entry heads, the frame's {"v","seq","time"}.
+func framedSize(p *pending) int { return len(p.payload) + frameHead + entryHead + 80 }
+
 // take moves up to MaxBatch waiting records (maxBatchBytes of them) into
 // batch and makes them the flight (writer only).
 func (s *Store) take(batch []*pending) []*pending {
 	s.mu.Lock()
 	n, size := 0, 0
 	for _, p := range s.waiting[:min(len(s.waiting), s.opt.MaxBatch)] {
-		if size += len(p.payload) + frameHead + entryHead + 64; n > 0 && size > maxBatchBytes { // framed
+		if size += framedSize(p); n > 0 && size > maxBatchBytes {
 			break
 		}
 		n++
@@ -660,7 +664,7 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 	if err == nil {
 		n := 0
 		for _, p := range batch {
-			n += len(p.payload) + frameHead + entryHead + 64
+			n += framedSize(p)
 		}
 		err = s.checkSpace(n)
 	}
