@@ -496,6 +496,9 @@ func (s *Store) append(ctx context.Context, p *pending) error {
 	if s.opt.Signer == nil {
 		return ErrReadOnly
 	}
+	if err := ctx.Err(); err != nil { // nothing is queued for a call already given up
+		return fmt.Errorf("%w: not durable in time: %w", ErrUnavailable, err)
+	}
 	p.done = make(chan struct{})
 	p.at = time.Now()
 	s.mu.Lock()
@@ -521,9 +524,12 @@ func (s *Store) append(ctx context.Context, p *pending) error {
 		select {
 		case <-p.done:
 		case <-done:
-			// The record may still be written; the call is refused all the
-			// same (a request record without an outcome is harmless).
-			return fmt.Errorf("%w: not durable in time: %v", ErrUnavailable, ctx.Err())
+			// Answered now: still queued, the writer drops it (take); in
+			// the batch being written, it is written all the same, and
+			// the call is refused all the same (README, "The API").
+			err := fmt.Errorf("%w: not durable in time: %w", ErrUnavailable, ctx.Err())
+			p.finish(err)
+			return err
 		}
 	} else {
 		<-p.done
@@ -579,14 +585,26 @@ func framedSize(p *pending) int { return len(p.payload) + frameHead + entryHead 
 // batch and makes them the flight (writer only).
 func (s *Store) take(batch []*pending) []*pending {
 	s.mu.Lock()
+	batch = batch[:0]
 	n, size := 0, 0
-	for _, p := range s.waiting[:min(len(s.waiting), s.opt.MaxBatch)] {
-		if size += framedSize(p); n > 0 && size > maxBatchBytes {
+	for _, p := range s.waiting {
+		if len(batch) == s.opt.MaxBatch {
 			break
 		}
+		if p.answered.Load() {
+			// Refused meanwhile (the watchdog or its ctx): the caller
+			// answered 503, so its record is not written at all — an
+			// outcome written now would record an answer never sent.
+			releasePayload(p)
+			n++
+			continue
+		}
+		if size += framedSize(p); len(batch) > 0 && size > maxBatchBytes {
+			break
+		}
+		batch = append(batch, p)
 		n++
 	}
-	batch = append(batch[:0], s.waiting[:n]...)
 	rest := copy(s.waiting, s.waiting[n:])
 	clear(s.waiting[rest:])
 	s.waiting = s.waiting[:rest]
@@ -783,12 +801,15 @@ func (s *Store) fail(batch []*pending, err error) {
 			s.log.Error("audit store nearly full: refusing calls until space is freed", "err", err)
 		}
 	} else {
-		s.log.Error("audit write failed: refusing calls until the store is reopened", "err", err, "records", len(batch))
 		s.mu.Lock()
-		if s.broken == nil {
+		first := s.broken == nil
+		if first {
 			s.broken = fmt.Errorf("a write failed, reopen the store: %w", err)
 		}
 		s.mu.Unlock()
+		if first { // later batches meet s.broken: logged once
+			s.log.Error("audit write failed: refusing calls until the store is reopened", "err", err, "records", len(batch))
+		}
 	}
 	for _, p := range batch {
 		releasePayload(p)
