@@ -625,12 +625,12 @@ func TestAdvPreparedPruneUnderLoad(t *testing.T) {
 	var pruned uint64
 	deadline := time.Now().Add(1500 * time.Millisecond)
 	for n := 0; time.Now().Before(deadline); n++ {
-		rep, err := s.Prune(ctx, time.Now().Add(2*time.Hour))
+		prep, err := s.Prune(ctx, time.Now().Add(2*time.Hour))
 		if err != nil {
 			t.Errorf("prune: %v", err)
 			break
 		}
-		pruned += rep.Deleted + rep.Redacted
+		pruned += prep.Deleted + prep.Redacted
 		var b bytes.Buffer
 		if err := s.Backup(ctx, &b); err != nil {
 			t.Errorf("backup: %v", err)
@@ -645,12 +645,24 @@ func TestAdvPreparedPruneUnderLoad(t *testing.T) {
 		}
 		var ex bytes.Buffer
 		h := s.Head().Seq
-		if _, err := s.Export(ctx, &ex, ExportOptions{From: max(1, h-20), To: h}); err != nil {
+		xrep, err := s.Export(ctx, &ex, ExportOptions{From: max(1, h-20), To: h})
+		if err != nil {
 			t.Errorf("export: %v", err)
 			break
 		}
 		if rep, err := VerifyExport(ctx, &ex, testPub); err != nil || !rep.OK() {
-			t.Errorf("verify export: %+v %v", rep, err)
+			// Seen once in CI (an empty export), not reproduced since: the
+			// state around it, for whoever meets it next.
+			s.mu.Lock()
+			pub := s.pubw
+			s.mu.Unlock()
+			var views []string
+			for _, v := range s.lg.snapshot() {
+				views = append(views, fmt.Sprintf("%s first %d count %d size %d sealed %v", filepath.Base(v.g.path), v.first, v.count, v.size, v.sealed))
+				v.g.release()
+			}
+			t.Errorf("verify export: %+v %v\nexport of %d..%d: %+v; published first %d last %d; prune report %+v; segments %v",
+				rep, err, max(1, h-20), h, xrep, pub.first, pub.seq, prep, views)
 			break
 		}
 	}
