@@ -2,11 +2,13 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -225,5 +227,62 @@ func TestTornBatchInPreparedSegment(t *testing.T) {
 	}
 	if saved, _ := filepath.Glob(filepath.Join(dir, "log", "*.torn-*")); len(saved) != 0 {
 		t.Fatalf("signed records cut: %v", saved)
+	}
+}
+
+// TestPreparedSegmentsKeepTheFloor: no segment is prepared without room
+// for two segments above MinFreeSpace (the zeros would turn calls away
+// early), and when the floor is reached an unused prepared segment is
+// removed, giving its space back.
+func TestPreparedSegmentsKeepTheFloor(t *testing.T) {
+	preparedSegments(t, 64<<10, 8<<10)
+	var free atomic.Uint64
+	old := statFree
+	statFree = func(string) (uint64, bool) { return free.Load(), true }
+	t.Cleanup(func() { statFree = old })
+	opt := testOptions(t.TempDir())
+	opt.MinFreeSpace = 1 << 30
+	next := filepath.Join(opt.Dir, "log", nextPrepared)
+
+	free.Store(1<<30 + 100<<10) // room for records, not for two segments
+	s := openStore(t, opt)
+	defer s.Close()
+	for i := range 40 { // well past prepareAfter
+		call(t, s, i)
+	}
+	s.lg.mu.RLock()
+	prepared := s.lg.active().prepared
+	s.lg.mu.RUnlock()
+	if _, err := os.Stat(next); !os.IsNotExist(err) || prepared != 0 {
+		t.Fatalf("prepared without room above the floor: next.tmp %v, active prepared %d", err, prepared)
+	}
+
+	free.Store(1 << 40)
+	time.Sleep(1100 * time.Millisecond) // past the retry delay
+	i := waitPrepared(t, s, 40)
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the next one, being prepared ahead
+		if _, err := os.Stat(next); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no segment prepared ahead")
+		}
+		call(t, s, i)
+		i++
+	}
+
+	free.Store(1<<30 - 1) // below the floor
+	time.Sleep(2 * spaceRecheck) // the writer's last free-space answer is stale
+	if _, err := s.Begin(context.Background(), request(i)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Begin below the floor: %v, want ErrUnavailable", err)
+	}
+	if _, err := os.Stat(next); !os.IsNotExist(err) {
+		t.Fatalf("the unused prepared segment kept below the floor: %v", err)
+	}
+	free.Store(1 << 40)
+	call(t, s, i+1)
+	if rep := verify(t, s); !rep.OK() {
+		t.Fatal(rep.Problem)
 	}
 }

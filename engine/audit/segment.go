@@ -210,7 +210,10 @@ type segLog struct {
 	// The next segment, prepared in the background (writer only).
 	prep      chan error // a preparation under way (nil: none)
 	prepReady bool       // nextPrepared is complete and unused
-	prepRetry time.Time  // after a failed preparation, none before then
+	prepRetry time.Time  // after a failed or skipped preparation, none before then
+	// minFree is the store's MinFreeSpace (negative: unchecked): a
+	// preparation starts only with room for it and two segments above it.
+	minFree int64
 }
 
 // Pre-zeroed segments. Appending to a file makes every fdatasync commit
@@ -237,9 +240,17 @@ func (l *segLog) prepare() {
 	if l.prep != nil || l.prepReady || time.Now().Before(l.prepRetry) {
 		return
 	}
+	path, size := filepath.Join(l.dir, nextPrepared), segmentSize
+	if l.minFree >= 0 {
+		if free, ok := statFree(l.dir); ok && free < uint64(l.minFree)+2*uint64(size) {
+			// The zeros would eat the margin above the floor and turn
+			// calls away early: grow segments instead, look again soon.
+			l.prepRetry = time.Now().Add(time.Second)
+			return
+		}
+	}
 	ch := make(chan error, 1)
 	l.prep = ch
-	path, size := filepath.Join(l.dir, nextPrepared), segmentSize
 	go func() { ch <- writeZeros(path, size) }()
 }
 
@@ -259,6 +270,22 @@ func (l *segLog) ready() bool {
 		}
 	}
 	return l.prepReady
+}
+
+// dropPrepared removes the unused prepared segment, waiting for one being
+// written (writer only, which is refusing batches then anyway): on a
+// nearly full file system its space is worth more than faster syncs.
+func (l *segLog) dropPrepared() {
+	if l.prep != nil {
+		<-l.prep
+		l.prep, l.prepReady = nil, true
+	}
+	if l.prepReady {
+		if err := os.Remove(filepath.Join(l.dir, nextPrepared)); err == nil || os.IsNotExist(err) {
+			l.prepReady = false
+		}
+	}
+	l.prepRetry = time.Now().Add(time.Second)
 }
 
 // writeZeros writes path: the segment magic, then zeros up to size, synced.

@@ -32,7 +32,7 @@ func (s *Store) checkSpace(next int) error {
 	if !sp.at.IsZero() && time.Since(sp.at) < spaceRecheck && sp.written < sp.margin/4 {
 		return nil
 	}
-	free, ok := freeSpace(s.opt.Dir)
+	free, ok := statFree(s.opt.Dir)
 	sp.at, sp.written, sp.margin = time.Now(), 0, 0
 	if !ok {
 		return nil
@@ -44,6 +44,9 @@ func (s *Store) checkSpace(next int) error {
 	sp.at = time.Time{} // below the floor: ask again before the next batch
 	return fmt.Errorf("%w: %d bytes free, %d required", errLowSpace, free, s.opt.MinFreeSpace)
 }
+
+// statFree is freeSpace (a variable for tests).
+var statFree = freeSpace
 
 // spaceRecheck bounds how long a free-space answer is trusted.
 const spaceRecheck = 2 * time.Millisecond

@@ -278,6 +278,7 @@ func (s *Store) open() error {
 		return err
 	}
 	s.damaged = s.lg.damaged
+	s.lg.minFree = s.opt.MinFreeSpace
 	if s.w, err = s.recoverHead(); err != nil {
 		return err
 	}
@@ -789,6 +790,7 @@ func (s *Store) writeBatch(batch []*pending, st *chainState, forceCheckpoint boo
 // file. Reopening cuts the torn tail and recovers the head from the log.
 func (s *Store) fail(batch []*pending, err error) {
 	if errors.Is(err, errLowSpace) {
+		s.lg.dropPrepared() // 64 MiB of zeros back to the file system
 		// Not sticky, and every batch meets it while the disk is full: log
 		// it once a minute, not once a batch.
 		s.mu.Lock()
