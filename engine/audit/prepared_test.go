@@ -272,7 +272,7 @@ func TestPreparedSegmentsKeepTheFloor(t *testing.T) {
 		i++
 	}
 
-	free.Store(1<<30 - 1) // below the floor
+	free.Store(1<<30 - 1)        // below the floor
 	time.Sleep(2 * spaceRecheck) // the writer's last free-space answer is stale
 	if _, err := s.Begin(context.Background(), request(i)); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Begin below the floor: %v, want ErrUnavailable", err)
