@@ -91,29 +91,7 @@ func median(xs []float64) float64 {
 // BenchmarkCall is one Begin and Finish (two durable records) per
 // operation from 64 goroutines: the gateway's cost per consumer call.
 func BenchmarkCall(b *testing.B) {
-	opt := testOptions(b.TempDir())
-	opt.CheckpointEvery = 1024
-	s := openStore(b, opt)
-	defer s.Close()
-	ctx := context.Background()
-	var n atomic.Int64
-	b.SetParallelism(32) // 64 goroutines on 2 cores
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := int(n.Add(1))
-			c, err := s.Begin(ctx, request(i))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			if _, err := c.Finish(ctx, outcome(i)); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+	benchCalls(b, outcome)
 }
 
 // BenchmarkCallThree is BenchmarkCall shaped like fsb bench's
@@ -122,13 +100,29 @@ func BenchmarkCall(b *testing.B) {
 // call (kernel time of the writes and syncs included): what the audit
 // trail adds to a consumer call on a CPU-bound gateway.
 func BenchmarkCallThree(b *testing.B) {
+	answer := bytes.Repeat([]byte(`{"k":"v","n":1234567},`), 45) // ~1 KB
+	response := bytes.Repeat(answer, 3)
+	benchCalls(b, func(i int) Outcome {
+		o := Outcome{Status: 200, Response: response, Released: []string{"name", "address"}}
+		for j := range 3 {
+			o.Sources = append(o.Sources, SourceCall{
+				Source: fmt.Sprintf("source%d", j), Operation: "get", TraceID: fmt.Sprintf("src-%d-%d", i, j),
+				Status: 200, Latency: 1500 * time.Microsecond, Bytes: int64(len(answer)), Attempts: 1,
+				Digest: Digest(answer),
+			})
+		}
+		return o
+	})
+}
+
+// benchCalls runs Begin and Finish(outcome(i)) from 64 goroutines and
+// reports calls/s and the process's CPU per call.
+func benchCalls(b *testing.B, outcome func(i int) Outcome) {
 	opt := testOptions(b.TempDir())
 	opt.CheckpointEvery = 1024
 	s := openStore(b, opt)
 	defer s.Close()
 	ctx := context.Background()
-	answer := bytes.Repeat([]byte(`{"k":"v","n":1234567},`), 45) // ~1 KB
-	response := bytes.Repeat(answer, 3)
 	call(b, s, 0) // the first segment is made outside the measurement
 	var n atomic.Int64
 	b.SetParallelism(32) // 64 goroutines on 2 cores
@@ -142,15 +136,7 @@ func BenchmarkCallThree(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			o := Outcome{Status: 200, Response: response, Released: []string{"name", "address"}}
-			for j := range 3 {
-				o.Sources = append(o.Sources, SourceCall{
-					Source: fmt.Sprintf("source%d", j), Operation: "get", TraceID: fmt.Sprintf("src-%d-%d", i, j),
-					Status: 200, Latency: 1500 * time.Microsecond, Bytes: int64(len(answer)), Attempts: 1,
-					Digest: Digest(answer),
-				})
-			}
-			if _, err := c.Finish(ctx, o); err != nil {
+			if _, err := c.Finish(ctx, outcome(i)); err != nil {
 				b.Error(err)
 				return
 			}

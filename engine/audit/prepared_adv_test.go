@@ -115,14 +115,8 @@ func TestAdvTornBatchPartialFirstSector(t *testing.T) {
 		}
 	}
 	t.Run("mid segment", func(t *testing.T) {
-		s := openStore(t, advPreparedOptions(t.TempDir()))
+		s, first := busyPrepared(t, advPreparedOptions(t.TempDir()))
 		defer s.Close()
-		i := waitPrepared(t, s, 0)
-		for range 20 {
-			call(t, s, i)
-			i++
-		}
-		first := queueBatch(t, s, 12)
 		dir := crashImage(t, s)
 		seg, spans := lastSegSpans(t, dir)
 		for _, f := range spans {
@@ -443,14 +437,8 @@ func TestAdvPreparedBackupRestoreExport(t *testing.T) {
 // removes next.tmp, cuts the torn batch and chains on.
 func TestAdvPreparedReadOnlyTornBatchUntouched(t *testing.T) {
 	preparedSegments(t, 256<<10, 8<<10)
-	s := openStore(t, advPreparedOptions(t.TempDir()))
+	s, first := busyPrepared(t, advPreparedOptions(t.TempDir()))
 	defer s.Close()
-	i := waitPrepared(t, s, 0)
-	for range 20 {
-		call(t, s, i)
-		i++
-	}
-	first := queueBatch(t, s, 12)
 	head := s.Head()
 	dir, _, cut := holeInLastBatch(t, s, first+3)
 	if err := os.WriteFile(filepath.Join(dir, "log", nextPrepared), []byte(segMagic+"\x00\x00"), 0o600); err != nil {

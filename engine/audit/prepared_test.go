@@ -135,6 +135,20 @@ func queueBatch(t *testing.T, s *Store, n int) uint64 {
 	return ps[0].rc.Seq
 }
 
+// busyPrepared opens a store in dir with prepared segments in use (small
+// ones, see preparedSegments), some calls in it, and last a batch of 12
+// records queued at once; it returns the store and that batch's first seq.
+func busyPrepared(t *testing.T, opt Options) (*Store, uint64) {
+	t.Helper()
+	s := openStore(t, opt)
+	i := waitPrepared(t, s, 0)
+	for range 20 {
+		call(t, s, i)
+		i++
+	}
+	return s, queueBatch(t, s, 12)
+}
+
 // holeInLastBatch writes a crash image of s in which a power loss cut the
 // last batch, queued by queueBatch, of the active (prepared) segment: the
 // first sector boundary after the start of frame seq begins 512 bytes that
@@ -184,14 +198,8 @@ func TestTornBatchInPreparedSegment(t *testing.T) {
 	opt := testOptions(t.TempDir())
 	opt.CheckpointEvery = 1 << 20
 	opt.CheckpointInterval = time.Hour
-	s := openStore(t, opt)
+	s, first := busyPrepared(t, opt)
 	defer s.Close()
-	i := waitPrepared(t, s, 0)
-	for range 20 {
-		call(t, s, i)
-		i++
-	}
-	first := queueBatch(t, s, 12)
 
 	dir, at, cut := holeInLastBatch(t, s, first+3)
 	w := openStore(t, testOptions(dir))

@@ -230,9 +230,9 @@ const nextPrepared = "next.tmp"
 // prepareAfter: a variable for tests.
 var prepareAfter int64 = 1 << 20
 
-// tornWindow bounds what one batch spans: the writer caps a batch at
-// maxBatchBytes of records (store.go), framing adds less than a quarter.
-// Recovery tells a batch cut by a power loss from damage by it (openSegment).
+// tornWindow bounds what one batch spans, with room to spare: the writer
+// caps a batch at maxBatchBytes framed (store.go, take). Recovery tells a
+// batch cut by a power loss from damage by it (openSegment).
 const tornWindow = 2 * maxBatchBytes
 
 // prepare starts making nextPrepared in the background (writer only).
@@ -806,10 +806,8 @@ func (l *segLog) appendBatch(b []byte, first uint64, offs []int64) error {
 	l.mu.RLock()
 	g := l.active()
 	l.mu.RUnlock()
-	switch {
-	case g == nil || g.sealed:
-	case g.prepared == 0 && g.size >= prepareAfter:
-		l.prepare()
+	if g != nil && !g.sealed && g.prepared == 0 && g.size >= prepareAfter {
+		l.prepare() // a busy log: prepare the next segment
 	}
 	if g == nil || g.sealed || g.full(int64(len(b))) || g.prepared == 0 && g.count > 0 && l.ready() {
 		if g != nil && !g.sealed {
@@ -1005,11 +1003,7 @@ func (l *segLog) lastFrame() (uint64, []byte, bool, error) {
 
 func (l *segLog) close() {
 	if l.prep != nil || l.prepReady {
-		if l.prep != nil {
-			<-l.prep // no file is written after close
-		}
-		_ = os.Remove(filepath.Join(l.dir, nextPrepared))
-		l.prep, l.prepReady = nil, false
+		l.dropPrepared() // no file is written after close
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -58,11 +58,7 @@ func benchGatewayWith(b *testing.B, flowYAML string, store *audit.Store) (*fasth
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := gateway.Config{Plans: plans, Runtime: &flow.Runtime{Conns: conns}}
-	if store != nil {
-		cfg.Audit = store
-	}
-	gw := gateway.New(cfg)
+	gw := gateway.New(gateway.Config{Plans: plans, Runtime: &flow.Runtime{Conns: conns}, Audit: store})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
