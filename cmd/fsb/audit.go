@@ -217,29 +217,44 @@ Flags may come before or after the positional argument.`)
 		if err != nil {
 			return fail(err)
 		}
+		if s != nil {
+			defer s.Close()
+		}
 		w := stdout
+		var file *os.File
 		if *out != "" {
 			f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
 				return fail(err)
 			}
-			defer f.Close()
-			w = f
+			w, file = f, f
+			report := fail
+			fail = func(err error) int { // no empty or partial export is left behind
+				f.Close()
+				os.Remove(*out)
+				return report(err)
+			}
 		}
 		if s != nil {
-			defer s.Close()
 			if _, err := s.Export(ctx, w, audit.ExportOptions{From: *from, To: *to}); err != nil {
 				return fail(err)
 			}
-			return 0
+		} else {
+			var raw []byte
+			if err := a.do("GET", fmt.Sprintf("/audit/export?from=%d&to=%d", *from, *to), nil, &raw); err != nil {
+				return fail(err)
+			}
+			if _, err := w.Write(raw); err != nil {
+				return fail(err)
+			}
 		}
-		var raw []byte
-		if err := a.do("GET", fmt.Sprintf("/audit/export?from=%d&to=%d", *from, *to), nil, &raw); err != nil {
-			return fail(err)
-		}
-		_, err = w.Write(raw)
-		if err != nil {
-			return fail(err)
+		if file != nil {
+			if err := file.Sync(); err != nil {
+				return fail(err)
+			}
+			if err := file.Close(); err != nil {
+				return fail(err)
+			}
 		}
 		return 0
 	case "prune":

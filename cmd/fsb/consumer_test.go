@@ -206,6 +206,16 @@ output: steps.a.body
 	expFile := filepath.Join(dir, "export.jsonl")
 	os.WriteFile(expFile, []byte(exp), 0o600)
 	runOK(t, "audit", "verify-export", "-pub", pub, expFile)
+	// A range past the trail's end is a clear error, and leaves no file.
+	var stdout, stderr bytes.Buffer
+	past := filepath.Join(dir, "past.jsonl")
+	if code := run(append([]string{"audit", "export", "-from", "1000000", "-out", past}, admin...), &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "no record to export: the trail ends at record") {
+		t.Fatalf("export past the end: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if _, err := os.Stat(past); !os.IsNotExist(err) {
+		t.Errorf("a failed export left %s: %v", past, err)
+	}
 
 	// After the server stops, offline verify on the directory.
 	if code := srv.stop(); code != 0 {

@@ -101,10 +101,31 @@ type ExportReport struct {
 	Covered     bool   `json:"covered"` // a checkpoint at or after the last record was written
 }
 
+// ErrEmptyExport means an export range holds no record: the trail is
+// empty, or From…To lies before its first record (pruned), after its last,
+// or From is above To.
+var ErrEmptyExport = errors.New("audit: no record to export")
+
+// describeRange says why From…To selects nothing in a trail holding
+// first…last (last < first: none).
+func describeRange(o ExportOptions, first, last uint64) string {
+	switch {
+	case last < first:
+		return "the trail holds no record"
+	case o.To != 0 && o.To < o.From:
+		return fmt.Sprintf("from %d is above to %d", o.From, o.To)
+	case o.From > last:
+		return fmt.Sprintf("the trail ends at record %d, before from %d", last, o.From)
+	default:
+		return fmt.Sprintf("the trail starts at record %d (older ones were pruned), after to %d", first, o.To)
+	}
+}
+
 // Export writes records From…To as JSON Lines with their chain links and
 // the checkpoints among and just after them: the file proves itself
 // (VerifyExport). If the store can sign, the head is checkpointed first so
-// that the newest records are covered.
+// that the newest records are covered. A range that selects no record is
+// ErrEmptyExport, with nothing written.
 func (s *Store) Export(ctx context.Context, w io.Writer, o ExportOptions) (ExportReport, error) {
 	if s.opt.Signer != nil {
 		if h := s.Head(); h.Seq > 0 {
@@ -125,12 +146,14 @@ func (s *Store) Export(ctx context.Context, w io.Writer, o ExportOptions) (Expor
 	s.mu.Lock()
 	first, last := s.pubw.first, s.pubw.seq
 	s.mu.Unlock()
-	if last < first {
-		return rep, nil
-	}
 	from, to := max(o.From, first), last
 	if o.To != 0 {
 		to = min(o.To, last)
+	}
+	if last < first || from > to {
+		// Nothing to write: an empty file would not verify (VerifyExport
+		// wants a record), so say why instead.
+		return rep, fmt.Errorf("%w: %s", ErrEmptyExport, describeRange(o, first, last))
 	}
 	if a, err := readAnchor(s.anchorPath()); err != nil {
 		return rep, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -182,6 +183,65 @@ func TestExportProvesItself(t *testing.T) {
 	v, _ = VerifyExport(ctx, strings.NewReader(strings.Join(lines, "\n")), testPub)
 	if v.Problem == nil {
 		t.Fatal("export with a line dropped verified")
+	}
+}
+
+// TestExportEmptyRange: a range that selects no record is ErrEmptyExport
+// naming why, with nothing written (an empty file would not verify), and
+// the edges of the trail still export.
+func TestExportEmptyRange(t *testing.T) {
+	ctx := context.Background()
+	empty := newStore(t)
+	var buf bytes.Buffer
+	if _, err := empty.Export(ctx, &buf, ExportOptions{}); !errors.Is(err, ErrEmptyExport) || buf.Len() != 0 ||
+		!strings.Contains(err.Error(), "holds no record") {
+		t.Fatalf("export of an empty trail: %v, %d bytes", err, buf.Len())
+	}
+
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"svc0": {Retention: time.Hour}, "svc1": {Retention: time.Hour}}
+	s := openStore(t, opt)
+	defer s.Close()
+	for i := range 3 { // seqs 1–6
+		call(t, s, i)
+	}
+	rep, err := s.Prune(ctx, time.Now().Add(2*time.Hour))
+	if err != nil || rep.Anchor == nil || rep.Anchor.Seq < 2 {
+		t.Fatalf("prune: %+v %v", rep, err)
+	}
+	first := rep.Anchor.Seq // the first record kept
+	for i := range 2 {      // seqs 7–10
+		call(t, s, 10+i)
+	}
+	for _, tc := range []struct {
+		name string
+		o    ExportOptions
+		want string // "" : exports records, else the error names this
+	}{
+		{"after the last record", ExportOptions{From: 11}, "ends at record 10, before from 11"},
+		{"far after", ExportOptions{From: 1 << 40, To: 1 << 41}, "ends at record 10"},
+		{"from above to", ExportOptions{From: 9, To: 8}, "from 9 is above to 8"},
+		{"wholly pruned", ExportOptions{From: 1, To: first - 1},
+			fmt.Sprintf("starts at record %d (older ones were pruned), after to %d", first, first-1)},
+		{"the last record", ExportOptions{From: 10}, ""},
+		{"the first kept record", ExportOptions{From: 1, To: first}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			rep, err := s.Export(ctx, &buf, tc.o)
+			if tc.want == "" {
+				if err != nil || rep.Records != 1 {
+					t.Fatalf("export: %+v %v", rep, err)
+				}
+				if v, err := VerifyExport(ctx, &buf, testPub); err != nil || !v.OK() || v.Records != 1 {
+					t.Fatalf("verify: %+v %v", v, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrEmptyExport) || !strings.Contains(err.Error(), tc.want) || buf.Len() != 0 {
+				t.Fatalf("export %+v: %v (want %q), %d bytes written", tc.o, err, tc.want, buf.Len())
+			}
+		})
 	}
 }
 

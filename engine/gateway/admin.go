@@ -730,6 +730,9 @@ func (a *Admin) export(c *fiber.Ctx) error {
 	a.log.Info("audit trail read", "actor", actor(c), "query", "export", "from", o.From, "to", o.To)
 	var buf bytes.Buffer
 	if _, err := a.cfg.Audit.Export(c.UserContext(), &buf, o); err != nil {
+		if errors.Is(err, audit.ErrEmptyExport) {
+			return problem.NotFound(strings.TrimPrefix(err.Error(), "audit: "))
+		}
 		return a.auditError(err)
 	}
 	c.Set(fiber.HeaderContentType, "application/jsonl")
