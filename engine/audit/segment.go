@@ -364,6 +364,15 @@ func openLog(dir string, logger *slog.Logger, writable bool, signed uint64) (*se
 	}
 	var names []uint64
 	for _, e := range ents {
+		if writable && (strings.HasSuffix(e.Name(), ".seg.tmp") || strings.HasSuffix(e.Name(), ".idx.tmp")) {
+			// A rewrite (Prune) or sidecar a crash cut short: the file it
+			// was to replace is intact, the copy is garbage (up to a
+			// segment's size). Only the lock holder writes them.
+			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+				l.log.Info("audit: removed the leftover of an interrupted rewrite", "file", e.Name())
+			}
+			continue
+		}
 		n, ok := strings.CutSuffix(e.Name(), ".seg")
 		if !ok || len(n) != 20 {
 			continue

@@ -203,3 +203,42 @@ func TestPruneUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d records, %d deleted, %d redacted, %d segments", v.Last, pruned.Deleted, pruned.Redacted, len(segFiles(t, opt.Dir)))
 }
+
+// TestOpenRemovesRewriteLeftovers: the temporary copy a crash left in the
+// middle of a prune's rewrite (or a sidecar's) is removed by the next
+// writable Open, and left alone by a read-only one; the log is unchanged.
+func TestOpenRemovesRewriteLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	opt := testOptions(dir)
+	s := openStore(t, opt)
+	for i := range 3 {
+		call(t, s, i)
+	}
+	s.Close()
+	logDir := filepath.Join(dir, "log")
+	leftovers := []string{segPath(logDir, 1, ".seg.tmp"), segPath(logDir, 1, ".idx.tmp")}
+	for _, p := range leftovers {
+		if err := os.WriteFile(p, bytes.Repeat([]byte{0xAB}, 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ro := opt
+	ro.Signer = nil
+	r := openStore(t, ro)
+	r.Close()
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("a read-only open removed %s: %v", p, err)
+		}
+	}
+	s = openStore(t, opt)
+	defer s.Close()
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s survived a writable open: %v", p, err)
+		}
+	}
+	if v := verify(t, s); !v.OK() || v.Records != 6 {
+		t.Fatalf("verify: %+v %v", v, v.Problem)
+	}
+}
