@@ -40,6 +40,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 commands:
   verify         walk the chain and the signed checkpoints; report the first record altered, removed or inserted
   query          list records by trace id, organisation, service, data subject, kind or time
+  consultations  the citizen view (-subject ID): who consulted data about this person, when, through which service, for what purpose
   export         write records with their proofs as JSON Lines
   verify-export  check an export file offline (-pub)
   proof SEQ      print the proof that record SEQ is in the chain up to a signed checkpoint
@@ -51,7 +52,7 @@ commands:
   secret         write a new random 32-byte secret (-out FILE, mode 0600): subject keys, admin tokens
 
 Offline: -dir DIR (the server must be stopped; -pub HEX or -key FILE for verify;
--subject-key-file FILE for query -subject). Online: -admin URL -admin-token-file FILE
+-subject-key-file FILE for query -subject and consultations). Online: -admin URL -admin-token-file FILE
 (verify -pub HEX then also checks the server's key). restore is offline only.
 Flags may come before or after the positional argument.`)
 	}
@@ -70,7 +71,7 @@ Flags may come before or after the positional argument.`)
 	out := fs.String("out", "", "output file (keygen, secret, backup, export; default stdout for export)")
 	subjectKeyFile := fs.String("subject-key-file", "", "the subject key file fsb serve -subject-key-file names (offline query -subject)")
 	var q searchFlags
-	if sub == "query" {
+	if sub == "query" || sub == "consultations" {
 		q.register(fs)
 	}
 	configFile := fs.String("config", "", "the audit configuration (retention per service) that fsb serve -audit-config reads (prune)")
@@ -182,10 +183,13 @@ Flags may come before or after the positional argument.`)
 			}
 		}
 		return printReport(stdout, rep)
-	case "query":
+	case "query", "consultations":
 		query, err := q.query()
 		if err != nil {
 			return fail(err)
+		}
+		if sub == "consultations" && query.Subject == "" {
+			return fail(errors.New("-subject ID is required: the person whose consultations to list"))
 		}
 		if *dir != "" && query.Subject != "" && *subjectKeyFile == "" {
 			return fail(errors.New("-subject offline needs -subject-key-file FILE: the subject key fsb serve -subject-key-file names (records hold pseudonyms, not identifiers)"))
@@ -194,22 +198,43 @@ Flags may come before or after the positional argument.`)
 		if err != nil {
 			return fail(err)
 		}
-		var page audit.Page
 		if s != nil {
 			defer s.Close()
-			page, err = s.Query(ctx, query)
+		}
+		var lines []any
+		var next string
+		if sub == "query" {
+			var page audit.Page
+			if s != nil {
+				page, err = s.Query(ctx, query)
+			} else {
+				err = a.do("POST", "/audit/records/search", searchBody(query), &page)
+			}
+			for _, e := range page.Entries {
+				lines = append(lines, e)
+			}
+			next = page.Next
 		} else {
-			err = a.do("POST", "/audit/records/search", searchBody(query), &page)
+			var page audit.ConsultationPage
+			if s != nil {
+				page, err = s.Consultations(ctx, query.Subject, query)
+			} else {
+				err = a.do("POST", "/audit/consultations/search", searchBody(query), &page)
+			}
+			for _, c := range page.Consultations {
+				lines = append(lines, c)
+			}
+			next = page.Next
 		}
 		if err != nil {
 			return fail(err)
 		}
 		enc := json.NewEncoder(stdout)
-		for _, e := range page.Entries {
-			_ = enc.Encode(e)
+		for _, l := range lines {
+			_ = enc.Encode(l)
 		}
-		if page.Next != "" {
-			fmt.Fprintf(stderr, "more: -cursor %s\n", page.Next)
+		if next != "" {
+			fmt.Fprintf(stderr, "more: -cursor %s\n", next)
 		}
 		return 0
 	case "export":

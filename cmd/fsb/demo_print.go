@@ -111,8 +111,8 @@ func printDemo(w io.Writer, b demoBanner) {
 	for _, c := range []struct{ comment, args string }{
 		{"the audit trail, through the admin API: the person call above, by its trace id: who, from where, why,\n  # under which legal basis, which source calls, which fields were released",
 			"audit query -trace-id " + demoPersonTrace},
-		{"who consulted data about this person, when, through which service and for what purpose\n  # (the subject is stored as a keyed pseudonym and looked up through it)",
-			"audit query -kind request -subject " + mocksrc.ExampleSSIN},
+		{"the citizen view: who consulted data about this person, when, through which service and for what\n  # purpose, including the enterprise profile that looked them up as a director (\"through\"); the\n  # subject is stored as a keyed pseudonym and looked up through it",
+			"audit consultations -subject " + mocksrc.ExampleSSIN},
 		{"walk the hash chain and its signed checkpoints", "audit verify"},
 	} {
 		fmt.Fprintf(w, "\n  # %s\n  go run ./cmd/fsb %s%s\n", c.comment, c.args, adminArgs)

@@ -52,6 +52,11 @@ type SourceCall struct {
 	Attempts    int
 	Digest      string // of the source's answer: Digest(body)
 	Err         string
+	// Subject is whom this call consulted, in clear, when it is not the
+	// call's own data subject (the flow's call step names it). It is stored
+	// pseudonymised like Request.Subject and indexed: the citizen view
+	// finds the consultation under it.
+	Subject string
 }
 
 // Outcome is what the gateway answers.
@@ -145,15 +150,26 @@ func (c *Call) Finish(ctx context.Context, o Outcome) (Receipt, error) {
 	if len(o.Sources) > 0 {
 		r.Sources = make([]SourceRec, 0, len(o.Sources))
 	}
+	pol := c.s.policy(q.Service)
 	for _, sc := range o.Sources {
-		r.Sources = append(r.Sources, SourceRec{
+		sr := SourceRec{
 			Source: validUTF8(sc.Source), Operation: validUTF8(sc.Operation),
 			TraceID: validUTF8(sc.TraceID), SourceTrace: validUTF8(sc.SourceTrace),
 			Status: sc.Status, Latency: sc.Latency, Bytes: sc.Bytes, Attempts: sc.Attempts,
 			Digest: validUTF8(sc.Digest), Error: validUTF8(sc.Err),
-		})
+		}
+		if sc.Subject != "" {
+			if len(c.s.opt.SubjectKeys) == 0 {
+				return Receipt{}, errNoSubjectKeys
+			}
+			sr.Subject = c.s.subject.of(sc.Subject)
+			if pol.SubjectInClear {
+				sr.SubjectClear = validUTF8(sc.Subject)
+			}
+		}
+		r.Sources = append(r.Sources, sr)
 	}
-	if c.s.policy(q.Service).StoreBodies && o.Response != nil {
+	if pol.StoreBodies && o.Response != nil {
 		b, err := seal(c.s.opt.BodyKeys[0], r.Call, ResponseBodyPart, o.Response)
 		if err != nil {
 			return Receipt{}, err
@@ -166,6 +182,8 @@ func (c *Call) Finish(ctx context.Context, o Outcome) (Receipt, error) {
 	}
 	return p.rc, nil
 }
+
+var errNoSubjectKeys = errors.New("audit: a data subject needs Options.SubjectKeys")
 
 func (s *Store) requestRecord(kind Kind, req *Request) (Record, error) {
 	r := Record{
@@ -180,7 +198,7 @@ func (s *Store) requestRecord(kind Kind, req *Request) (Record, error) {
 	pol := s.policy(r.Service)
 	if req.Subject != "" {
 		if len(s.opt.SubjectKeys) == 0 {
-			return Record{}, errors.New("audit: a data subject needs Options.SubjectKeys")
+			return Record{}, errNoSubjectKeys
 		}
 		r.Subject = s.subject.of(req.Subject)
 		if pol.SubjectInClear {
@@ -199,7 +217,7 @@ func (s *Store) requestRecord(kind Kind, req *Request) (Record, error) {
 
 // write encodes r on the caller's goroutine and waits for the writer.
 func (s *Store) write(ctx context.Context, r *Record) (*pending, error) {
-	p := &pending{payload: appendPayloadV1(payloadBuf(payloadSizeHint(r)), r), terms: indexTerms(r)}
+	p := &pending{payload: appendPayload(payloadBuf(payloadSizeHint(r)), r), terms: indexTerms(r)}
 	if err := s.append(ctx, p); err != nil {
 		return nil, err
 	}

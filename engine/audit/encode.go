@@ -6,11 +6,11 @@ import (
 	"unicode/utf8"
 )
 
-// appendPayloadV1 appends the v1 payload of r: byte for byte what
-// json.Marshal writes for payloadV1 (field order, omitempty, string
+// appendPayload appends the payload of r in the current version: byte for
+// byte what json.Marshal writes for payloadV2 (field order, omitempty, string
 // escaping with HTML-safe escapes, base64 bytes), without reflection.
 // TestEncodeMatchesJSON and FuzzEncodeMatchesJSON hold it to that.
-func appendPayloadV1(dst []byte, r *Record) []byte {
+func appendPayload(dst []byte, r *Record) []byte {
 	dst = append(dst, `{"kind":`...)
 	dst = appendJSONString(dst, string(r.Kind))
 	dst = append(dst, `,"call":`...)
@@ -71,6 +71,8 @@ func appendPayloadV1(dst []byte, r *Record) []byte {
 			dst = appendIntField(dst, `,"attempts":`, int64(s.Attempts))
 			dst = appendStringField(dst, `,"digest":`, s.Digest)
 			dst = appendStringField(dst, `,"error":`, s.Error)
+			dst = appendStringField(dst, `,"subject":`, s.Subject)
+			dst = appendStringField(dst, `,"subjectClear":`, s.SubjectClear)
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')

@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// marshalPayloadJSON is the reference encoder appendPayloadV1 replaces:
-// encoding/json over the frozen v1 struct.
+// marshalPayloadJSON is the reference encoder appendPayload replaces:
+// encoding/json over the frozen struct of the current version.
 func marshalPayloadJSON(r *Record) ([]byte, error) {
-	var p payloadV1
+	var p payloadV2
 	p.from(r)
 	return json.Marshal(&p)
 }
@@ -22,8 +22,8 @@ func checkEncode(t *testing.T, r *Record) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := appendPayloadV1(nil, r); !bytes.Equal(got, want) {
-		t.Fatalf("appendPayloadV1 differs from encoding/json\n got %s\nwant %s", got, want)
+	if got := appendPayload(nil, r); !bytes.Equal(got, want) {
+		t.Fatalf("appendPayload differs from encoding/json\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -99,7 +99,7 @@ func randomRecord(rng *rand.Rand) *Record {
 	for range rng.IntN(4) {
 		r.Sources = append(r.Sources, SourceRec{Source: str(), Operation: str(), TraceID: str(),
 			SourceTrace: str(), Status: int(num()), Latency: time.Duration(num()), Bytes: num(),
-			Attempts: int(num()), Digest: str(), Error: str()})
+			Attempts: int(num()), Digest: str(), Error: str(), Subject: str(), SubjectClear: str()})
 	}
 	if rng.IntN(3) == 0 {
 		r.RequestBody = &SealedBody{Alg: str(), KeyID: str(), Nonce: bs(), Data: bs()}

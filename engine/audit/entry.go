@@ -135,6 +135,7 @@ func indexTerms(r *Record) []uint64 {
 	for _, s := range r.Sources {
 		add(fTrace, s.TraceID)
 		add(fTrace, s.SourceTrace)
+		add(fSubject, s.Subject) // whom the call consulted, if not r.Subject
 	}
 	if r.Kind == KindOutcome && r.Request != 0 {
 		ts = append(ts, linkTerm(r.Request))

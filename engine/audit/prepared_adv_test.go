@@ -309,7 +309,7 @@ func TestAdvTornBatchWiderThanWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Decision = &Decision{Allowed: false, Reason: "ip"}
-	payload := appendPayloadV1(nil, &r)
+	payload := appendPayload(nil, &r)
 	n := maxBatchBytes / len(payload) // one batch: what take allows
 	ps := make([]*pending, n)
 	for k := range ps {

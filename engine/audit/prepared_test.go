@@ -114,7 +114,7 @@ func queueBatch(t *testing.T, s *Store, n int) uint64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ps[k] = &pending{payload: appendPayloadV1(nil, &r), terms: indexTerms(&r), done: make(chan struct{}), at: time.Now()}
+		ps[k] = &pending{payload: appendPayload(nil, &r), terms: indexTerms(&r), done: make(chan struct{}), at: time.Now()}
 	}
 	s.mu.Lock()
 	s.waiting = append(s.waiting, ps...)

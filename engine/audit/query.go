@@ -101,9 +101,7 @@ func (s *Store) Query(ctx context.Context, q Query) (Page, error) {
 		if len(s.opt.SubjectKeys) == 0 {
 			return Page{}, errors.New("audit: a subject query needs Options.SubjectKeys")
 		}
-		for _, k := range s.opt.SubjectKeys {
-			pseudonyms = append(pseudonyms, Pseudonym(k, q.Subject))
-		}
+		pseudonyms = s.pseudonyms(q.Subject)
 	}
 	var page Page
 	lo, hi, err := s.seqRange(q.From, q.To)
@@ -175,7 +173,7 @@ func (q *Query) matches(r *Record, pseudonyms []string) bool {
 	if q.Organisation != "" && r.Organisation != q.Organisation ||
 		q.Service != "" && r.Service != q.Service ||
 		len(q.Kinds) > 0 && !slices.Contains(q.Kinds, r.Kind) ||
-		len(pseudonyms) > 0 && !slices.Contains(pseudonyms, r.Subject) ||
+		len(pseudonyms) > 0 && !r.concerns(pseudonyms) ||
 		!q.From.IsZero() && r.Time.Before(q.From) ||
 		!q.To.IsZero() && !r.Time.Before(q.To) {
 		return false
@@ -188,6 +186,27 @@ func (q *Query) matches(r *Record, pseudonyms []string) bool {
 		return hit
 	}
 	return true
+}
+
+// concerns reports whether r names one of pseudonyms as its subject or as
+// the subject of one of its source calls.
+func (r *Record) concerns(pseudonyms []string) bool {
+	if slices.Contains(pseudonyms, r.Subject) {
+		return true
+	}
+	return len(r.through(pseudonyms)) > 0
+}
+
+// through lists "source.operation" of r's source calls about one of
+// pseudonyms.
+func (r *Record) through(pseudonyms []string) []string {
+	var out []string
+	for _, s := range r.Sources {
+		if s.Subject != "" && slices.Contains(pseudonyms, s.Subject) {
+			out = append(out, s.Source+"."+s.Operation)
+		}
+	}
+	return out
 }
 
 // ConsumerQuery is Query limited to the records of one organisation's own
@@ -211,7 +230,11 @@ type Consultation struct {
 	Purpose        string    `json:"purpose,omitempty"`
 	LegalBasis     string    `json:"legalBasis,omitempty"`
 	Status         int       `json:"status,omitempty"` // the answer's status; 0 if no outcome was recorded
-	Seq            uint64    `json:"seq"`
+	Seq            uint64    `json:"seq"`              // the call's request record
+	// Through names the source calls ("source.operation") that consulted
+	// the subject when the call was about someone else (an enterprise whose
+	// directors were looked up): an indirect consultation.
+	Through []string `json:"through,omitempty"`
 }
 
 // ConsultationPage is one page of the citizen view.
@@ -222,24 +245,42 @@ type ConsultationPage struct {
 
 // Consultations answers the citizen view for subject (in clear): the
 // allowed calls about them, newest first (q's Subject, Kinds and Desc are
-// overridden; its time range, Limit and Cursor apply).
-// Refused calls released nothing and are left out.
+// overridden; its time range, Limit and Cursor apply). A call about
+// someone else that consulted the subject through one of its source calls
+// (a flow's call step names its subject) is listed too, with Through: its
+// outcome record names the subject, and its request record gives the
+// purpose. Refused calls released nothing and are left out.
 func (s *Store) Consultations(ctx context.Context, subject string, q Query) (ConsultationPage, error) {
 	if subject == "" {
 		return ConsultationPage{}, errors.New("audit: the citizen view needs a subject")
 	}
-	q.Subject, q.Kinds, q.Desc = subject, []Kind{KindRequest}, true
+	q.Subject, q.Kinds, q.Desc = subject, []Kind{KindRequest, KindOutcome}, true
 	p, err := s.Query(ctx, q)
 	if err != nil {
 		return ConsultationPage{}, err
 	}
+	pseudonyms := s.pseudonyms(subject)
 	out := ConsultationPage{Next: p.Next, Consultations: []Consultation{}}
 	for _, e := range p.Entries {
 		r := &e.Record
 		c := Consultation{Time: r.Time, Organisation: r.Organisation, Application: r.Application,
 			Service: r.Service, ServiceVersion: r.ServiceVersion, Purpose: r.Purpose,
 			LegalBasis: r.LegalBasis, Seq: e.Seq}
-		if o, ok, err := s.outcomeOf(e.Seq); err != nil {
+		if r.Kind == KindOutcome {
+			// An indirect consultation, unless the call was about the
+			// subject anyway (then its request record is listed).
+			req, err := s.getEntry(r.Request)
+			switch {
+			case err == nil && !req.Redacted:
+				if slices.Contains(pseudonyms, req.Record.Subject) {
+					continue
+				}
+				c.Time, c.Purpose, c.LegalBasis = req.Record.Time, req.Record.Purpose, req.Record.LegalBasis
+			case err != nil && !errors.Is(err, ErrNotFound):
+				return ConsultationPage{}, err
+			}
+			c.Seq, c.Status, c.Through = r.Request, r.Status, r.through(pseudonyms)
+		} else if o, ok, err := s.outcomeOf(e.Seq); err != nil {
 			return ConsultationPage{}, err
 		} else if ok {
 			c.Status = o.Record.Status
@@ -247,6 +288,15 @@ func (s *Store) Consultations(ctx context.Context, subject string, q Query) (Con
 		out.Consultations = append(out.Consultations, c)
 	}
 	return out, nil
+}
+
+// pseudonyms returns subject's pseudonym under every subject key.
+func (s *Store) pseudonyms(subject string) []string {
+	out := make([]string, 0, len(s.opt.SubjectKeys))
+	for _, k := range s.opt.SubjectKeys {
+		out = append(out, Pseudonym(k, subject))
+	}
+	return out
 }
 
 // Outcome returns the outcome record of the call whose request record is

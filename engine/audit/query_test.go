@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -123,4 +125,85 @@ func TestQuery(t *testing.T) {
 			t.Errorf("order: %+v", cp.Consultations)
 		}
 	})
+}
+
+// TestConsultationsIndirect: a call about an enterprise that looked up one
+// of its directors in the person register names the director on that
+// source call. The director's citizen view lists it, with the purpose of
+// the call and the source call that consulted them; a call about the
+// director themselves is listed once; the director's identifier is stored
+// only as a pseudonym (unless the service's policy keeps it in clear).
+func TestConsultationsIndirect(t *testing.T) {
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"clear": {SubjectInClear: true}}
+	s := openStore(t, opt)
+	defer s.Close()
+	ctx := context.Background()
+	const director, other = "85073003328", "79120512345"
+	run := func(service, subject, purpose string, sources ...SourceCall) (Receipt, Receipt) {
+		t.Helper()
+		c, err := s.Begin(ctx, Request{Organisation: "org-a", Service: service, Subject: subject, Purpose: purpose, LegalBasis: "law"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.Finish(ctx, Outcome{Status: 200, Response: []byte(`{}`), Sources: sources})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Receipt(), rc
+	}
+	ent := SourceCall{Source: "enterpriseRegister", Operation: "getEnterprise", Status: 200}
+	person := func(subject string) SourceCall {
+		return SourceCall{Source: "personRegister", Operation: "getPerson", Status: 200, Subject: subject}
+	}
+	profile, profileOut := run("enterpriseProfile", "0456789123", "supplierCheck", ent, person(director), person(other))
+	direct, _ := run("person", director, "taxCheck", person(director))
+	run("enterpriseProfile", "0411111111", "supplierCheck", ent, person(other))
+	clear, _ := run("clear", "0422222222", "publicProcurement", ent, person(director))
+
+	cp, err := s.Consultations(ctx, director, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, 0, len(cp.Consultations))
+	for _, c := range cp.Consultations {
+		got = append(got, fmt.Sprintf("%d %s %s %d %v", c.Seq, c.Service, c.Purpose, c.Status, c.Through))
+	}
+	want := []string{
+		fmt.Sprintf("%d clear publicProcurement 200 [personRegister.getPerson]", clear.Seq),
+		fmt.Sprintf("%d person taxCheck 200 []", direct.Seq),
+		fmt.Sprintf("%d enterpriseProfile supplierCheck 200 [personRegister.getPerson]", profile.Seq),
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("director's consultations:\n got %q\nwant %q", got, want)
+	}
+	if c := cp.Consultations[2]; c.LegalBasis != "law" || c.Organisation != "org-a" || c.Time.After(cp.Consultations[1].Time) {
+		t.Errorf("indirect consultation: %+v", c)
+	}
+
+	// The records: the director is in the outcome as a pseudonym, found
+	// by a subject query, in clear only under the "clear" policy.
+	e, err := s.Get(ctx, profileOut.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(e.Raw), director) || e.Record.Sources[1].Subject != Pseudonym(subjectKey, director) ||
+		e.Record.Sources[0].Subject != "" || e.Record.V != Version {
+		t.Errorf("outcome record: %s", e.Raw)
+	}
+	p, err := s.Query(ctx, Query{Subject: director, Kinds: []Kind{KindOutcome}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Entries) != 3 {
+		t.Errorf("outcomes naming the director: %v", seqs(p))
+	}
+	for _, x := range p.Entries {
+		if x.Record.Service == "clear" && x.Record.Sources[1].SubjectClear != director {
+			t.Errorf("clear policy: %s", x.Raw)
+		}
+	}
+	if cp, _ := s.Consultations(ctx, other, Query{}); len(cp.Consultations) != 2 {
+		t.Errorf("the other director's consultations: %+v", cp.Consultations)
+	}
 }

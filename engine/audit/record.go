@@ -13,7 +13,7 @@ import (
 )
 
 // Version is the record format version this package writes.
-const Version = 1
+const Version = 2
 
 // Kind says which moment of a consumer call a record captures.
 type Kind string
@@ -88,6 +88,10 @@ type SourceRec struct {
 	Attempts    int           `json:"attempts,omitempty"`
 	Digest      string        `json:"digest,omitempty"`
 	Error       string        `json:"error,omitempty"`
+	// Subject is whom the call consulted when it is not the record's own
+	// subject, pseudonymised like Record.Subject (version 2 on).
+	Subject      string `json:"subject,omitempty"`
+	SubjectClear string `json:"subjectClear,omitempty"`
 }
 
 // Errors of decoding.
@@ -114,9 +118,12 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z"
 // in that order, then the version's own fields. Verify and the time search
 // read only that frame; Decode picks the decoder by N.
 
-// payloadV1 is the v1 record after the frame, frozen: never change a field
-// here. A new field or meaning means payloadV2 and a case in Decode.
-type payloadV1 struct {
+// payloadV2 is the v2 record after the frame, frozen: never change a field
+// here. A new field or meaning means payloadV3 and a case in Decode.
+// Version 1 is version 2 without sources[].subject and subjectClear: every
+// v1 record decodes with this struct exactly as with v1's own (frozen in
+// record_v1_test.go, which checks it).
+type payloadV2 struct {
 	Kind           Kind        `json:"kind"`
 	Call           string      `json:"call"`
 	Request        uint64      `json:"request,omitempty"`
@@ -134,50 +141,52 @@ type payloadV1 struct {
 	SubjectClear   string      `json:"subjectClear,omitempty"`
 	TraceIn        string      `json:"traceIn,omitempty"`
 	TraceOut       string      `json:"traceOut,omitempty"`
-	Decision       *decisionV1 `json:"decision,omitempty"`
+	Decision       *decisionV2 `json:"decision,omitempty"`
 	Status         int         `json:"status,omitempty"`
 	Problem        string      `json:"problem,omitempty"`
 	Digest         string      `json:"digest,omitempty"`
 	Released       []string    `json:"released,omitempty"`
-	Sources        []sourceV1  `json:"sources,omitempty"`
-	RequestBody    *sealedV1   `json:"requestBody,omitempty"`
-	ResponseBody   *sealedV1   `json:"responseBody,omitempty"`
+	Sources        []sourceV2  `json:"sources,omitempty"`
+	RequestBody    *sealedV2   `json:"requestBody,omitempty"`
+	ResponseBody   *sealedV2   `json:"responseBody,omitempty"`
 }
 
-type decisionV1 struct {
+type decisionV2 struct {
 	Allowed bool   `json:"allowed"`
 	Reason  string `json:"reason,omitempty"`
 }
 
-type sourceV1 struct {
-	Source      string `json:"source"`
-	Operation   string `json:"operation,omitempty"`
-	TraceID     string `json:"traceId,omitempty"`
-	SourceTrace string `json:"sourceTrace,omitempty"`
-	Status      int    `json:"status,omitempty"`
-	LatencyUs   int64  `json:"latencyUs"`
-	Bytes       int64  `json:"bytes,omitempty"`
-	Attempts    int    `json:"attempts,omitempty"`
-	Digest      string `json:"digest,omitempty"`
-	Error       string `json:"error,omitempty"`
+type sourceV2 struct {
+	Source       string `json:"source"`
+	Operation    string `json:"operation,omitempty"`
+	TraceID      string `json:"traceId,omitempty"`
+	SourceTrace  string `json:"sourceTrace,omitempty"`
+	Status       int    `json:"status,omitempty"`
+	LatencyUs    int64  `json:"latencyUs"`
+	Bytes        int64  `json:"bytes,omitempty"`
+	Attempts     int    `json:"attempts,omitempty"`
+	Digest       string `json:"digest,omitempty"`
+	Error        string `json:"error,omitempty"`
+	Subject      string `json:"subject,omitempty"`      // v2
+	SubjectClear string `json:"subjectClear,omitempty"` // v2
 }
 
-type sealedV1 struct {
+type sealedV2 struct {
 	Alg   string `json:"alg"`
 	KeyID string `json:"kid"`
 	Nonce []byte `json:"nonce"`
 	Data  []byte `json:"data"`
 }
 
-type recordV1 struct {
+type recordV2 struct {
 	V    int    `json:"v"`
 	Seq  uint64 `json:"seq"`
 	Time string `json:"time"`
-	payloadV1
+	payloadV2
 }
 
-func (p *payloadV1) from(r *Record) {
-	*p = payloadV1{
+func (p *payloadV2) from(r *Record) {
+	*p = payloadV2{
 		Kind: r.Kind, Call: r.Call, Request: r.Request,
 		Organisation: r.Organisation, Application: r.Application, Credential: r.Credential,
 		ClientIP: r.ClientIP, EndUser: r.EndUser, Purpose: r.Purpose, Grant: r.Grant,
@@ -187,23 +196,23 @@ func (p *payloadV1) from(r *Record) {
 		RequestBody: sealedTo(r.RequestBody), ResponseBody: sealedTo(r.ResponseBody),
 	}
 	if r.Decision != nil {
-		p.Decision = &decisionV1{Allowed: r.Decision.Allowed, Reason: r.Decision.Reason}
+		p.Decision = &decisionV2{Allowed: r.Decision.Allowed, Reason: r.Decision.Reason}
 	}
 	for _, s := range r.Sources {
-		p.Sources = append(p.Sources, sourceV1{
+		p.Sources = append(p.Sources, sourceV2{
 			Source: s.Source, Operation: s.Operation, TraceID: s.TraceID, SourceTrace: s.SourceTrace,
 			Status: s.Status, LatencyUs: s.Latency.Microseconds(), Bytes: s.Bytes, Attempts: s.Attempts,
-			Digest: s.Digest, Error: s.Error,
+			Digest: s.Digest, Error: s.Error, Subject: s.Subject, SubjectClear: s.SubjectClear,
 		})
 	}
 }
 
-func (w *recordV1) to() (Record, error) {
+func (w *recordV2) to() (Record, error) {
 	t, err := time.Parse(time.RFC3339Nano, w.Time)
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: time: %v", ErrBadRecord, err)
 	}
-	p := &w.payloadV1
+	p := &w.payloadV2
 	r := Record{
 		V: w.V, Seq: w.Seq, Time: t.UTC(), Kind: p.Kind, Call: p.Call, Request: p.Request,
 		Organisation: p.Organisation, Application: p.Application, Credential: p.Credential,
@@ -221,19 +230,20 @@ func (w *recordV1) to() (Record, error) {
 			Source: s.Source, Operation: s.Operation, TraceID: s.TraceID, SourceTrace: s.SourceTrace,
 			Status: s.Status, Latency: time.Duration(s.LatencyUs) * time.Microsecond, Bytes: s.Bytes,
 			Attempts: s.Attempts, Digest: s.Digest, Error: s.Error,
+			Subject: s.Subject, SubjectClear: s.SubjectClear,
 		})
 	}
 	return r, nil
 }
 
-func sealedTo(b *SealedBody) *sealedV1 {
+func sealedTo(b *SealedBody) *sealedV2 {
 	if b == nil {
 		return nil
 	}
-	return &sealedV1{Alg: b.Alg, KeyID: b.KeyID, Nonce: b.Nonce, Data: b.Data}
+	return &sealedV2{Alg: b.Alg, KeyID: b.KeyID, Nonce: b.Nonce, Data: b.Data}
 }
 
-func sealedFrom(b *sealedV1) *SealedBody {
+func sealedFrom(b *sealedV2) *SealedBody {
 	if b == nil {
 		return nil
 	}
@@ -241,10 +251,10 @@ func sealedFrom(b *sealedV1) *SealedBody {
 }
 
 // marshalPayload encodes everything after the frame, as a JSON object
-// (appendPayloadV1: what json.Marshal of payloadV1 writes). Callers run it
+// (appendPayload: what json.Marshal of payloadV2 writes). Callers run it
 // on their own goroutine; the writer only splices the frame.
 func marshalPayload(r *Record) ([]byte, error) {
-	return appendPayloadV1(make([]byte, 0, payloadSizeHint(r)), r), nil
+	return appendPayload(make([]byte, 0, payloadSizeHint(r)), r), nil
 }
 
 // payloadBufs recycles the payload buffers of committed records: the
@@ -289,7 +299,8 @@ func payloadSizeHint(r *Record) int {
 	}
 	for i := range r.Sources {
 		s := &r.Sources[i]
-		n += 180 + len(s.Source) + len(s.Operation) + len(s.TraceID) + len(s.SourceTrace) + len(s.Digest) + len(s.Error)
+		n += 180 + len(s.Source) + len(s.Operation) + len(s.TraceID) + len(s.SourceTrace) + len(s.Digest) + len(s.Error) +
+			len(s.Subject) + len(s.SubjectClear)
 	}
 	for _, b := range []*SealedBody{r.RequestBody, r.ResponseBody} {
 		if b != nil {
@@ -382,8 +393,8 @@ func Decode(b []byte) (Record, error) {
 		v = *peek.V
 	}
 	switch v {
-	case 1:
-		var w recordV1
+	case 1, 2:
+		var w recordV2
 		if err := json.Unmarshal(b, &w); err != nil {
 			return Record{}, fmt.Errorf("%w: %v", ErrBadRecord, err)
 		}

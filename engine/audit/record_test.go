@@ -41,6 +41,26 @@ var goldenRecords = map[string]Record{
 			Digest: "sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9",
 		}},
 	},
+	// v2: an enterprise profile whose director was looked up in the person
+	// register, the director named per source call.
+	"record_v2_outcome.json": {
+		V: 2, Seq: 44, Time: time.Date(2026, 11, 29, 10, 5, 0, 250000000, time.UTC), Kind: KindOutcome,
+		Call: "6b86b273ff34fce19d6b804eff5a3f57", Request: 43, Organisation: "0212345678",
+		Application: "procurement", Service: "enterpriseProfile", ServiceVersion: "1.0.0",
+		TraceOut: "d4735e3a265e16eee03f59718b9b5d03",
+		Status:   200, Digest: "sha256:4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce",
+		Released: []string{"name", "directors"},
+		Sources: []SourceRec{{
+			Source: "enterpriseRegister", Operation: "getEnterprise", TraceID: "e1", Status: 200,
+			Latency: 3100 * time.Microsecond, Bytes: 1024, Attempts: 1,
+			Digest: "sha256:ef2d127de37b942baad06145e54b0c619a1f22327b2ebbcfbec78f5564afe39d",
+		}, {
+			Source: "personRegister", Operation: "getPerson", TraceID: "p1", Status: 200,
+			Latency: 2900 * time.Microsecond, Bytes: 640, Attempts: 1,
+			Digest:  "sha256:e7f6c011776e8db7cd330b54174fd76f7d0216b612387a5ffcfb81e6f0919683",
+			Subject: "hmac-sha256:s1:9f14025af0065b30e47e23ebb3b491d39ae8ed17d33739e5ff3827ffb3634953",
+		}},
+	},
 	"record_v1_refused.json": {
 		V: 1, Seq: 43, Time: time.Date(2026, 3, 2, 9, 31, 0, 0, time.UTC), Kind: KindRefused,
 		Call: "9e107d9d372bb6826bd81d3542a419d6", Organisation: "0212345678", ClientIP: "198.51.100.7",
@@ -56,9 +76,10 @@ var goldenDigests = map[string]string{
 	"record_v1_request.json": "sha256:a51741c9a312b21d4b497993e0d808546b3627a3adbfb1b1e6154bc48ec7e587",
 	"record_v1_outcome.json": "sha256:ea456ddfc7ff0cb28f34b11632f0db5950b92380be4502e8ff4be7cf341db8b6",
 	"record_v1_refused.json": "sha256:ddd9972ad4576fbd693f8b3c13cc7ce681a866532400b1fe786dfa5b2e540f28",
+	"record_v2_outcome.json": "sha256:56cab2757f5347be1f71c62d3bd84d655778f2ea9d870a50b3eee16e3bb82376",
 }
 
-func TestGoldenV1(t *testing.T) {
+func TestGoldenRecords(t *testing.T) {
 	for name, want := range goldenRecords {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join("testdata", name)
@@ -77,7 +98,7 @@ func TestGoldenV1(t *testing.T) {
 			}
 			b = bytes.TrimSuffix(b, []byte("\n"))
 			if d := Digest(b); d != goldenDigests[name] {
-				t.Errorf("committed v1 record changed: digest %s", d)
+				t.Errorf("committed record changed: digest %s", d)
 			}
 			got, err := Decode(b)
 			if err != nil {
@@ -89,7 +110,7 @@ func TestGoldenV1(t *testing.T) {
 			if got.Seq != want.Seq || !got.Time.Equal(want.Time) || got.Kind != want.Kind {
 				t.Errorf("frame: got %d %v %s", got.Seq, got.Time, got.Kind)
 			}
-			// While v1 is current, the encoder must still produce the
+			// A record of the current version must still encode to the
 			// committed bytes: the canonical form is what gets hashed.
 			if want.V == Version {
 				if enc := mustEncode(t, &want); !bytes.Equal(enc, b) {
@@ -114,7 +135,7 @@ func TestDecodeErrors(t *testing.T) {
 		in   string
 		want error
 	}{
-		{`{"v":2,"seq":1,"time":"2026-01-01T00:00:00Z","kind":"request"}`, ErrUnknownVersion},
+		{`{"v":3,"seq":1,"time":"2026-01-01T00:00:00Z","kind":"request"}`, ErrUnknownVersion},
 		{`{"seq":1}`, ErrBadRecord},
 		{`not json`, ErrBadRecord},
 		{`{"v":1,"seq":1,"time":"yesterday","kind":"request"}`, ErrBadRecord},
@@ -134,6 +155,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"v":1,"seq":1,"time":"2026-01-01T00:00:00+02:00","kind":"outcome","released":[],"sources":[{"source":"\xff"}]}`))
 	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`{"v":2,"seq":1,"time":"2026-01-01T00:00:00Z","kind":"outcome","sources":[{"source":"s","subject":"\xff"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := Decode(b)
 		if err != nil {

@@ -286,6 +286,9 @@ func (c *compiler) call(n *node, st *spec.Step, sc scope) {
 			n.accept[s] = true
 		}
 	}
+	if st.Subject != nil {
+		n.subject = c.expr(st.Subject, expr.Any, sc)
+	}
 	if st.With == nil {
 		return
 	}

@@ -118,6 +118,7 @@ type Observer interface {
 // matches connector.ErrCircuitOpen, its Status is 0 and its Attempts 0.
 type SourceCall struct {
 	Flow, Step, Source, Operation string
+	Subject                       string // the call step's subject, in clear ("": the flow's own)
 	TraceID                       string // the fresh id sent to the source
 	ParentTraceID                 string // the gateway's id for the consumer response
 	SourceTraceID                 string // the id the source answered with, if any
@@ -588,6 +589,14 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 			req.Body = []byte("null")
 		}
 	}
+	subject := ""
+	if n.subject != nil {
+		v, err := n.subject.Run(env)
+		if err != nil {
+			return r.exprError(n.id, "subject", err)
+		}
+		subject = toString(v)
+	}
 	attempts := 1
 	if n.retry != nil {
 		attempts = n.retry.attempts
@@ -616,7 +625,7 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		}
 		resp, err = conn.Call(callCtx, req)
 		if observed {
-			r.observe(ctx, n, req, resp, err, time.Since(start))
+			r.observe(ctx, n, req, subject, resp, err, time.Since(start))
 		}
 		retryable := err != nil && connector.Retryable(err) || err == nil && n.retry != nil && n.retry.onStatus[resp.Status]
 		if !retryable || attempt >= attempts || !connector.Backoff(ctx, connector.RetryDelay(n.retry.backoff, n.retry.maxBackoff, attempt, 0)) {
@@ -750,8 +759,9 @@ func (r *run) transportError(ctx context.Context, n *node, err error) *stepError
 	return &stepError{step: n.id, prob: problem.BadGateway(fmt.Sprintf("step %q: calling source %q failed", n.id, n.source)), err: err}
 }
 
-func (r *run) observe(ctx context.Context, n *node, req *connector.Request, resp *connector.Response, err error, d time.Duration) {
-	c := &SourceCall{Flow: r.plan.Name, Step: n.id, Source: n.source, Operation: n.op, TraceID: req.TraceID, ParentTraceID: r.inv.TraceID, Duration: d, Err: err, Attempts: 1}
+func (r *run) observe(ctx context.Context, n *node, req *connector.Request, subject string, resp *connector.Response, err error, d time.Duration) {
+	c := &SourceCall{Flow: r.plan.Name, Step: n.id, Source: n.source, Operation: n.op, Subject: subject,
+		TraceID: req.TraceID, ParentTraceID: r.inv.TraceID, Duration: d, Err: err, Attempts: 1}
 	if resp != nil {
 		c.Status, c.Bytes, c.Attempts, c.SourceTraceID = resp.Status, len(resp.Body), max(resp.Attempts, 1), resp.Headers.Get(sourceTraceKey)
 	}

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,4 +111,47 @@ func (o *observed) SourceCall(_ context.Context, c *SourceCall) {
 	o.mu.Lock()
 	o.calls = append(o.calls, *c)
 	o.mu.Unlock()
+}
+
+// TestCallSubject: a call step's subject is evaluated per call (per item in
+// a foreach) and handed to the observer with the call; a call step without
+// one reports none; a subject that fails to evaluate fails the step before
+// the source is called.
+func TestCallSubject(t *testing.T) {
+	ok := func(_ context.Context, r *connector.Request) (*connector.Response, error) {
+		return &connector.Response{Status: 200, Body: []byte(`{"ids":["85073003328","79120512345"]}`)}, nil
+	}
+	p := compileFlow(t, flowDoc(`  - id: list
+    call: a.get
+    with: {path: {id: "'all'"}}
+  - id: each
+    foreach:
+      items: steps.list.body.ids
+      concurrency: 1
+      steps:
+        - id: one
+          call: a.get
+          subject: item
+          with: {path: {id: item}}
+`, "steps.each.body"))
+	obs := &observed{}
+	in := expr.Input{Body: map[string]any{}, Query: map[string]any{}, Path: map[string]any{}}
+	out := p.Run(context.Background(), &Runtime{Conns: map[string]connector.Connector{"a": &fakeSource{answer: ok}}, Observer: obs}, &Invocation{Input: in, TraceID: "t"})
+	if out.Status != 200 {
+		t.Fatalf("run: %d %+v", out.Status, out.Problem)
+	}
+	var got []string
+	for _, c := range obs.calls {
+		got = append(got, c.Step+":"+c.Subject)
+	}
+	if want := []string{"list:", "one:85073003328", "one:79120512345"}; !slices.Equal(got, want) {
+		t.Errorf("observed subjects %q, want %q", got, want)
+	}
+
+	src := &fakeSource{answer: ok}
+	bad := compileFlow(t, flowDoc("  - id: x\n    call: a.get\n    subject: 1 / input.body.zero\n    with: {path: {id: \"'1'\"}}\n", "steps.x.body"))
+	if out := runPlan(bad, map[string]connector.Connector{"a": src}, map[string]any{"zero": "nope"}); out.Status != 500 || out.Problem == nil ||
+		out.Problem.Step != "x" || !strings.Contains(out.Problem.Detail, "subject") || src.calls.Load() != 0 {
+		t.Errorf("failing subject: %d %+v, %d source calls", out.Status, out.Problem, src.calls.Load())
+	}
 }

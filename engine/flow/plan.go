@@ -68,6 +68,7 @@ type node struct {
 	headers    []namedProg
 	body       *outNode
 	accept     map[int]bool
+	subject    *expr.Program // whom the call consults, if not the flow's subject
 
 	children []*node // parallel, steps
 

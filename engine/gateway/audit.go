@@ -54,7 +54,7 @@ func (col *collector) digest(traceID, d string) {
 func (col *collector) add(c *flow.SourceCall) {
 	sc := audit.SourceCall{
 		Source: c.Source, Operation: c.Operation, TraceID: c.TraceID, SourceTrace: c.SourceTraceID,
-		Status: c.Status, Latency: c.Duration, Bytes: int64(c.Bytes), Attempts: c.Attempts,
+		Status: c.Status, Latency: c.Duration, Bytes: int64(c.Bytes), Attempts: c.Attempts, Subject: c.Subject,
 	}
 	if c.Err != nil {
 		sc.Err = c.Err.Error()

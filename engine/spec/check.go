@@ -392,6 +392,9 @@ func (c *checker) step(fl *Flow, st *Step, ids map[string]*Step) {
 	if st.Call == "" && (st.With != nil || st.AcceptStatus != nil) {
 		c.errorf(st.Pos, "with and acceptStatus belong to call steps")
 	}
+	if st.Call == "" && st.Subject != nil {
+		c.errorf(st.Subject.Pos, "subject belongs to call steps (whom the call consults); a flow's own subject is legal.subject")
+	}
 	if st.Retry != nil && st.Call == "" {
 		c.errorf(st.Retry.Pos, "retry belongs to call steps")
 	}

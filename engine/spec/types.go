@@ -204,6 +204,11 @@ type Step struct {
 	Call         string    `yaml:"call"`
 	With         *CallArgs `yaml:"with"`
 	AcceptStatus []int     `yaml:"acceptStatus"`
+	// Subject names the data subject this call consults when it is not the
+	// flow's legal.subject (e.g. a director looked up for an enterprise):
+	// the audit trail records it with the call, pseudonymised, and the
+	// citizen view finds the consultation under it.
+	Subject *Expr `yaml:"subject"`
 
 	Parallel  []*Step    `yaml:"parallel"`
 	Steps     []*Step    `yaml:"steps"`
