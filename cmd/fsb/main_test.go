@@ -262,7 +262,8 @@ func TestDemo(t *testing.T) {
 		{`"kind":"request"`, `"kind":"outcome"`, `"org":"0888777643"`, `"purpose":"socialAssistance"`, `"endUser":"demo-officer-1"`,
 			`"legalBasis":"law: Law of 8 August 1983`, `"released":["name","address.municipality"]`, `"source":"personRegister"`},
 		{`"service":"person"`, `"service":"personResearch"`, `"purpose":"statisticalResearch"`,
-			`"service":"enterpriseProfile"`, `"purpose":"supplierCheck"`, `"through":["personRegister.getPerson"]`},
+			`"service":"enterpriseProfile"`, `"purpose":"supplierCheck"`, `"through":["personRegister.getPerson"]`,
+			`"environment":"test"`}, // the onboarding's connection tests, on the test endpoints
 		{"ok: records 1–"},
 	}
 	if len(fsbs) != len(fsbWants) {
@@ -277,6 +278,9 @@ func TestDemo(t *testing.T) {
 			if !strings.Contains(o.String(), w) {
 				t.Errorf("fsb %s: output lacks %s:\n%s", strings.Join(args, " "), w, o.String())
 			}
+		}
+		if i == 1 && strings.Count(o.String(), `"environment":"test"`) >= strings.Count(o.String(), "\n") {
+			t.Errorf("fsb %s: every consultation marked a test, the demo's own calls too:\n%s", strings.Join(args, " "), o.String())
 		}
 		if i == 0 && strings.Count(o.String(), "\n") != 2 {
 			t.Errorf("fsb %s: want the request and the outcome record:\n%s", strings.Join(args, " "), o.String())

@@ -23,6 +23,9 @@ type Request struct {
 	LegalBasis     string // e.g. "law: Law of 8 August 1983, art. 5"
 	Service        string
 	ServiceVersion string
+	// Environment is "test" for a call served on the test endpoints (the
+	// connection tests of onboarding), "" for production.
+	Environment string
 	// Subject is the data subject's identifier (e.g. an SSIN). It is stored
 	// as a keyed HMAC pseudonym, in clear only if the service's policy says so.
 	Subject  string
@@ -192,8 +195,8 @@ func (s *Store) requestRecord(kind Kind, req *Request) (Record, error) {
 		Credential: validUTF8(req.Credential), ClientIP: validUTF8(req.ClientIP),
 		EndUser: validUTF8(req.EndUser), Purpose: validUTF8(req.Purpose), Grant: validUTF8(req.Grant),
 		LegalBasis: validUTF8(req.LegalBasis), Service: validUTF8(req.Service),
-		ServiceVersion: validUTF8(req.ServiceVersion),
-		TraceIn:        validUTF8(req.TraceIn), TraceOut: validUTF8(req.TraceOut),
+		ServiceVersion: validUTF8(req.ServiceVersion), Environment: validUTF8(req.Environment),
+		TraceIn: validUTF8(req.TraceIn), TraceOut: validUTF8(req.TraceOut),
 	}
 	pol := s.policy(r.Service)
 	if req.Subject != "" {

@@ -29,6 +29,7 @@ func appendPayload(dst []byte, r *Record) []byte {
 	dst = appendStringField(dst, `,"legalBasis":`, r.LegalBasis)
 	dst = appendStringField(dst, `,"service":`, r.Service)
 	dst = appendStringField(dst, `,"serviceVersion":`, r.ServiceVersion)
+	dst = appendStringField(dst, `,"env":`, r.Environment)
 	dst = appendStringField(dst, `,"subject":`, r.Subject)
 	dst = appendStringField(dst, `,"subjectClear":`, r.SubjectClear)
 	dst = appendStringField(dst, `,"traceIn":`, r.TraceIn)

@@ -82,7 +82,7 @@ func randomRecord(rng *rand.Rand) *Record {
 	}
 	r := &Record{Kind: Kind(str()), Call: str(), Request: uint64(num()),
 		Organisation: str(), Application: str(), Credential: str(), ClientIP: str(), EndUser: str(),
-		Purpose: str(), Grant: str(), LegalBasis: str(), Service: str(), ServiceVersion: str(),
+		Purpose: str(), Grant: str(), LegalBasis: str(), Service: str(), ServiceVersion: str(), Environment: str(),
 		Subject: str(), SubjectClear: str(), TraceIn: str(), TraceOut: str(),
 		Status: int(num()), Problem: str(), Digest: str()}
 	if rng.IntN(2) == 0 {

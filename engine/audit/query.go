@@ -235,6 +235,9 @@ type Consultation struct {
 	// the subject when the call was about someone else (an enterprise whose
 	// directors were looked up): an indirect consultation.
 	Through []string `json:"through,omitempty"`
+	// Environment is "test" for a call served on the test endpoints (an
+	// onboarding connection test), absent for production.
+	Environment string `json:"environment,omitempty"`
 }
 
 // ConsultationPage is one page of the citizen view.
@@ -265,7 +268,7 @@ func (s *Store) Consultations(ctx context.Context, subject string, q Query) (Con
 		r := &e.Record
 		c := Consultation{Time: r.Time, Organisation: r.Organisation, Application: r.Application,
 			Service: r.Service, ServiceVersion: r.ServiceVersion, Purpose: r.Purpose,
-			LegalBasis: r.LegalBasis, Seq: e.Seq}
+			LegalBasis: r.LegalBasis, Environment: r.Environment, Seq: e.Seq}
 		if r.Kind == KindOutcome {
 			// An indirect consultation, unless the call was about the
 			// subject anyway (then its request record is listed).
@@ -275,7 +278,7 @@ func (s *Store) Consultations(ctx context.Context, subject string, q Query) (Con
 				if slices.Contains(pseudonyms, req.Record.Subject) {
 					continue
 				}
-				c.Time, c.Purpose, c.LegalBasis = req.Record.Time, req.Record.Purpose, req.Record.LegalBasis
+				c.Time, c.Purpose, c.LegalBasis, c.Environment = req.Record.Time, req.Record.Purpose, req.Record.LegalBasis, req.Record.Environment
 			case err != nil && !errors.Is(err, ErrNotFound):
 				return ConsultationPage{}, err
 			}

@@ -51,6 +51,9 @@ type Record struct {
 	LegalBasis     string `json:"legalBasis,omitempty"`
 	Service        string `json:"service,omitempty"`
 	ServiceVersion string `json:"serviceVersion,omitempty"`
+	// Environment is "test" for a call served on the test endpoints
+	// (version 2 on; absent: production).
+	Environment string `json:"env,omitempty"`
 	// Subject is the data subject's keyed pseudonym, "hmac-sha256:<keyID>:<hex>".
 	Subject string `json:"subject,omitempty"`
 	// SubjectClear is the identifier in clear, only when the service's
@@ -120,7 +123,7 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z"
 
 // payloadV2 is the v2 record after the frame, frozen: never change a field
 // here. A new field or meaning means payloadV3 and a case in Decode.
-// Version 1 is version 2 without sources[].subject and subjectClear: every
+// Version 1 is version 2 without env, sources[].subject and subjectClear: every
 // v1 record decodes with this struct exactly as with v1's own (frozen in
 // record_v1_test.go, which checks it).
 type payloadV2 struct {
@@ -137,6 +140,7 @@ type payloadV2 struct {
 	LegalBasis     string      `json:"legalBasis,omitempty"`
 	Service        string      `json:"service,omitempty"`
 	ServiceVersion string      `json:"serviceVersion,omitempty"`
+	Environment    string      `json:"env,omitempty"` // v2
 	Subject        string      `json:"subject,omitempty"`
 	SubjectClear   string      `json:"subjectClear,omitempty"`
 	TraceIn        string      `json:"traceIn,omitempty"`
@@ -190,7 +194,7 @@ func (p *payloadV2) from(r *Record) {
 		Kind: r.Kind, Call: r.Call, Request: r.Request,
 		Organisation: r.Organisation, Application: r.Application, Credential: r.Credential,
 		ClientIP: r.ClientIP, EndUser: r.EndUser, Purpose: r.Purpose, Grant: r.Grant,
-		LegalBasis: r.LegalBasis, Service: r.Service, ServiceVersion: r.ServiceVersion,
+		LegalBasis: r.LegalBasis, Service: r.Service, ServiceVersion: r.ServiceVersion, Environment: r.Environment,
 		Subject: r.Subject, SubjectClear: r.SubjectClear, TraceIn: r.TraceIn, TraceOut: r.TraceOut,
 		Status: r.Status, Problem: r.Problem, Digest: r.Digest, Released: r.Released,
 		RequestBody: sealedTo(r.RequestBody), ResponseBody: sealedTo(r.ResponseBody),
@@ -217,7 +221,7 @@ func (w *recordV2) to() (Record, error) {
 		V: w.V, Seq: w.Seq, Time: t.UTC(), Kind: p.Kind, Call: p.Call, Request: p.Request,
 		Organisation: p.Organisation, Application: p.Application, Credential: p.Credential,
 		ClientIP: p.ClientIP, EndUser: p.EndUser, Purpose: p.Purpose, Grant: p.Grant,
-		LegalBasis: p.LegalBasis, Service: p.Service, ServiceVersion: p.ServiceVersion,
+		LegalBasis: p.LegalBasis, Service: p.Service, ServiceVersion: p.ServiceVersion, Environment: p.Environment,
 		Subject: p.Subject, SubjectClear: p.SubjectClear, TraceIn: p.TraceIn, TraceOut: p.TraceOut,
 		Status: p.Status, Problem: p.Problem, Digest: p.Digest, Released: p.Released,
 		RequestBody: sealedFrom(p.RequestBody), ResponseBody: sealedFrom(p.ResponseBody),
@@ -289,7 +293,7 @@ func releasePayload(p *pending) {
 func payloadSizeHint(r *Record) int {
 	n := 280 + len(r.Kind) + len(r.Call) + len(r.Organisation) + len(r.Application) + len(r.Credential) +
 		len(r.ClientIP) + len(r.EndUser) + len(r.Purpose) + len(r.Grant) + len(r.LegalBasis) +
-		len(r.Service) + len(r.ServiceVersion) + len(r.Subject) + len(r.SubjectClear) +
+		len(r.Service) + len(r.ServiceVersion) + len(r.Environment) + len(r.Subject) + len(r.SubjectClear) +
 		len(r.TraceIn) + len(r.TraceOut) + len(r.Problem) + len(r.Digest)
 	if r.Decision != nil {
 		n += 40 + len(r.Decision.Reason)

@@ -66,7 +66,7 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 						slog.String("step", string(d.Step)), slog.String("reason", d.Reason))
 					g.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
 				}
-				err := g.refuse(ctx, c, &d, auditRequest(&d, ip, p.Name, version, traceIn, id, "", nil))
+				err := g.refuse(ctx, c, &d, g.auditRequest(&d, ip, p.Name, version, traceIn, id, "", nil))
 				if g.cfg.Metrics != nil { // the status answered: 503 if the refusal could not be recorded
 					g.cfg.Metrics.Refusal(p.Name, d.Organisation, string(d.Step))
 					g.cfg.Metrics.Request(p.Name, d.Organisation, c.Response().StatusCode(), time.Since(start))
@@ -100,7 +100,7 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 				body = req.Body
 			}
 			var err error
-			rec, err = g.cfg.Audit.Begin(ctx, auditRequest(&d, ip, p.Name, version, traceIn, id, subject, body))
+			rec, err = g.cfg.Audit.Begin(ctx, g.auditRequest(&d, ip, p.Name, version, traceIn, id, subject, body))
 			if err != nil {
 				g.log.Error("audit: request not recorded, no source called", "flow", p.Name, "trace", id, "err", err)
 				return g.unrecorded(c, p.Name, d.Organisation, start)
@@ -198,11 +198,14 @@ func evalSubject(prog *expr.Program, in expr.Input, consumer expr.Consumer) stri
 // end-user headers of a call refused before they were checked are left
 // out: they are unvalidated input (an end-user value may even be a
 // national register number, which Decide refuses).
-func auditRequest(d *access.Decision, ip netip.Addr, service, version, traceIn, traceOut, subject string, body []byte) audit.Request {
+func (g *Gateway) auditRequest(d *access.Decision, ip netip.Addr, service, version, traceIn, traceOut, subject string, body []byte) audit.Request {
 	r := audit.Request{
 		Organisation: d.Organisation, Application: d.Application, Credential: d.Credential,
 		Grant: d.Grant, Service: service, ServiceVersion: version,
 		Subject: subject, TraceIn: traceIn, TraceOut: traceOut, Body: body,
+	}
+	if g.cfg.Environment == access.Test {
+		r.Environment = string(access.Test)
 	}
 	if d.Allowed || d.Step == access.StepValidity || d.Step == access.StepQuota {
 		r.Purpose, r.EndUser = d.Purpose, d.EndUser
