@@ -529,3 +529,45 @@ func TestQueueAdvLoneCallerLatency(t *testing.T) {
 		t.Errorf("a lone caller waits %v at the median", med)
 	}
 }
+
+// TestCloseStuckWriter: Close waits for a writer stuck in a write or sync
+// at most twice WriteTimeout (at least 1s), then returns ErrStuck (a shutdown is not
+// hung by a dying disk); the caller stuck behind it was refused. When the
+// write returns, the files are closed: the directory can be opened again
+// and the acknowledged records are all there.
+func TestCloseStuckWriter(t *testing.T) {
+	dir := t.TempDir()
+	opt := testOptions(dir)
+	opt.WriteTimeout = 100 * time.Millisecond
+	g := newCommitGate()
+	opt.OnCommit = g.hook
+	s := openStore(t, opt)
+	defer g.open()
+	call(t, s, 0)
+	stuck := g.stick(t, s, 1)
+	start := time.Now()
+	err := s.Close()
+	if took := time.Since(start); !errors.Is(err, ErrStuck) || took < time.Second || took > 30*time.Second {
+		t.Fatalf("Close with a stuck writer: %v after %v, want ErrStuck after 1s", err, took)
+	}
+	if err := <-stuck; !errors.Is(err, ErrUnavailable) {
+		t.Errorf("the Begin stuck in the write: %v, want a refusal", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
+	if _, err := s.Begin(context.Background(), request(2)); !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrClosed) {
+		t.Errorf("Begin after Close: %v", err)
+	}
+	g.open() // the write returns: the writer drains, the files close
+	var r *Store
+	waitFor(t, "the directory lock to be released", func() bool {
+		var err error
+		r, err = Open(testOptions(dir))
+		return err == nil
+	})
+	defer r.Close()
+	if v := verify(t, r); !v.OK() || v.Records < 2 {
+		t.Fatalf("after the stuck close: %+v %v", v, v.Problem)
+	}
+}

@@ -94,6 +94,8 @@ var (
 	ErrUnavailable = errors.New("audit: store unavailable")
 	ErrReadOnly    = errors.New("audit: store opened without a signer")
 	ErrClosed      = errors.New("audit: store closed")
+	// ErrStuck is Close giving up on a writer stuck in a write or sync.
+	ErrStuck = errors.New("audit: close: the writer is stuck in a write or sync; the store's files stay open until it returns")
 )
 
 // Store is the audit trail on one node. Its methods are safe for
@@ -109,12 +111,13 @@ type Store struct {
 	cks *ckFile
 	idx *termindex.Index
 
-	wake    chan struct{} // a token: records are waiting (cap 1)
-	quit    chan struct{} // closed by Close: the writer drains and stops
-	stopped chan struct{} // closed when the writer has stopped
-	once    sync.Once
-	closed  atomic.Bool
-	pruneMu sync.Mutex // one Prune or Backup at a time
+	wake     chan struct{} // a token: records are waiting (cap 1)
+	quit     chan struct{} // closed by Close: the writer drains and stops
+	stopped  chan struct{} // closed when the writer has stopped
+	once     sync.Once
+	closeErr chan error // closeFiles' result, once the writer has stopped
+	closed   atomic.Bool
+	pruneMu  sync.Mutex // one Prune or Backup at a time
 
 	subject *pseudonymiser // under SubjectKeys[0], if any
 
@@ -400,9 +403,13 @@ func mapValues(m map[string]Policy) []Policy {
 	return out
 }
 
-func (s *Store) closeFiles() {
+// closeFiles closes what the store opened (Open's failure, Close).
+func (s *Store) closeFiles() error {
+	var err error
 	if s.idx != nil {
-		s.idx.Close()
+		// s.idx stays set: a query racing with Close gets the index's
+		// error, not a nil pointer.
+		err = s.idx.Close()
 	}
 	if s.cks != nil {
 		s.cks.close()
@@ -413,10 +420,15 @@ func (s *Store) closeFiles() {
 	if s.lock != nil {
 		s.lock.Close()
 	}
+	return err
 }
 
 // Close stops accepting records, commits what is queued, signs a final
-// checkpoint and closes the files.
+// checkpoint and closes the files. It waits for the writer at most
+// closeWait (twice WriteTimeout, at least 1s): a write or sync that hangs (a dying disk,
+// a lost network file system) must not hang the shutdown with it. Then it
+// returns ErrStuck, every waiting caller has been refused by then, and the
+// files are closed when (if) that write returns.
 func (s *Store) Close() error {
 	first := false
 	s.once.Do(func() {
@@ -425,21 +437,41 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		close(s.quit)
 		first = true
+		s.closeErr = make(chan error, 1)
+		go func() {
+			<-s.stopped
+			s.closeErr <- s.shutdown()
+		}()
 	})
-	<-s.stopped
+	wait := time.NewTimer(s.closeWait())
+	defer wait.Stop()
+	select {
+	case <-s.stopped:
+	case <-wait.C:
+		s.closed.Store(true)
+		if first {
+			s.log.Error("audit: closing: the writer is stuck in a write or sync; its files close when it returns", "waited", s.closeWait())
+			return fmt.Errorf("%w after %v", ErrStuck, s.closeWait())
+		}
+		return nil
+	}
 	if !first {
 		return nil
 	}
+	return <-s.closeErr
+}
+
+// closeWait bounds how long Close waits for the writer: twice
+// WriteTimeout, at least a second (a drain of a full queue on a loaded
+// machine is not a stuck writer).
+func (s *Store) closeWait() time.Duration { return max(2*s.opt.WriteTimeout, time.Second) }
+
+// shutdown closes the files once the writer has stopped.
+func (s *Store) shutdown() error {
 	s.closed.Store(true)
 	s.pruneMu.Lock() // no Prune or Backup is using the files
 	defer s.pruneMu.Unlock()
-	// s.idx stays set: a query racing with Close gets the index's error,
-	// not a nil pointer.
-	err := s.idx.Close()
-	s.cks.close()
-	s.lg.close()
-	s.lock.Close()
-	return err
+	return s.closeFiles()
 }
 
 // PublicKey returns the checkpoint verification key (nil if read-only).
