@@ -198,12 +198,12 @@ func (r *Record) concerns(pseudonyms []string) bool {
 }
 
 // through lists "source.operation" of r's source calls about one of
-// pseudonyms.
+// pseudonyms, each once (a retried call is recorded per attempt).
 func (r *Record) through(pseudonyms []string) []string {
 	var out []string
 	for _, s := range r.Sources {
-		if s.Subject != "" && slices.Contains(pseudonyms, s.Subject) {
-			out = append(out, s.Source+"."+s.Operation)
+		if op := s.Source + "." + s.Operation; s.Subject != "" && slices.Contains(pseudonyms, s.Subject) && !slices.Contains(out, op) {
+			out = append(out, op)
 		}
 	}
 	return out

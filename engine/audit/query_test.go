@@ -156,7 +156,7 @@ func TestConsultationsIndirect(t *testing.T) {
 	person := func(subject string) SourceCall {
 		return SourceCall{Source: "personRegister", Operation: "getPerson", Status: 200, Subject: subject}
 	}
-	profile, profileOut := run("enterpriseProfile", "0456789123", "supplierCheck", ent, person(director), person(other))
+	profile, profileOut := run("enterpriseProfile", "0456789123", "supplierCheck", ent, person(director), person(other), person(director)) // the last: a retry
 	direct, _ := run("person", director, "taxCheck", person(director))
 	run("enterpriseProfile", "0411111111", "supplierCheck", ent, person(other))
 	clear, _ := run("clear", "0422222222", "publicProcurement", ent, person(director))
