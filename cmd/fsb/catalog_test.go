@@ -348,6 +348,20 @@ func TestCatalogBrowser(t *testing.T) {
 			t.Fatalf("%s: %v", step, err)
 		}
 	}
+	// follow runs actions that navigate (a click on a link or a submit
+	// button) and waits for the new page: a wait for an element could
+	// otherwise be met by the old page (the index lists every service),
+	// and a screenshot taken mid-navigation never completes.
+	follow := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		resp, err := chromedp.RunResponse(ctx, actions...)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if resp.Status != 200 {
+			t.Fatalf("%s: status %d", step, resp.Status)
+		}
+	}
 	text := func(sel string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
@@ -381,11 +395,11 @@ func TestCatalogBrowser(t *testing.T) {
 	if lang := eval(`document.documentElement.lang`); lang != "en" {
 		t.Errorf("lang=%v", lang)
 	}
-	do("search",
+	do("fill in the search",
 		chromedp.SendKeys(chromedp.CSS("#q"), "pseudonym"),
-		chromedp.SetValue(chromedp.CSS("#status"), "active"),
-		chromedp.Click(chromedp.CSS(`form.filters button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`a[href="/catalog/services/PERSON-RESEARCH/v1"]`)))
+		chromedp.SetValue(chromedp.CSS("#status"), "active"))
+	follow("search", chromedp.Click(chromedp.CSS(`form.filters button[type="submit"]`)))
+	do("search results", chromedp.WaitVisible(chromedp.CSS(`a[href="/catalog/services/PERSON-RESEARCH/v1"]`)))
 	shot("2-search.png")
 	if count := text(".count"); count != "1 service match" {
 		t.Errorf("after the search: %q", count)
@@ -395,9 +409,8 @@ func TestCatalogBrowser(t *testing.T) {
 	}
 
 	// The service page: the diagram and the legal requirements.
-	do("open the service",
-		chromedp.Click(chromedp.CSS(`a[href="/catalog/services/PERSON-RESEARCH/v1"]`)),
-		chromedp.WaitVisible(chromedp.CSS("#diagram svg")))
+	follow("open the service", chromedp.Click(chromedp.CSS(`a[href="/catalog/services/PERSON-RESEARCH/v1"]`)))
+	do("the service page", chromedp.WaitVisible(chromedp.CSS("#diagram svg")))
 	shot("3-service.png")
 	legal := text("#legal")
 	for _, want := range []string{"Legal requirements", "an earlier authorisation", "confidential", "statisticalResearch", "personIdentity"} {

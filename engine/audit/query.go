@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,15 +14,62 @@ import (
 )
 
 // Entry is a stored record with its place in the chain.
+//
+// In JSON (the admin and consumer APIs, fsb audit query) "record" is the
+// record exactly as stored — the bytes whose SHA-256 the chain links
+// (Hash = SHA-256(Prev ‖ SHA-256(record)), as in a Proof) — so a reader
+// can check what they read against the chain; a redacted entry's "record"
+// is what is left of it (seq, time, service).
 type Entry struct {
-	Seq  uint64 `json:"seq"`
-	Prev Hash   `json:"prev"`
-	Hash Hash   `json:"hash"`
+	Seq  uint64
+	Prev Hash
+	Hash Hash
 	// Raw is the exact stored bytes (SHA-256 of Raw is the record digest);
 	// nil when retention redacted the record.
-	Raw      []byte `json:"-"`
-	Record   Record `json:"record"`
-	Redacted bool   `json:"redacted,omitempty"`
+	Raw      []byte
+	Record   Record
+	Redacted bool
+}
+
+// entryJSON is Entry on the wire.
+type entryJSON struct {
+	Seq      uint64          `json:"seq"`
+	Prev     Hash            `json:"prev"`
+	Hash     Hash            `json:"hash"`
+	Record   json.RawMessage `json:"record"`
+	Redacted bool            `json:"redacted,omitempty"`
+}
+
+// MarshalJSON writes the stored bytes as "record" (see Entry).
+func (e Entry) MarshalJSON() ([]byte, error) {
+	w := entryJSON{Seq: e.Seq, Prev: e.Prev, Hash: e.Hash, Record: e.Raw, Redacted: e.Redacted}
+	if e.Raw == nil {
+		b, err := json.Marshal(&e.Record)
+		if err != nil {
+			return nil, err
+		}
+		w.Record = b
+	}
+	return json.Marshal(&w)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes: Raw is the stored bytes,
+// Record their decoding.
+func (e *Entry) UnmarshalJSON(b []byte) error {
+	var w entryJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*e = Entry{Seq: w.Seq, Prev: w.Prev, Hash: w.Hash, Redacted: w.Redacted}
+	if w.Redacted {
+		return json.Unmarshal(w.Record, &e.Record)
+	}
+	r, err := Decode(w.Record)
+	if err != nil {
+		return err
+	}
+	e.Raw, e.Record = bytes.Clone(w.Record), r
+	return nil
 }
 
 // ErrNotFound means no record has that seq (never written, or pruned).
@@ -191,18 +240,28 @@ func (q *Query) matches(r *Record, pseudonyms []string) bool {
 // concerns reports whether r names one of pseudonyms as its subject or as
 // the subject of one of its source calls.
 func (r *Record) concerns(pseudonyms []string) bool {
-	if slices.Contains(pseudonyms, r.Subject) {
-		return true
+	return slices.Contains(pseudonyms, r.Subject) || r.subjectOfSource(pseudonyms)
+}
+
+// subjectOfSource reports whether one of r's source calls names one of
+// pseudonyms.
+func (r *Record) subjectOfSource(pseudonyms []string) bool {
+	for _, s := range r.Sources {
+		if s.Subject != "" && slices.Contains(pseudonyms, s.Subject) {
+			return true
+		}
 	}
-	return len(r.through(pseudonyms)) > 0
+	return false
 }
 
 // through lists "source.operation" of r's source calls about one of
-// pseudonyms, each once (a retried call is recorded per attempt).
+// pseudonyms that reached their source (a call an open circuit rejected
+// has no attempt), each once (a retried call is recorded per attempt).
 func (r *Record) through(pseudonyms []string) []string {
 	var out []string
 	for _, s := range r.Sources {
-		if op := s.Source + "." + s.Operation; s.Subject != "" && slices.Contains(pseudonyms, s.Subject) && !slices.Contains(out, op) {
+		op := s.Source + "." + s.Operation
+		if s.Subject != "" && s.Attempts > 0 && slices.Contains(pseudonyms, s.Subject) && !slices.Contains(out, op) {
 			out = append(out, op)
 		}
 	}
@@ -230,7 +289,12 @@ type Consultation struct {
 	Purpose        string    `json:"purpose,omitempty"`
 	LegalBasis     string    `json:"legalBasis,omitempty"`
 	Status         int       `json:"status,omitempty"` // the answer's status; 0 if no outcome was recorded
-	Seq            uint64    `json:"seq"`              // the call's request record
+	// Seq and Time are those of the record that names the subject: the
+	// request record of a call about them; for an indirect consultation the
+	// outcome record (the source call ran between the call's request and
+	// it), whose Request is the call's request record.
+	Seq     uint64 `json:"seq"`
+	Request uint64 `json:"request,omitempty"`
 	// Through names the source calls ("source.operation") that consulted
 	// the subject when the call was about someone else (an enterprise whose
 	// directors were looked up): an indirect consultation.
@@ -250,9 +314,10 @@ type ConsultationPage struct {
 // allowed calls about them, newest first (q's Subject, Kinds and Desc are
 // overridden; its time range, Limit and Cursor apply). A call about
 // someone else that consulted the subject through one of its source calls
-// (a flow's call step names its subject) is listed too, with Through: its
-// outcome record names the subject, and its request record gives the
-// purpose. Refused calls released nothing and are left out.
+// (a flow's call step names its subject) is listed too, with Through: it
+// is placed by its outcome record, which names the subject, and its
+// request record gives the purpose. Refused calls released nothing and are
+// left out.
 func (s *Store) Consultations(ctx context.Context, subject string, q Query) (ConsultationPage, error) {
 	if subject == "" {
 		return ConsultationPage{}, errors.New("audit: the citizen view needs a subject")
@@ -271,18 +336,22 @@ func (s *Store) Consultations(ctx context.Context, subject string, q Query) (Con
 			LegalBasis: r.LegalBasis, Environment: r.Environment, Seq: e.Seq}
 		if r.Kind == KindOutcome {
 			// An indirect consultation, unless the call was about the
-			// subject anyway (then its request record is listed).
+			// subject anyway (then its request record is listed) or no
+			// source call about them reached its source.
+			if c.Through = r.through(pseudonyms); len(c.Through) == 0 {
+				continue
+			}
 			req, err := s.getEntry(r.Request)
 			switch {
 			case err == nil && !req.Redacted:
 				if slices.Contains(pseudonyms, req.Record.Subject) {
 					continue
 				}
-				c.Time, c.Purpose, c.LegalBasis, c.Environment = req.Record.Time, req.Record.Purpose, req.Record.LegalBasis, req.Record.Environment
+				c.Purpose, c.LegalBasis, c.Environment = req.Record.Purpose, req.Record.LegalBasis, req.Record.Environment
 			case err != nil && !errors.Is(err, ErrNotFound):
 				return ConsultationPage{}, err
 			}
-			c.Seq, c.Status, c.Through = r.Request, r.Status, r.through(pseudonyms)
+			c.Request, c.Status = r.Request, r.Status
 		} else if o, ok, err := s.outcomeOf(e.Seq); err != nil {
 			return ConsultationPage{}, err
 		} else if ok {

@@ -1,7 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -154,12 +158,14 @@ func TestConsultationsIndirect(t *testing.T) {
 	}
 	ent := SourceCall{Source: "enterpriseRegister", Operation: "getEnterprise", Status: 200}
 	person := func(subject string) SourceCall {
-		return SourceCall{Source: "personRegister", Operation: "getPerson", Status: 200, Subject: subject}
+		return SourceCall{Source: "personRegister", Operation: "getPerson", Status: 200, Attempts: 1, Subject: subject}
 	}
+	unreached := SourceCall{Source: "personRegister", Operation: "getPerson", Subject: director}                                           // an open circuit: no attempt
 	profile, profileOut := run("enterpriseProfile", "0456789123", "supplierCheck", ent, person(director), person(other), person(director)) // the last: a retry
 	direct, _ := run("person", director, "taxCheck", person(director))
 	run("enterpriseProfile", "0411111111", "supplierCheck", ent, person(other))
-	clear, _ := run("clear", "0422222222", "publicProcurement", ent, person(director))
+	_, clearOut := run("clear", "0422222222", "publicProcurement", ent, person(director))
+	run("enterpriseProfile", "0433333333", "supplierCheck", ent, unreached)
 
 	cp, err := s.Consultations(ctx, director, Query{})
 	if err != nil {
@@ -167,12 +173,14 @@ func TestConsultationsIndirect(t *testing.T) {
 	}
 	got := make([]string, 0, len(cp.Consultations))
 	for _, c := range cp.Consultations {
-		got = append(got, fmt.Sprintf("%d %s %s %d %v", c.Seq, c.Service, c.Purpose, c.Status, c.Through))
+		got = append(got, fmt.Sprintf("%d/%d %s %s %d %v", c.Seq, c.Request, c.Service, c.Purpose, c.Status, c.Through))
 	}
+	// An indirect consultation is placed by its outcome record (Seq, Time)
+	// and names the call's request record; the unreached call is left out.
 	want := []string{
-		fmt.Sprintf("%d clear publicProcurement 200 [personRegister.getPerson]", clear.Seq),
-		fmt.Sprintf("%d person taxCheck 200 []", direct.Seq),
-		fmt.Sprintf("%d enterpriseProfile supplierCheck 200 [personRegister.getPerson]", profile.Seq),
+		fmt.Sprintf("%d/%d clear publicProcurement 200 [personRegister.getPerson]", clearOut.Seq, clearOut.Seq-1),
+		fmt.Sprintf("%d/0 person taxCheck 200 []", direct.Seq),
+		fmt.Sprintf("%d/%d enterpriseProfile supplierCheck 200 [personRegister.getPerson]", profileOut.Seq, profile.Seq),
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("director's consultations:\n got %q\nwant %q", got, want)
@@ -195,7 +203,7 @@ func TestConsultationsIndirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Entries) != 3 {
+	if len(p.Entries) != 4 { // the unreached call's too: the record names them
 		t.Errorf("outcomes naming the director: %v", seqs(p))
 	}
 	for _, x := range p.Entries {
@@ -205,5 +213,120 @@ func TestConsultationsIndirect(t *testing.T) {
 	}
 	if cp, _ := s.Consultations(ctx, other, Query{}); len(cp.Consultations) != 2 {
 		t.Errorf("the other director's consultations: %+v", cp.Consultations)
+	}
+}
+
+// TestConsultationsOverlapping: an enterprise profile (request 1) looks up
+// the director while a direct call about the director (request 2, outcome
+// 3) finishes first; the profile's outcome is 4. The citizen view is newest
+// first by the Seq and Time it shows, and a time window lists exactly the
+// consultations whose Time it holds (an indirect one is placed by its
+// outcome record, which names the subject).
+func TestConsultationsOverlapping(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	const director = "85073003328"
+	a, err := s.Begin(ctx, Request{Organisation: "org-a", Service: "enterpriseProfile", Subject: "0456789123", Purpose: "supplierCheck"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Begin(ctx, Request{Organisation: "org-b", Service: "person", Subject: director, Purpose: "taxCheck"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Finish(ctx, Outcome{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // distinct record times
+	if _, err := a.Finish(ctx, Outcome{Status: 200, Sources: []SourceCall{
+		{Source: "personRegister", Operation: "getPerson", Status: 200, Attempts: 1, Subject: director}}}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Consultations(ctx, director, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Consultations) != 2 || all.Consultations[0].Request != a.Receipt().Seq || all.Consultations[1].Seq != b.Receipt().Seq {
+		t.Fatalf("consultations: %+v", all.Consultations)
+	}
+	for i := 1; i < len(all.Consultations); i++ {
+		p, c := all.Consultations[i-1], all.Consultations[i]
+		if p.Time.Before(c.Time) || p.Seq < c.Seq {
+			t.Errorf("not newest first: seq %d %v, then seq %d %v", p.Seq, p.Time, c.Seq, c.Time)
+		}
+	}
+	// Windows cut between and around the two: each lists exactly the
+	// consultations whose Time it holds.
+	t0, t1 := all.Consultations[1].Time, all.Consultations[0].Time
+	for _, w := range []Query{{From: t0, To: t1}, {From: t1}, {To: t1.Add(time.Nanosecond)}, {From: t0.Add(time.Nanosecond)}} {
+		got, err := s.Consultations(ctx, director, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want, have []uint64
+		for _, c := range all.Consultations {
+			if !c.Time.Before(w.From) && (w.To.IsZero() || c.Time.Before(w.To)) {
+				want = append(want, c.Seq)
+			}
+		}
+		for _, c := range got.Consultations {
+			have = append(have, c.Seq)
+		}
+		if !slices.Equal(have, want) {
+			t.Errorf("window [%v, %v): %v, want %v", w.From, w.To, have, want)
+		}
+	}
+}
+
+// TestEntryJSONIsStoredBytes: in JSON an entry's "record" is the record as
+// stored, so a reader of the admin or consumer API can check it against
+// the chain (hash = SHA-256(prev ‖ SHA-256(record))) without this package;
+// it reads back into the same Entry, and a redacted entry keeps what is
+// left of it.
+func TestEntryJSONIsStoredBytes(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	req, out := call(t, s, 1)
+	for _, seq := range []uint64{req.Seq, out.Seq} {
+		e, err := s.Get(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wire struct {
+			Prev, Hash string
+			Record     json.RawMessage
+		}
+		if err := json.Unmarshal(b, &wire); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(wire.Record, e.Raw) {
+			t.Fatalf("record %d on the wire:\n%s\nstored:\n%s", seq, wire.Record, e.Raw)
+		}
+		prev, _ := hex.DecodeString(wire.Prev)
+		d := sha256.Sum256(wire.Record)
+		h := sha256.Sum256(append(prev, d[:]...))
+		if hex.EncodeToString(h[:]) != wire.Hash {
+			t.Errorf("record %d: SHA-256(prev ‖ SHA-256(record)) = %x, hash %s", seq, h, wire.Hash)
+		}
+		var back Entry
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.Seq != e.Seq || back.Hash != e.Hash || !bytes.Equal(back.Raw, e.Raw) || !bytes.Equal(mustEncode(t, &back.Record), mustEncode(t, &e.Record)) {
+			t.Errorf("record %d does not read back: %+v", seq, back)
+		}
+	}
+	red := Entry{Seq: 7, Redacted: true, Record: Record{Seq: 7, Service: "svc0", Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+	b, err := json.Marshal(red)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Entry
+	if err := json.Unmarshal(b, &back); err != nil || !back.Redacted || back.Raw != nil || back.Record.Service != "svc0" || !back.Record.Time.Equal(red.Record.Time) {
+		t.Errorf("redacted entry %s read back as %+v (%v)", b, back, err)
 	}
 }

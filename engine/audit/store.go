@@ -94,8 +94,9 @@ var (
 	ErrUnavailable = errors.New("audit: store unavailable")
 	ErrReadOnly    = errors.New("audit: store opened without a signer")
 	ErrClosed      = errors.New("audit: store closed")
-	// ErrStuck is Close giving up on a writer stuck in a write or sync.
-	ErrStuck = errors.New("audit: close: the writer is stuck in a write or sync; the store's files stay open until it returns")
+	// ErrStuck is Close giving up on a write, sync, Prune or Backup that
+	// does not end.
+	ErrStuck = errors.New("audit: close: a write, sync, prune or backup is still running; the store's files stay open until it ends")
 )
 
 // Store is the audit trail on one node. Its methods are safe for
@@ -424,11 +425,13 @@ func (s *Store) closeFiles() error {
 }
 
 // Close stops accepting records, commits what is queued, signs a final
-// checkpoint and closes the files. It waits for the writer at most
-// closeWait (twice WriteTimeout, at least 1s): a write or sync that hangs (a dying disk,
-// a lost network file system) must not hang the shutdown with it. Then it
-// returns ErrStuck, every waiting caller has been refused by then, and the
-// files are closed when (if) that write returns.
+// checkpoint and closes the files. It waits at most closeWait (twice
+// WriteTimeout, at least 1s) for the writer to drain and for a running
+// Prune or Backup to end: a write or sync that hangs (a dying disk, a lost
+// network file system) or a backup client that stopped reading must not
+// hang the shutdown with it. Then it returns ErrStuck, every waiting caller
+// has been refused by then, and the files are closed when (if) that work
+// ends.
 func (s *Store) Close() error {
 	first := false
 	s.once.Do(func() {
@@ -445,20 +448,21 @@ func (s *Store) Close() error {
 	})
 	wait := time.NewTimer(s.closeWait())
 	defer wait.Stop()
-	select {
-	case <-s.stopped:
-	case <-wait.C:
-		s.closed.Store(true)
-		if first {
-			s.log.Error("audit: closing: the writer is stuck in a write or sync; its files close when it returns", "waited", s.closeWait())
-			return fmt.Errorf("%w after %v", ErrStuck, s.closeWait())
+	if !first {
+		select {
+		case <-s.stopped:
+		case <-wait.C:
 		}
 		return nil
 	}
-	if !first {
-		return nil
+	select {
+	case err := <-s.closeErr:
+		return err
+	case <-wait.C:
+		s.closed.Store(true)
+		s.log.Error("audit: closing: a write, sync, prune or backup is still running; the files close when it ends", "waited", s.closeWait())
+		return fmt.Errorf("%w after %v", ErrStuck, s.closeWait())
 	}
-	return <-s.closeErr
 }
 
 // closeWait bounds how long Close waits for the writer: twice

@@ -434,7 +434,7 @@ func (r *run) failStep(env *expr.Env, n *node) *stepError {
 		if err != nil {
 			return r.exprError(n.id, "detail", err)
 		}
-		detail = toString(v)
+		detail = Text(v)
 	}
 	p := problem.New(n.problemType, n.problemStatus, detail)
 	if n.problemTitle != "" {
@@ -595,7 +595,7 @@ func (r *run) call(ctx context.Context, env *expr.Env, n *node, res *expr.Result
 		if err != nil {
 			return r.exprError(n.id, "subject", err)
 		}
-		subject = toString(v)
+		subject = Text(v)
 	}
 	attempts := 1
 	if n.retry != nil {
@@ -798,13 +798,18 @@ func (r *run) fill(m map[string]string, progs []namedProg, env *expr.Env) (map[s
 			return nil, fmt.Errorf("%s: %w", np.name, err)
 		}
 		if v != nil {
-			out[np.name] = toString(v)
+			out[np.name] = Text(v)
 		}
 	}
 	return out, nil
 }
 
-func toString(v any) string {
+// Text is the text a value takes in a request (path, query, header), a
+// problem's detail and as a data subject: a string as it is, a number in
+// plain decimal (68031401742, not 6.8031401742e+10), a bool, "" for nil,
+// anything else as JSON. The gateway pseudonymises a flow's subject from
+// the same text as a call step's, so both find the same person.
+func Text(v any) string {
 	switch x := v.(type) {
 	case string:
 		return x

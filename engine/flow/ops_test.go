@@ -155,3 +155,21 @@ func TestCallSubject(t *testing.T) {
 		t.Errorf("failing subject: %d %+v, %d source calls", out.Status, out.Problem, src.calls.Load())
 	}
 }
+
+// TestText: the text of a value as a request and the audit trail see it.
+// A number is plain decimal: a national number read as a JSON number
+// pseudonymises the same as its string (the gateway uses Text for the
+// flow's subject, the flow for a call step's).
+func TestText(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{"68031401742", "68031401742"}, {68031401742.0, "68031401742"}, {1.5, "1.5"}, {42, "42"},
+		{true, "true"}, {nil, ""}, {[]any{"a", 1.0}, `["a",1]`},
+	} {
+		if got := Text(tc.v); got != tc.want {
+			t.Errorf("Text(%#v) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -185,13 +184,10 @@ const AnonymousOrganisation = "anonymous"
 // failing expression names no subject.
 func evalSubject(prog *expr.Program, in expr.Input, consumer expr.Consumer) string {
 	v, err := prog.Run(&expr.Env{Input: in, Consumer: consumer})
-	if err != nil || v == nil {
+	if err != nil {
 		return ""
 	}
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return fmt.Sprint(v)
+	return flow.Text(v)
 }
 
 // auditRequest is what the audit trail records of a call. The purpose and
