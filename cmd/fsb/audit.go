@@ -727,9 +727,10 @@ func (c *auditConfig) options(dir string, signer ed25519.PrivateKey) audit.Optio
 	return o
 }
 
-// runPruner applies the retention every c.pruneEvery until stop is
-// closed; a failed prune is logged and retried at the next tick.
-func (c *auditConfig) runPruner(s *audit.Store, log *slog.Logger, stop <-chan struct{}) {
+// runPruner applies the retention every c.pruneEvery until ctx is
+// done (which also stops a running prune at its next step); a failed
+// prune is logged and retried at the next tick.
+func (c *auditConfig) runPruner(ctx context.Context, s *audit.Store, log *slog.Logger) {
 	if c == nil || c.pruneEvery <= 0 {
 		return
 	}
@@ -737,10 +738,10 @@ func (c *auditConfig) runPruner(s *audit.Store, log *slog.Logger, stop <-chan st
 	defer t.Stop()
 	for {
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), c.pruneEvery)
+			ctx, cancel := context.WithTimeout(ctx, c.pruneEvery)
 			rep, err := s.Prune(ctx, time.Now())
 			cancel()
 			if err != nil {
@@ -809,13 +810,27 @@ func openAudit(dir string, key ed25519.PrivateKey, subject audit.Key, cfg *audit
 	if cfg.pruneEvery <= 0 {
 		return s, nil, nil
 	}
-	quit, done := make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		cfg.runPruner(s, log, quit)
+		cfg.runPruner(ctx, s, log)
 	}()
-	return s, func() { close(quit); <-done }, nil
+	return s, func() {
+		cancel() // a running prune stops at its next step
+		select {
+		case <-done:
+		case <-time.After(pruneStopWait):
+			// A prune stuck in a write or sync: Close, bounded too,
+			// says so; the shutdown goes on.
+			log.Warn("audit: a prune is still running; shutting down without it", "waited", pruneStopWait)
+		}
+	}, nil
 }
+
+// pruneStopWait bounds how long stopping the pruner waits for a running
+// prune.
+const pruneStopWait = 10 * time.Second
 
 // removeRestored removes what a failed restore wrote into dir: dir itself
 // when the restore created it, else its entries (it was empty before).
