@@ -347,10 +347,14 @@ func (s *Store) anchorPath() string { return filepath.Join(s.dir, "anchor") }
 
 // openIndex opens the term index and adds to it every record after what
 // it holds durably (derived data: the log is the truth).
+//
+// A read-only store (no Signer) writes nothing there: what it adds stays in
+// memory, and an index ahead of the log is replaced by one in memory.
 func (s *Store) openIndex() error {
-	dir := filepath.Join(s.dir, "index")
+	readOnly := s.opt.Signer == nil
+	opt := termindex.Options{Dir: filepath.Join(s.dir, "index"), FlushEntries: s.opt.IndexFlushEntries, Logger: s.log, ReadOnly: readOnly}
 	var err error
-	if s.idx, err = termindex.Open(termindex.Options{Dir: dir, FlushEntries: s.opt.IndexFlushEntries, Logger: s.log}); err != nil {
+	if s.idx, err = termindex.Open(opt); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
 	d := s.idx.Durable()
@@ -358,10 +362,12 @@ func (s *Store) openIndex() error {
 		// Ahead of the log (restored or copied apart): rebuild it.
 		s.log.Warn("audit index is ahead of the log: rebuilding it", "index", d, "log", s.w.seq)
 		s.idx.Close()
-		if err := os.RemoveAll(dir); err != nil {
+		if readOnly {
+			opt.Dir = "" // in memory: a read-only store leaves the files as they are
+		} else if err := os.RemoveAll(opt.Dir); err != nil {
 			return err
 		}
-		if s.idx, err = termindex.Open(termindex.Options{Dir: dir, FlushEntries: s.opt.IndexFlushEntries, Logger: s.log}); err != nil {
+		if s.idx, err = termindex.Open(opt); err != nil {
 			return fmt.Errorf("index: %w", err)
 		}
 		d = 0

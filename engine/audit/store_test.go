@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -489,4 +493,59 @@ func TestCloseRacingAppends(t *testing.T) {
 		}
 		s.Close()
 	}
+}
+
+// TestReadOnlyOpenWritesNothing: a store opened without a signer (fsb audit
+// query or verify -dir, on a copy or a stopped server's directory) changes
+// no file: an index that lags the log is brought up to date in memory,
+// queries find every record, and the directory is as it was after Close.
+func TestReadOnlyOpenWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	opt := testOptions(dir)
+	s := openStore(t, opt)
+	for i := range 6 {
+		call(t, s, i)
+	}
+	s.Close()
+	// The index is derived data: remove it, as if it lagged the log.
+	if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+	before := treeOf(t, dir)
+	ro := opt
+	ro.Signer = nil
+	r := openStore(t, ro)
+	p, err := r.Query(context.Background(), Query{Subject: request(0).Subject})
+	if err != nil || !slices.Equal(seqs(p), []uint64{1, 11}) { // the requests of calls 0 and 5
+		t.Errorf("subject query on a read-only store: %v %v", seqs(p), err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := treeOf(t, dir); !maps.Equal(before, after) {
+		t.Errorf("a read-only open changed the directory:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// treeOf maps every file under dir to its size and modification time.
+func treeOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			out[path] = fmt.Sprintf("%d@%d", info.Size(), info.ModTime().UnixNano())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

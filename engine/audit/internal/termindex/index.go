@@ -31,6 +31,11 @@ type Options struct {
 	Dir          string       // run files live here (created if missing)
 	FlushEntries int          // entries in memory before they are written as a run (default 1<<20)
 	Logger       *slog.Logger // default slog.Default()
+	// ReadOnly writes nothing under Dir (which need not exist): no runs,
+	// merges or deletions; pairs added stay in memory until Close. For a
+	// store opened only to read, whose index may lag its log a little.
+	// With no Dir it is an index in memory only.
+	ReadOnly bool
 
 	blockEntries int                     // tests: entries per run block
 	hook         func(point string) bool // tests: return true to "crash" background work at point
@@ -39,6 +44,9 @@ type Options struct {
 
 // ErrClosed is returned by operations on a closed Index.
 var ErrClosed = errors.New("termindex: closed")
+
+// ErrReadOnly is returned by Flush and Forget on a read-only Index.
+var ErrReadOnly = errors.New("termindex: read-only")
 
 // errCrashed stops background work in crash tests.
 var errCrashed = errors.New("termindex: simulated crash")
@@ -63,6 +71,7 @@ type Index struct {
 	log          *slog.Logger
 	hook         func(string) bool
 	noMerge      bool
+	readOnly     bool
 
 	flushMu  sync.Mutex // serialises writing frozen memtables
 	sortBuf  []pair     // guarded by flushMu
@@ -94,7 +103,7 @@ type Index struct {
 // runs a completed merge had replaced, left by a crash; a run file that fails its
 // checks is an error naming the file.
 func Open(opt Options) (*Index, error) {
-	if opt.Dir == "" {
+	if opt.Dir == "" && !opt.ReadOnly {
 		return nil, errors.New("termindex: no directory")
 	}
 	if opt.FlushEntries <= 0 {
@@ -109,21 +118,26 @@ func Open(opt Options) (*Index, error) {
 	if opt.blockEntries <= 0 {
 		opt.blockEntries = defaultBlockEntries
 	}
-	if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("termindex: %w", err)
+	if !opt.ReadOnly {
+		if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("termindex: %w", err)
+		}
 	}
 	x := &Index{
 		dir: opt.Dir, flushEntries: opt.FlushEntries, blockEntries: opt.blockEntries,
-		log: opt.Logger.With("component", "termindex"), hook: opt.hook, noMerge: opt.noMerge,
+		log: opt.Logger.With("component", "termindex"), hook: opt.hook, noMerge: opt.noMerge, readOnly: opt.ReadOnly,
 		flushKick: make(chan struct{}, 1), mergeKick: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
-	var err error
-	if x.forget, err = readForget(opt.Dir); err != nil {
-		return nil, err
-	}
-	ents, err := os.ReadDir(opt.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("termindex: %w", err)
+	var ents []os.DirEntry
+	if opt.Dir != "" {
+		var err error
+		if x.forget, err = readForget(opt.Dir); err != nil {
+			return nil, err
+		}
+		ents, err = os.ReadDir(opt.Dir)
+		if err != nil && !(opt.ReadOnly && errors.Is(err, os.ErrNotExist)) {
+			return nil, fmt.Errorf("termindex: %w", err)
+		}
 	}
 	var runs []*run
 	fail := func(err error) (*Index, error) {
@@ -135,6 +149,9 @@ func Open(opt Options) (*Index, error) {
 	for _, e := range ents {
 		path := filepath.Join(opt.Dir, e.Name())
 		if strings.HasSuffix(e.Name(), tmpSuffix) {
+			if opt.ReadOnly {
+				continue
+			}
 			if err := os.Remove(path); err != nil {
 				return fail(fmt.Errorf("termindex: %w", err))
 			}
@@ -164,8 +181,10 @@ func Open(opt Options) (*Index, error) {
 			}
 		}
 		if replaced || r.maxSeq < x.forget {
-			x.log.Info("termindex: deleting replaced run", "file", r.path)
-			r.obsolete.Store(true)
+			if !opt.ReadOnly {
+				x.log.Info("termindex: deleting replaced run", "file", r.path)
+				r.obsolete.Store(true)
+			}
 			r.unref()
 			continue
 		}
@@ -179,10 +198,12 @@ func Open(opt Options) (*Index, error) {
 		x.durable = max(x.durable, x.forget-1)
 	}
 	x.mem = newMemtable()
-	x.wg.Add(2)
-	go x.flushLoop()
-	go x.mergeLoop()
-	kick(x.mergeKick)
+	if !opt.ReadOnly {
+		x.wg.Add(2)
+		go x.flushLoop()
+		go x.mergeLoop()
+		kick(x.mergeKick)
+	}
 	return x, nil
 }
 
@@ -275,6 +296,9 @@ func (x *Index) Durable() uint64 {
 
 // Flush writes what is in memory as a run and returns once it is durable.
 func (x *Index) Flush() error {
+	if x.readOnly {
+		return ErrReadOnly
+	}
 	x.mu.Lock()
 	if x.closed {
 		x.mu.Unlock()
@@ -433,6 +457,9 @@ func (x *Index) Seqs(term uint64, lo, hi uint64, desc bool) *Iter {
 // wholly below are deleted (once no iterator uses them), and the others lose them
 // when next merged. The bound is persisted; it never decreases.
 func (x *Index) Forget(below uint64) error {
+	if x.readOnly {
+		return ErrReadOnly
+	}
 	x.forgetMu.Lock()
 	defer x.forgetMu.Unlock()
 	x.mu.RLock()
@@ -540,7 +567,10 @@ func (x *Index) Close() error {
 	x.mu.Unlock()
 	close(x.stop)
 	x.wg.Wait()
-	err := x.flushFrozen()
+	var err error
+	if !x.readOnly {
+		err = x.flushFrozen()
+	}
 	x.mu.Lock()
 	x.closed = true
 	runs := x.runs

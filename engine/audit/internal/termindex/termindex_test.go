@@ -1,6 +1,7 @@
 package termindex
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -505,5 +506,64 @@ func TestWriteFailure(t *testing.T) {
 	}
 	if s := x.Stats(); s.MemEntries != 0 || s.DiskEntries != 2 {
 		t.Errorf("stats %+v after the retry", s)
+	}
+}
+
+// TestReadOnly: a read-only index writes nothing: on a directory it reads
+// the runs there and leaves every file (a temporary one included) as it
+// is; without a directory it lives in memory. What is added is found until
+// Close; Flush and Forget refuse.
+func TestReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	x, err := Open(Options{Dir: dir, FlushEntries: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 10; seq++ {
+		x.Add(seq, 7, 100+seq)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "leftover"+tmpSuffix)
+	if err := os.WriteFile(tmp, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	entries := func() []string {
+		ents, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	before := entries()
+	for _, d := range []string{dir, ""} {
+		r, err := Open(Options{Dir: d, FlushEntries: 4, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(11); seq <= 30; seq++ { // several memtables' worth
+			r.Add(seq, 7)
+		}
+		want := 30
+		if d == "" {
+			want = 20 // nothing read from disk
+		}
+		if got := collect(t, r.Seqs(7, 0, ^uint64(0), false)); len(got) != want {
+			t.Errorf("dir %q: term 7 has %d seqs, want %d: %v", d, len(got), want, got)
+		}
+		if err := r.Flush(); !errors.Is(err, ErrReadOnly) {
+			t.Errorf("Flush: %v", err)
+		}
+		if err := r.Forget(5); !errors.Is(err, ErrReadOnly) {
+			t.Errorf("Forget: %v", err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := entries(); !slices.Equal(before, after) {
+		t.Errorf("a read-only index changed its directory: %v, then %v", before, after)
 	}
 }
