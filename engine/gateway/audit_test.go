@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -85,6 +86,13 @@ func TestAuditTrail(t *testing.T) {
 	var got audit.Page
 	if a.status != 200 || json.Unmarshal(a.body, &got) != nil || len(got.Entries) != 2 {
 		t.Fatalf("consumer records: %d %s", a.status, a.body)
+	}
+	for _, e := range got.Entries { // the stored bytes, as the chain hashes them
+		stored, err := s.store.Get(ctx, e.Seq)
+		s.must(err)
+		if !bytes.Equal(e.Raw, stored.Raw) || e.Hash != stored.Hash || e.Record.Service != "person" {
+			t.Errorf("record %d through the consumer API:\n%s\nstored:\n%s", e.Seq, e.Raw, stored.Raw)
+		}
 	}
 	a = s.call(c1, "GET", fmt.Sprintf("/audit/v1/records/%d/proof", receipts[2].Seq), "")
 	var p audit.Proof
