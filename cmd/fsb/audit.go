@@ -741,12 +741,15 @@ func (c *auditConfig) runPruner(ctx context.Context, s *audit.Store, log *slog.L
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(ctx, c.pruneEvery)
-			rep, err := s.Prune(ctx, time.Now())
+			pctx, cancel := context.WithTimeout(ctx, c.pruneEvery)
+			rep, err := s.Prune(pctx, time.Now())
 			cancel()
-			if err != nil {
+			switch {
+			case err != nil && ctx.Err() != nil:
+				log.Info("audit: prune stopped by the shutdown", "err", err)
+			case err != nil:
 				log.Error("audit: prune failed", "err", err)
-			} else if rep.Deleted+rep.Redacted > 0 {
+			case rep.Deleted+rep.Redacted > 0:
 				log.Info("audit: pruned", "deleted", rep.Deleted, "redacted", rep.Redacted)
 			}
 		}

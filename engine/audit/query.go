@@ -54,7 +54,8 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads what MarshalJSON writes: Raw is the stored bytes,
-// Record their decoding.
+// Record their decoding. A record of a version this package does not know
+// (a newer server's) keeps its bytes, and its Record only V and Seq.
 func (e *Entry) UnmarshalJSON(b []byte) error {
 	var w entryJSON
 	if err := json.Unmarshal(b, &w); err != nil {
@@ -64,12 +65,15 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	if w.Redacted {
 		return json.Unmarshal(w.Record, &e.Record)
 	}
+	e.Raw = bytes.Clone(w.Record)
 	r, err := Decode(w.Record)
-	if err != nil {
-		return err
+	if errors.Is(err, ErrUnknownVersion) {
+		v, seq, _, _ := parseFrame(w.Record)
+		e.Record = Record{V: v, Seq: seq}
+		return nil
 	}
-	e.Raw, e.Record = bytes.Clone(w.Record), r
-	return nil
+	e.Record = r
+	return err
 }
 
 // ErrNotFound means no record has that seq (never written, or pruned).

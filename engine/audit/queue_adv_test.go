@@ -560,8 +560,8 @@ func TestCloseStuckWriter(t *testing.T) {
 	if err := <-stuck; !errors.Is(err, ErrUnavailable) {
 		t.Errorf("the Begin stuck in the write: %v, want a refusal", err)
 	}
-	if err := s.Close(); err != nil {
-		t.Errorf("a second Close: %v", err)
+	if err := s.Close(); !errors.Is(err, ErrStuck) {
+		t.Errorf("a second Close while the files are still open: %v, want ErrStuck", err)
 	}
 	if _, err := s.Begin(context.Background(), request(2)); !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrClosed) {
 		t.Errorf("Begin after Close: %v", err)

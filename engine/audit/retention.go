@@ -50,11 +50,11 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneReport, error) {
 	if s.opt.Signer == nil {
 		return rep, ErrReadOnly
 	}
-	s.pruneMu.Lock()
-	defer s.pruneMu.Unlock()
-	if s.closed.Load() {
-		return rep, ErrClosed
+	release, err := s.useFiles(ctx)
+	if err != nil {
+		return rep, err
 	}
+	defer release()
 	v, err := Verify(ctx, s, s.pub)
 	if err != nil {
 		return rep, err
@@ -325,11 +325,11 @@ func (l *segLog) rewrite(sv segView, keep uint64, red map[uint64][]byte) (droppe
 // anchor — to w as a tar stream. It runs beside the writer; what was
 // durable when it started is in it. The index is not: Open rebuilds it.
 func (s *Store) Backup(ctx context.Context, w io.Writer) error {
-	s.pruneMu.Lock()
-	defer s.pruneMu.Unlock()
-	if s.closed.Load() {
-		return ErrClosed
+	release, err := s.useFiles(ctx)
+	if err != nil {
+		return err
 	}
+	defer release()
 	// Checkpoints before the log: each names records already in it.
 	nck := s.cks.count()
 	vs := s.lg.snapshot()
@@ -345,7 +345,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) error {
 		_, err := io.Copy(tw, r)
 		return err
 	}
-	err := func() error {
+	err = func() error {
 		if a, err := os.ReadFile(s.anchorPath()); err == nil {
 			if err := add("anchor", bytesReader(a), int64(len(a))); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -108,9 +109,10 @@ type Store struct {
 	dir  string
 	lock *os.File
 
-	lg  *segLog
-	cks *ckFile
-	idx *termindex.Index
+	lg      *segLog
+	cks     *ckFile
+	idx     *termindex.Index
+	scratch string // a read-only store's index rebuilt outside Dir (removed on Close)
 
 	wake     chan struct{} // a token: records are waiting (cap 1)
 	quit     chan struct{} // closed by Close: the writer drains and stops
@@ -118,7 +120,10 @@ type Store struct {
 	once     sync.Once
 	closeErr chan error // closeFiles' result, once the writer has stopped
 	closed   atomic.Bool
-	pruneMu  sync.Mutex // one Prune or Backup at a time
+	// files admits one Prune or Backup at a time, and Close's shutdown
+	// after them (a semaphore, so that a waiter's ctx can give up).
+	files chan struct{}
+	shut  chan struct{} // closed once Close has closed the files
 
 	subject *pseudonymiser // under SubjectKeys[0], if any
 
@@ -234,6 +239,7 @@ func Open(opt Options) (*Store, error) {
 	}
 	s.pubw = s.w
 	s.wake = make(chan struct{}, 1)
+	s.files, s.shut = make(chan struct{}, 1), make(chan struct{})
 	s.quit = make(chan struct{})
 	s.stopped = make(chan struct{})
 	go s.writer()
@@ -242,7 +248,13 @@ func Open(opt Options) (*Store, error) {
 }
 
 func (s *Store) open() error {
-	if err := os.MkdirAll(s.dir, dirPerm); err != nil {
+	if s.opt.Signer == nil {
+		// Read-only: a mistyped directory is an error, not a new store.
+		if !fileExists(filepath.Join(s.dir, "log")) && !fileExists(filepath.Join(s.dir, "MANIFEST")) &&
+			!fileExists(filepath.Join(s.dir, migrateTmp)) {
+			return errors.New("no audit store here (no log directory)")
+		}
+	} else if err := os.MkdirAll(s.dir, dirPerm); err != nil {
 		return err
 	}
 	if s.opt.Signer != nil {
@@ -372,6 +384,20 @@ func (s *Store) openIndex() error {
 		}
 		d = 0
 	}
+	if readOnly && s.w.seq > d && s.w.seq-d > uint64(s.opt.IndexFlushEntries/8) {
+		// Far behind (a restore leaves no index): rebuild it in a scratch
+		// directory, removed on Close, rather than all in memory.
+		s.idx.Close()
+		if s.scratch, err = os.MkdirTemp("", "fsb-audit-index-"); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		s.log.Info("audit index far behind the log: rebuilding it in a scratch directory (the store is read-only)", "dir", s.scratch, "records", s.w.seq-d)
+		opt.Dir, opt.ReadOnly = s.scratch, false
+		if s.idx, err = termindex.Open(opt); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		d = 0
+	}
 	from := max(d+1, s.w.first)
 	if from > s.w.seq {
 		return nil
@@ -380,6 +406,7 @@ func (s *Store) openIndex() error {
 	n := 0
 	vs := s.lg.snapshot()
 	defer releaseAll(vs)
+	var flushErr error
 	err = walkFrames(vs, from, func(seq uint64, v []byte, err error) bool {
 		if err != nil || seq < from || seq > s.w.seq {
 			return true // damage: Verify names it
@@ -393,9 +420,12 @@ func (s *Store) openIndex() error {
 			return true
 		}
 		s.idx.Add(seq, indexTerms(&r)...)
-		n++
-		return true
+		if n++; s.scratch != "" && n%max(s.opt.IndexFlushEntries/8, 1) == 0 {
+			flushErr = s.idx.Flush() // memory stays bounded while it catches up
+		}
+		return flushErr == nil
 	})
+	err = cmp.Or(err, flushErr)
 	if n > 0 {
 		s.log.Info("audit index brought up to date from the log", "records", n, "took", time.Since(start))
 	}
@@ -423,6 +453,9 @@ func (s *Store) closeFiles() error {
 	}
 	if s.lg != nil {
 		s.lg.close()
+	}
+	if s.scratch != "" {
+		os.RemoveAll(s.scratch)
 	}
 	if s.lock != nil {
 		s.lock.Close()
@@ -456,10 +489,11 @@ func (s *Store) Close() error {
 	defer wait.Stop()
 	if !first {
 		select {
-		case <-s.stopped:
+		case <-s.shut:
+			return nil
 		case <-wait.C:
+			return fmt.Errorf("%w after %v", ErrStuck, s.closeWait())
 		}
-		return nil
 	}
 	select {
 	case err := <-s.closeErr:
@@ -479,9 +513,27 @@ func (s *Store) closeWait() time.Duration { return max(2*s.opt.WriteTimeout, tim
 // shutdown closes the files once the writer has stopped.
 func (s *Store) shutdown() error {
 	s.closed.Store(true)
-	s.pruneMu.Lock() // no Prune or Backup is using the files
-	defer s.pruneMu.Unlock()
+	s.files <- struct{}{} // no Prune or Backup is using the files; never given back
+	defer close(s.shut)
 	return s.closeFiles()
+}
+
+// useFiles waits for the files' turn (one Prune or Backup at a time, never
+// after Close) as long as ctx allows; release gives it back.
+func (s *Store) useFiles(ctx context.Context) (release func(), err error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	select {
+	case s.files <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("audit: waiting for a running prune or backup: %w", ctx.Err())
+	}
+	if s.closed.Load() {
+		<-s.files
+		return nil, ErrClosed
+	}
+	return func() { <-s.files }, nil
 }
 
 // PublicKey returns the checkpoint verification key (nil if read-only).

@@ -272,11 +272,23 @@ func TestUnwritableStoreFailsClosed(t *testing.T) {
 	})
 	t.Run("no signer", func(t *testing.T) {
 		opt := testOptions(t.TempDir())
+		openStore(t, opt).Close()
 		opt.Signer = nil
 		s := openStore(t, opt)
 		defer s.Close()
 		if _, err := s.Begin(ctx, request(1)); !errors.Is(err, ErrReadOnly) {
 			t.Errorf("Begin without a signer: %v", err)
+		}
+	})
+	t.Run("no signer, no store", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "mistyped")
+		opt := testOptions(dir)
+		opt.Signer = nil
+		if _, err := Open(opt); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no audit store here") {
+			t.Errorf("a read-only Open of a missing directory: %v", err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("a read-only Open created %s: %v", dir, err)
 		}
 	})
 	t.Run("deadline", func(t *testing.T) {
