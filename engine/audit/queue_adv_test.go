@@ -592,15 +592,14 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestCloseBoundedBehindBackup: a Backup streaming to a client that
-// stopped reading holds the files; Close still returns within its bound
-// (ErrStuck), and the files close when the backup ends. (A reviewer found
-// Close waiting for it without a bound.)
-func TestCloseBoundedBehindBackup(t *testing.T) {
-	dir := t.TempDir()
+// stalledBackup opens a store in dir (Close waits at most 1s) holding one
+// call, and starts a Backup into a client that stopped reading; release
+// lets the backup end and waits for it.
+func stalledBackup(t *testing.T, dir string) (s *Store, release func()) {
+	t.Helper()
 	opt := testOptions(dir)
-	opt.WriteTimeout = 100 * time.Millisecond // Close waits at most 1s
-	s := openStore(t, opt)
+	opt.WriteTimeout = 100 * time.Millisecond
+	s = openStore(t, opt)
 	call(t, s, 0)
 	bw := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
 	backup := make(chan error, 1)
@@ -610,6 +609,16 @@ func TestCloseBoundedBehindBackup(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the backup never wrote")
 	}
+	return s, func() { close(bw.release); <-backup }
+}
+
+// TestCloseBoundedBehindBackup: a Backup streaming to a client that
+// stopped reading holds the files; Close still returns within its bound
+// (ErrStuck), and the files close when the backup ends. (A reviewer found
+// Close waiting for it without a bound.)
+func TestCloseBoundedBehindBackup(t *testing.T) {
+	dir := t.TempDir()
+	s, release := stalledBackup(t, dir)
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	select {
@@ -620,8 +629,7 @@ func TestCloseBoundedBehindBackup(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Close waits for a stalled backup without a bound")
 	}
-	close(bw.release)
-	<-backup
+	release()
 	waitFor(t, "the files to close after the backup", func() bool {
 		r, err := Open(testOptions(dir))
 		if err == nil {

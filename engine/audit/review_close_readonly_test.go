@@ -16,19 +16,8 @@ import (
 // at once rather than waiting behind the backup deaf to its ctx (a
 // reviewer found it did).
 func TestPruneAfterStuckClose(t *testing.T) {
-	dir := t.TempDir()
-	opt := testOptions(dir)
-	opt.WriteTimeout = 100 * time.Millisecond // Close waits at most 1s
-	s := openStore(t, opt)
-	call(t, s, 0)
-	bw := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
-	backup := make(chan error, 1)
-	go func() { backup <- s.Backup(context.Background(), bw) }()
-	<-bw.entered
-	defer func() {
-		close(bw.release)
-		<-backup
-	}()
+	s, release := stalledBackup(t, t.TempDir())
+	defer release()
 	if err := s.Close(); !errors.Is(err, ErrStuck) {
 		t.Fatalf("Close behind a stalled backup: %v", err)
 	}
