@@ -125,7 +125,8 @@ func describeRange(o ExportOptions, first, last uint64) string {
 // the checkpoints among and just after them: the file proves itself
 // (VerifyExport). If the store can sign, the head is checkpointed first so
 // that the newest records are covered. A range that selects no record is
-// ErrEmptyExport, with nothing written.
+// ErrEmptyExport, with nothing written. It waits for a running Prune or
+// Backup (as long as ctx allows) and they for it.
 func (s *Store) Export(ctx context.Context, w io.Writer, o ExportOptions) (ExportReport, error) {
 	if s.opt.Signer != nil {
 		if h := s.Head(); h.Seq > 0 {
@@ -136,6 +137,13 @@ func (s *Store) Export(ctx context.Context, w io.Writer, o ExportOptions) (Expor
 			}
 		}
 	}
+	// Not beside a Prune, which could delete the segment From lies in
+	// between the range's computation and the walk.
+	release, err := s.useFiles(ctx)
+	if err != nil {
+		return ExportReport{}, err
+	}
+	defer release()
 	var rep ExportReport
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)

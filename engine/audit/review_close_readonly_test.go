@@ -137,3 +137,21 @@ func TestPageOfANewerVersion(t *testing.T) {
 }
 
 const zeroHex = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// TestExportWaitsForBackup: an Export does not run beside a Prune or a
+// Backup (a Prune could delete the segment its range starts in); it waits
+// as long as its ctx allows, then runs once the other ends.
+func TestExportWaitsForBackup(t *testing.T) {
+	s, release := stalledBackup(t, t.TempDir())
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var buf bytes.Buffer
+	if _, err := s.Export(ctx, &buf, ExportOptions{}); !errors.Is(err, context.DeadlineExceeded) || buf.Len() != 0 {
+		t.Fatalf("Export beside a running backup: %v, %d bytes", err, buf.Len())
+	}
+	release()
+	if rep, err := s.Export(context.Background(), &buf, ExportOptions{}); err != nil || rep.Records != 2 {
+		t.Fatalf("Export after the backup: %+v %v", rep, err)
+	}
+}
