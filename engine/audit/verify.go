@@ -75,7 +75,10 @@ type walker struct {
 	suspect *entry // hash mismatch at next, classified by the entry after it
 	// twin is a second record under the last accepted seq that chains onto
 	// the same predecessor: the entry after it tells which one was inserted.
-	twin     *entry
+	twin *entry
+	// gap is an entry that came before the record expected next: the entry
+	// after it tells whether that record is missing or stored out of order.
+	gap      *entry
 	lastPrev Hash   // stored prev of the last accepted record
 	goodCk   uint64 // last seq confirmed by a checkpoint
 }
@@ -136,6 +139,15 @@ func (w *walker) entry(e *entry, parseErr error, badKey bool) {
 		}
 		return
 	}
+	if g := w.gap; g != nil {
+		w.gap = nil
+		if !badKey && parseErr == nil && e.seq == w.next {
+			w.fail(w.next, Altered, "the log's order was changed: record %d is stored after record %d", w.next, g.seq)
+		} else {
+			w.fail(w.next, Removed, "records %d…%d are missing", w.next, g.seq-1)
+		}
+		return
+	}
 	if w.suspect != nil {
 		s := w.suspect
 		w.suspect = nil
@@ -160,7 +172,7 @@ func (w *walker) entry(e *entry, parseErr error, badKey bool) {
 		w.fail(w.next, Inserted, "an entry numbered %d sits where record %d should be", e.seq, w.next)
 		return
 	case e.seq > w.next:
-		w.fail(w.next, Removed, "records %d…%d are missing", w.next, e.seq-1)
+		w.gap = e // missing, or stored out of order: the next entry says
 		return
 	case parseErr != nil:
 		w.fail(e.seq, Altered, "entry unreadable: %v", parseErr)
@@ -237,6 +249,10 @@ func (w *walker) checkpoint(c Checkpoint) {
 }
 
 func (w *walker) settle() {
+	if g := w.gap; g != nil {
+		w.gap = nil
+		w.fail(w.next, Removed, "records %d…%d are missing", w.next, g.seq-1)
+	}
 	if tw := w.twin; tw != nil {
 		w.twin = nil
 		w.fail(w.next, Inserted, "an entry numbered %d sits where record %d should be", tw.seq, w.next)
