@@ -120,7 +120,7 @@ type Store struct {
 	once     sync.Once
 	closeErr chan error // closeFiles' result, once the writer has stopped
 	closed   atomic.Bool
-	// files admits one Prune or Backup at a time, and Close's shutdown
+	// files admits one Prune, Backup or Export at a time, and Close's shutdown
 	// after them (a semaphore, so that a waiter's ctx can give up).
 	files chan struct{}
 	shut  chan struct{} // closed once Close has closed the files
@@ -492,7 +492,7 @@ func (s *Store) Close() error {
 		case <-s.shut:
 			return nil
 		case <-wait.C:
-			return fmt.Errorf("%w after %v", ErrStuck, s.closeWait())
+			return fmt.Errorf("%w (waited %v)", ErrStuck, s.closeWait())
 		}
 	}
 	select {
@@ -501,7 +501,7 @@ func (s *Store) Close() error {
 	case <-wait.C:
 		s.closed.Store(true)
 		s.log.Error("audit: closing: a write, sync, prune or backup is still running; the files close when it ends", "waited", s.closeWait())
-		return fmt.Errorf("%w after %v", ErrStuck, s.closeWait())
+		return fmt.Errorf("%w (waited %v)", ErrStuck, s.closeWait())
 	}
 }
 
@@ -518,7 +518,7 @@ func (s *Store) shutdown() error {
 	return s.closeFiles()
 }
 
-// useFiles waits for the files' turn (one Prune or Backup at a time, never
+// useFiles waits for the files' turn (one Prune, Backup or Export at a time, never
 // after Close) as long as ctx allows; release gives it back.
 func (s *Store) useFiles(ctx context.Context) (release func(), err error) {
 	if s.closed.Load() {
