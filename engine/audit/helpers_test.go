@@ -98,6 +98,18 @@ func call(t testing.TB, s *Store, i int) (Receipt, Receipt) {
 	return c.Receipt(), rc
 }
 
+// fillStore opens a store with opt, makes calls from…to-1 and closes it.
+func fillStore(t testing.TB, opt Options, from, to int) {
+	t.Helper()
+	s := openStore(t, opt)
+	for i := from; i < to; i++ {
+		call(t, s, i)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func verify(t testing.TB, s *Store) Report {
 	t.Helper()
 	rep, err := Verify(context.Background(), s, testPub)

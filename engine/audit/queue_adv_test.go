@@ -7,6 +7,7 @@ package audit
 // OnCommit is a writer stuck inside commit.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sort"
@@ -38,6 +39,15 @@ func (g *commitGate) hook(int, time.Duration, error) {
 	default:
 	}
 	<-g.release
+}
+
+// gatedStore opens a store with opt whose writer a commitGate can stick;
+// callers defer g.open() (before any deferred Close, so that it runs first).
+func gatedStore(t *testing.T, opt Options) (*Store, *commitGate) {
+	t.Helper()
+	g := newCommitGate()
+	opt.OnCommit = g.hook
+	return openStore(t, opt), g
 }
 
 func (g *commitGate) open() { g.once.Do(func() { g.armed.Store(false); close(g.release) }) }
@@ -84,9 +94,7 @@ func TestQueueAdvLateFinishNotWritten(t *testing.T) {
 	dir := t.TempDir()
 	opt := testOptions(dir)
 	opt.WriteTimeout = 150 * time.Millisecond
-	g := newCommitGate()
-	opt.OnCommit = g.hook
-	s := openStore(t, opt)
+	s, g := gatedStore(t, opt)
 	defer g.open()
 	ctx := context.Background()
 	c, err := s.Begin(ctx, request(1))
@@ -155,9 +163,7 @@ func TestQueueAdvStuckWriterClose(t *testing.T) {
 	dir := t.TempDir()
 	opt := testOptions(dir)
 	opt.WriteTimeout = 1500 * time.Millisecond // far from the ctx deadline, so the bounds below tell who answered, even on a loaded machine
-	g := newCommitGate()
-	opt.OnCommit = g.hook
-	s := openStore(t, opt)
+	s, g := gatedStore(t, opt)
 	defer g.open()
 	r0, _ := call(t, s, 0)
 	stuck := g.stick(t, s, 1)
@@ -357,9 +363,7 @@ func watchdogRace(t *testing.T) (late, oks, cks int64) {
 func TestQueueAdvBrokenWhileQueued(t *testing.T) {
 	opt := testOptions(t.TempDir())
 	opt.WriteTimeout = 20 * time.Second // the watchdog must not be the one answering
-	g := newCommitGate()
-	opt.OnCommit = g.hook
-	s := openStore(t, opt)
+	s, g := gatedStore(t, opt)
 	defer g.open()
 	call(t, s, 0)
 	stuck := g.stick(t, s, 1)
@@ -426,9 +430,7 @@ func TestQueueAdvRollRequestLate(t *testing.T) {
 	opt.CheckpointEvery = 1000
 	opt.Default.Retention = time.Hour
 	opt.WriteTimeout = 150 * time.Millisecond
-	g := newCommitGate()
-	opt.OnCommit = g.hook
-	s := openStore(t, opt)
+	s, g := gatedStore(t, opt)
 	defer g.open()
 	for i := range 6 {
 		call(t, s, i)
@@ -471,9 +473,7 @@ func TestQueueAdvPruneDuringCommit(t *testing.T) {
 	opt := testOptions(t.TempDir()) // CheckpointEvery 4: records 1-16 signed
 	opt.Default.Retention = time.Hour
 	opt.WriteTimeout = 150 * time.Millisecond
-	g := newCommitGate()
-	opt.OnCommit = g.hook
-	s := openStore(t, opt)
+	s, g := gatedStore(t, opt)
 	defer s.Close()
 	defer g.open()
 	for i := range 8 {
@@ -494,9 +494,7 @@ func TestQueueAdvPruneDuringCommit(t *testing.T) {
 func TestQueueAdvCtxErrorWrapped(t *testing.T) {
 	opt := testOptions(t.TempDir())
 	opt.WriteTimeout = time.Minute
-	g := newCommitGate()
-	opt.OnCommit = g.hook
-	s := openStore(t, opt)
+	s, g := gatedStore(t, opt)
 	defer s.Close()
 	defer g.open()
 	stuck := g.stick(t, s, 1)
@@ -546,9 +544,7 @@ func TestCloseStuckWriter(t *testing.T) {
 	dir := t.TempDir()
 	opt := testOptions(dir)
 	opt.WriteTimeout = 100 * time.Millisecond
-	g := newCommitGate()
-	opt.OnCommit = g.hook
-	s := openStore(t, opt)
+	s, g := gatedStore(t, opt)
 	defer g.open()
 	call(t, s, 0)
 	stuck := g.stick(t, s, 1)
@@ -637,4 +633,49 @@ func TestCloseBoundedBehindBackup(t *testing.T) {
 		}
 		return err == nil
 	})
+}
+
+// TestPruneAfterStuckClose: once Close gave up with ErrStuck behind a
+// stalled Backup, the store is closed for Prune too: it answers ErrClosed
+// at once rather than waiting behind the backup deaf to its ctx (a
+// reviewer found it did).
+func TestPruneAfterStuckClose(t *testing.T) {
+	s, release := stalledBackup(t, t.TempDir())
+	defer release()
+	if err := s.Close(); !errors.Is(err, ErrStuck) {
+		t.Fatalf("Close behind a stalled backup: %v", err)
+	}
+	if _, err := s.Query(context.Background(), Query{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Query after ErrStuck: %v, want ErrClosed", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	pruned := make(chan error, 1)
+	go func() { _, err := s.Prune(ctx, time.Now()); pruned <- err }()
+	select {
+	case err := <-pruned:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("Prune after ErrStuck: %v, want ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Errorf("Prune after Close returned ErrStuck is still blocked 2s later (its ctx expired after 200ms)")
+	}
+}
+
+// TestExportWaitsForBackup: an Export does not run beside a Prune or a
+// Backup (a Prune could delete the segment its range starts in); it waits
+// as long as its ctx allows, then runs once the other ends.
+func TestExportWaitsForBackup(t *testing.T) {
+	s, release := stalledBackup(t, t.TempDir())
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var buf bytes.Buffer
+	if _, err := s.Export(ctx, &buf, ExportOptions{}); !errors.Is(err, context.DeadlineExceeded) || buf.Len() != 0 {
+		t.Fatalf("Export beside a running backup: %v, %d bytes", err, buf.Len())
+	}
+	release()
+	if rep, err := s.Export(context.Background(), &buf, ExportOptions{}); err != nil || rep.Records != 2 {
+		t.Fatalf("Export after the backup: %+v %v", rep, err)
+	}
 }

@@ -210,11 +210,7 @@ func TestPruneUnderLoad(t *testing.T) {
 func TestOpenRemovesRewriteLeftovers(t *testing.T) {
 	dir := t.TempDir()
 	opt := testOptions(dir)
-	s := openStore(t, opt)
-	for i := range 3 {
-		call(t, s, i)
-	}
-	s.Close()
+	fillStore(t, opt, 0, 3)
 	logDir := filepath.Join(dir, "log")
 	leftovers := []string{segPath(logDir, 1, ".seg.tmp"), segPath(logDir, 1, ".idx.tmp")}
 	for _, p := range leftovers {
@@ -231,7 +227,7 @@ func TestOpenRemovesRewriteLeftovers(t *testing.T) {
 			t.Fatalf("a read-only open removed %s: %v", p, err)
 		}
 	}
-	s = openStore(t, opt)
+	s := openStore(t, opt)
 	defer s.Close()
 	for _, p := range leftovers {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {

@@ -358,45 +358,50 @@ func (s *Store) recoverHead() (chainState, error) {
 func (s *Store) anchorPath() string { return filepath.Join(s.dir, "anchor") }
 
 // openIndex opens the term index and adds to it every record after what
-// it holds durably (derived data: the log is the truth).
-//
-// A read-only store (no Signer) writes nothing there: what it adds stays in
-// memory, and an index ahead of the log is replaced by one in memory.
+// it holds durably (derived data: the log is the truth). An index ahead of
+// the log (restored or copied apart) is rebuilt. A read-only store (no
+// Signer) writes nothing under Dir: it catches a lagging index up in
+// memory, and rebuilds one far behind (a restore leaves none) in a scratch
+// directory outside Dir, removed on Close.
 func (s *Store) openIndex() error {
 	readOnly := s.opt.Signer == nil
 	opt := termindex.Options{Dir: filepath.Join(s.dir, "index"), FlushEntries: s.opt.IndexFlushEntries, Logger: s.log, ReadOnly: readOnly}
-	var err error
-	if s.idx, err = termindex.Open(opt); err != nil {
-		return fmt.Errorf("index: %w", err)
+	open := func() (err error) {
+		if s.idx, err = termindex.Open(opt); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		return nil
+	}
+	if err := open(); err != nil {
+		return err
 	}
 	d := s.idx.Durable()
-	if d > s.w.seq {
-		// Ahead of the log (restored or copied apart): rebuild it.
+	ahead := d > s.w.seq
+	if ahead {
 		s.log.Warn("audit index is ahead of the log: rebuilding it", "index", d, "log", s.w.seq)
-		s.idx.Close()
-		if readOnly {
-			opt.Dir = "" // in memory: a read-only store leaves the files as they are
-		} else if err := os.RemoveAll(opt.Dir); err != nil {
-			return err
-		}
-		if s.idx, err = termindex.Open(opt); err != nil {
-			return fmt.Errorf("index: %w", err)
-		}
 		d = 0
 	}
-	if readOnly && s.w.seq > d && s.w.seq-d > uint64(s.opt.IndexFlushEntries/8) {
-		// Far behind (a restore leaves no index): rebuild it in a scratch
-		// directory, removed on Close, rather than all in memory.
+	far := readOnly && s.w.seq-d > uint64(s.opt.IndexFlushEntries/8)
+	if ahead || far {
 		s.idx.Close()
-		if s.scratch, err = os.MkdirTemp("", "fsb-audit-index-"); err != nil {
-			return fmt.Errorf("index: %w", err)
+		switch {
+		case far:
+			var err error
+			if s.scratch, err = os.MkdirTemp("", "fsb-audit-index-"); err != nil {
+				return fmt.Errorf("index: %w", err)
+			}
+			s.log.Info("audit index far behind the log: rebuilding it in a scratch directory (the store is read-only)", "dir", s.scratch, "records", s.w.seq-d)
+			opt.Dir, opt.ReadOnly, d = s.scratch, false, 0
+		case readOnly:
+			opt.Dir = "" // in memory: a read-only store leaves the files as they are
+		default:
+			if err := os.RemoveAll(opt.Dir); err != nil {
+				return err
+			}
 		}
-		s.log.Info("audit index far behind the log: rebuilding it in a scratch directory (the store is read-only)", "dir", s.scratch, "records", s.w.seq-d)
-		opt.Dir, opt.ReadOnly = s.scratch, false
-		if s.idx, err = termindex.Open(opt); err != nil {
-			return fmt.Errorf("index: %w", err)
+		if err := open(); err != nil {
+			return err
 		}
-		d = 0
 	}
 	from := max(d+1, s.w.first)
 	if from > s.w.seq {
@@ -407,7 +412,7 @@ func (s *Store) openIndex() error {
 	vs := s.lg.snapshot()
 	defer releaseAll(vs)
 	var flushErr error
-	err = walkFrames(vs, from, func(seq uint64, v []byte, err error) bool {
+	err := walkFrames(vs, from, func(seq uint64, v []byte, err error) bool {
 		if err != nil || seq < from || seq > s.w.seq {
 			return true // damage: Verify names it
 		}
@@ -425,11 +430,10 @@ func (s *Store) openIndex() error {
 		}
 		return flushErr == nil
 	})
-	err = cmp.Or(err, flushErr)
 	if n > 0 {
 		s.log.Info("audit index brought up to date from the log", "records", n, "took", time.Since(start))
 	}
-	return err
+	return cmp.Or(err, flushErr)
 }
 
 func mapValues(m map[string]Policy) []Policy {

@@ -514,11 +514,7 @@ func TestCloseRacingAppends(t *testing.T) {
 func TestReadOnlyOpenWritesNothing(t *testing.T) {
 	dir := t.TempDir()
 	opt := testOptions(dir)
-	s := openStore(t, opt)
-	for i := range 6 {
-		call(t, s, i)
-	}
-	s.Close()
+	fillStore(t, opt, 0, 6)
 	// The index is derived data: remove it, as if it lagged the log.
 	if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
 		t.Fatal(err)
@@ -560,4 +556,78 @@ func treeOf(t *testing.T, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestReadOnlyIndexFarBehind: a read-only store whose index is missing (a
+// restored backup holds none) rebuilds it in a scratch directory outside
+// Dir, its memory bounded by the flush size, removed on Close (a reviewer
+// found it all held in memory).
+func TestReadOnlyIndexFarBehind(t *testing.T) {
+	dir := t.TempDir()
+	opt := testOptions(dir)
+	opt.IndexFlushEntries = 64
+	fillStore(t, opt, 0, 200)
+	if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+	ro := opt
+	ro.Signer = nil
+	r := openStore(t, ro)
+	scratch := r.scratch
+	defer func() {
+		r.Close()
+		if _, err := os.Stat(scratch); scratch == "" || !os.IsNotExist(err) {
+			t.Errorf("scratch index %q after Close: %v", scratch, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "index")); !os.IsNotExist(err) {
+			t.Errorf("a read-only open wrote an index under Dir: %v", err)
+		}
+	}()
+	if p, err := r.Query(context.Background(), Query{Subject: request(0).Subject}); err != nil || len(p.Entries) != 40 {
+		t.Errorf("subject query on the rebuilt index: %d entries, %v", len(p.Entries), err)
+	}
+	st := r.idx.Stats()
+	t.Logf("read-only index: %+v", st)
+	if st.MemEntries > 2*opt.IndexFlushEntries {
+		t.Errorf("a read-only open holds %d index pairs in %d frozen memtables (FlushEntries %d): memory grows with the log, unbounded",
+			st.MemEntries, st.Frozen, opt.IndexFlushEntries)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	return len(ents)
+}
+
+// TestReadOnlyAheadIndexFDs: a read-only open of a store whose
+// index is ahead of its log (copied apart) rebuilds it in memory; every
+// run file it opened is closed by Close.
+func TestReadOnlyAheadIndexFDs(t *testing.T) {
+	dir := t.TempDir()
+	opt := testOptions(dir)
+	opt.IndexFlushEntries = 8
+	fillStore(t, opt, 0, 4)
+	old := t.TempDir()
+	copyTree(t, dir, old)
+	fillStore(t, opt, 4, 40)
+	os.RemoveAll(filepath.Join(old, "index"))
+	copyTree(t, filepath.Join(dir, "index"), filepath.Join(old, "index"))
+	runs, _ := filepath.Glob(filepath.Join(old, "index", "*"))
+	before := openFDs(t)
+	ro := opt
+	ro.Dir, ro.Signer = old, nil
+	for range 3 {
+		r := openStore(t, ro)
+		p, err := r.Query(context.Background(), Query{Subject: request(1).Subject})
+		if err != nil || len(p.Entries) != 1 { // call 1 only: the old log holds calls 0-3
+			t.Errorf("query: %d %v", len(p.Entries), err)
+		}
+		r.Close()
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("fds %d -> %d (index files %v)", before, after, runs)
+	}
 }
