@@ -289,12 +289,38 @@ func (l *segLog) dropPrepared() {
 }
 
 // writeZeros writes path: the segment magic, then zeros up to size, synced.
+// The zeros bypass the page cache where the file system allows (direct
+// I/O): written through it they cost ~2.4 µs of CPU per audited call on the
+// benchmark machine (two records' worth of zeros copied into the cache,
+// then written back, then overwritten). The appends that overwrite them
+// end on a page boundary (appendBatch), so none has to read a page back
+// from the disk first.
 func writeZeros(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
+	err := zeroFile(path, size, zeroFlags)
+	if err != nil && zeroFlags != 0 {
+		// A file system without direct I/O (EINVAL at open or at the
+		// first write): through the page cache then.
+		err = zeroFile(path, size, 0)
+	}
+	if err != nil {
+		os.Remove(path) // a disk too full for it gets its space back
+	}
+	return err
+}
+
+// zeroFlags: a variable for tests.
+var zeroFlags = directIO
+
+// zeroPage pads appends to a page boundary (appendBatch).
+var zeroPage = make([]byte, pageSize)
+
+// zeroFile is writeZeros opening path with flags added (directIO or 0).
+func zeroFile(path string, size int64, flags int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|flags, filePerm)
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 1<<20)
+	buf := alignedBuf(1 << 20)
 	copy(buf, segMagic)
 	for off := int64(0); off < size && err == nil; off += int64(len(buf)) {
 		_, err = f.Write(buf[:min(int64(len(buf)), size-off)])
@@ -305,9 +331,6 @@ func writeZeros(path string, size int64) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err != nil {
-		os.Remove(path) // a disk too full for it gets its space back
 	}
 	return err
 }
@@ -784,7 +807,13 @@ func (l *segLog) create(seq uint64) (*segment, error) {
 	var f *os.File
 	var err error
 	if prepared > 0 {
-		f, err = os.OpenFile(path, os.O_RDWR|syncWrites, 0)
+		if f, err = os.OpenFile(path, os.O_RDWR|syncWrites, 0); err == nil {
+			// Its first page again, the same bytes, now in the page cache:
+			// the first batch starts in it (appendBatch pads the end).
+			page := make([]byte, min(int64(pageSize), prepared))
+			copy(page, segMagic)
+			_, err = f.WriteAt(page, 0)
+		}
 	} else if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syncWrites, filePerm); err == nil {
 		if _, err = f.Write([]byte(segMagic)); err == nil {
 			err = f.Sync()
@@ -829,6 +858,16 @@ func (l *segLog) appendBatch(b []byte, first uint64, offs []int64) error {
 			return err
 		}
 	}
+	n := int64(len(b))
+	if g.prepared > 0 {
+		// Up to the next page boundary, zeros over zeros: a write that
+		// ends mid-page leaves a page the next write starts in (still in
+		// the page cache), never one it must read from the disk first
+		// (the zeros were written around the cache).
+		if pad := -(g.size + n) & int64(pageSize-1); g.size+n+pad <= g.prepared {
+			b = append(b, zeroPage[:pad]...)
+		}
+	}
 	if _, err := g.f.WriteAt(b, g.size); err != nil {
 		return err
 	}
@@ -845,7 +884,7 @@ func (l *segLog) appendBatch(b []byte, first uint64, offs []int64) error {
 		g.offs = append(g.offs, g.size+o)
 	}
 	g.count += uint64(len(offs))
-	g.size += int64(len(b))
+	g.size += n
 	g.end = g.size
 	l.mu.Unlock()
 	return nil
