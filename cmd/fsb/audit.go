@@ -813,27 +813,39 @@ func openAudit(dir string, key ed25519.PrivateKey, subject audit.Key, cfg *audit
 	if cfg.pruneEvery <= 0 {
 		return s, nil, nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		cfg.runPruner(ctx, s, log)
-	}()
-	return s, func() {
-		cancel() // a running prune stops at its next step
-		select {
-		case <-done:
-		case <-time.After(pruneStopWait):
-			// A prune stuck in a write or sync: Close, bounded too,
-			// says so; the shutdown goes on.
-			log.Warn("audit: a prune is still running; shutting down without it", "waited", pruneStopWait)
-		}
-	}, nil
+	stop = stoppable(func(ctx context.Context) { cfg.runPruner(ctx, s, log) }, pruneStopWait, func() {
+		// A prune stuck in a write or sync: Close, bounded too, says so;
+		// the shutdown goes on.
+		log.Warn("audit: a prune is still running; shutting down without it", "waited", pruneStopWait)
+	})
+	return s, stop, nil
 }
 
 // pruneStopWait bounds how long stopping the pruner waits for a running
 // prune.
 const pruneStopWait = 10 * time.Second
+
+// stoppable runs fn in the background; stop cancels fn's ctx (a running
+// prune stops at its next step) and waits for fn to return, at most wait:
+// then it calls late and returns, leaving fn to end on its own.
+func stoppable(fn func(ctx context.Context), wait time.Duration, late func()) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(ctx)
+	}()
+	return func() {
+		cancel()
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			late()
+		}
+	}
+}
 
 // removeRestored removes what a failed restore wrote into dir: dir itself
 // when the restore created it, else its entries (it was empty before).

@@ -141,3 +141,34 @@ services:
 		}
 	}
 }
+
+// TestStoppablePruner: stopping the pruner cancels a running prune and
+// waits for it; one that does not stop (stuck in a write or sync) is
+// waited for at most the bound, then reported, and the shutdown goes on.
+func TestStoppablePruner(t *testing.T) {
+	t.Run("stops", func(t *testing.T) {
+		stopped := make(chan struct{})
+		stop := stoppable(func(ctx context.Context) { <-ctx.Done(); close(stopped) }, time.Minute,
+			func() { t.Error("a pruner that stops was reported late") })
+		stop()
+		select {
+		case <-stopped:
+		default:
+			t.Fatal("stop returned before the pruner stopped")
+		}
+	})
+	t.Run("stuck", func(t *testing.T) {
+		unstick := make(chan struct{})
+		defer close(unstick)
+		lateCalls := 0
+		stop := stoppable(func(ctx context.Context) { <-unstick }, 50*time.Millisecond, func() { lateCalls++ })
+		start := time.Now()
+		stop()
+		if took := time.Since(start); took < 50*time.Millisecond || took > 5*time.Second {
+			t.Fatalf("stop took %v, want the 50ms bound", took)
+		}
+		if lateCalls != 1 {
+			t.Fatalf("late called %d times, want once", lateCalls)
+		}
+	})
+}
