@@ -168,6 +168,7 @@ closed or SIGTERM or SIGINT arrives.`)
 		fs.Usage()
 		return 2
 	}
+	setProcs(*candidate == loadbench.FSBThreeAudit) // as `fsb serve` with the audit trail
 	// FSB_BENCH_CPUPROFILE=DIR writes DIR/<candidate>.pprof: the profile
 	// of the candidate's own process, which -cpuprofile cannot see.
 	if dir := os.Getenv("FSB_BENCH_CPUPROFILE"); dir != "" {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -32,5 +34,28 @@ func TestServeRefusesBadSecurityFlags(t *testing.T) {
 		if code == 0 || strings.Contains(stderr.String(), "panic") || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q (want it to name %q)", tc.args, code, stderr.String(), tc.want)
 		}
+	}
+}
+
+// TestSetProcs: the audit trail adds one P to the runtime's choice, once
+// however often a server starts; without it the choice stands; an explicit
+// GOMAXPROCS always wins.
+func TestSetProcs(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "") // unset for setProcs
+	t.Cleanup(func() { runtime.GOMAXPROCS(defaultProcs) })
+	for _, step := range []struct {
+		audit bool
+		want  int
+	}{{true, defaultProcs + 1}, {true, defaultProcs + 1}, {false, defaultProcs}, {true, defaultProcs + 1}} {
+		setProcs(step.audit)
+		if got := runtime.GOMAXPROCS(0); got != step.want {
+			t.Fatalf("audit %t: GOMAXPROCS %d, want %d", step.audit, got, step.want)
+		}
+	}
+	runtime.GOMAXPROCS(defaultProcs)
+	t.Setenv("GOMAXPROCS", strconv.Itoa(defaultProcs))
+	setProcs(true)
+	if got := runtime.GOMAXPROCS(0); got != defaultProcs {
+		t.Fatalf("GOMAXPROCS set: %d, want it left at %d", got, defaultProcs)
 	}
 }
