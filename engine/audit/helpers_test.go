@@ -95,7 +95,19 @@ func call(t testing.TB, s *Store, i int) (Receipt, Receipt) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	settle(t, s)
 	return c.Receipt(), rc
+}
+
+// settle returns once the writer has finished every batch queued before
+// it, checkpoint included: a call's answer does not wait for the
+// checkpoint its record made due (commit), the tests' counts of signed
+// records do.
+func settle(t testing.TB, s *Store) {
+	t.Helper()
+	if err := s.append(context.Background(), &pending{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // fillStore opens a store with opt, makes calls from…to-1 and closes it.

@@ -772,8 +772,11 @@ func (s *Store) gather() {
 	}
 }
 
-// commit frames, chains and writes batch (and a checkpoint if one is due),
-// then answers its waiters.
+// commit frames, chains and writes batch's records and answers their
+// waiters once they are durable; then it signs a checkpoint if one is due
+// (and seals the active segment if asked) and answers the requests to the
+// writer. A record's waiter never waits for a checkpoint's signature and
+// sync (every ~1024 records: that batch's calls waited for two syncs).
 func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 	s.mu.Lock()
 	err := s.broken
@@ -787,10 +790,11 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 	}
 	st := s.w
 	roll := false
-	records := 0
-	start := time.Now()
+	var now time.Time
 	if err == nil {
-		err = s.writeBatch(batch, &st, forceCheckpoint, &roll, &records)
+		start := time.Now()
+		var records int
+		now, records, err = s.writeRecords(batch, &st, &forceCheckpoint, &roll)
 		if s.opt.OnCommit != nil && records > 0 {
 			s.opt.OnCommit(records, time.Since(start), err)
 		}
@@ -799,27 +803,44 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 		s.fail(batch, err)
 		return
 	}
+	s.publish(st)
+	requests := batch[:0:0]
+	for _, p := range batch {
+		if p.payload == nil {
+			requests = append(requests, p)
+			continue
+		}
+		s.idx.Add(p.rc.Seq, p.terms...)
+		releasePayload(p)
+		p.finish(nil)
+	}
+	if err := s.checkpointAndRoll(&st, now, forceCheckpoint, roll); err != nil {
+		s.fail(requests, err) // and the store is broken for the next batch
+		return
+	}
+	s.publish(st)
+	for _, p := range requests {
+		p.ck = st.ckLatest
+		p.finish(nil)
+	}
+}
+
+// publish makes st the chain state the writer continues from and readers
+// see.
+func (s *Store) publish(st chainState) {
 	s.w = st
 	s.mu.Lock()
 	first := s.pubw.first // Prune may have moved it
 	s.pubw = st
 	s.pubw.first = max(first, st.first)
 	s.mu.Unlock()
-	for _, p := range batch {
-		if p.payload != nil {
-			s.idx.Add(p.rc.Seq, p.terms...)
-			releasePayload(p)
-		}
-		p.ck = st.ckLatest
-		p.finish(nil)
-	}
 }
 
-// writeBatch frames and chains batch into st and writes it: the records
-// with one write and one fdatasync of the log, then the checkpoint (if
-// due) with one of the checkpoints file, so that a checkpoint never names
-// a record that is not on disk.
-func (s *Store) writeBatch(batch []*pending, st *chainState, forceCheckpoint bool, roll *bool, records *int) error {
+// writeRecords frames and chains batch's records into st and writes them
+// to the log with one write and one fdatasync; it notes the requests to the
+// writer among them (a checkpoint now, a roll). It returns the batch's
+// record time and how many records it wrote.
+func (s *Store) writeRecords(batch []*pending, st *chainState, forceCheckpoint, roll *bool) (time.Time, int, error) {
 	now := time.Now().UTC()
 	if now.Before(st.last) {
 		now = st.last // record time never goes back, so time ranges map to seq ranges
@@ -830,7 +851,7 @@ func (s *Store) writeBatch(batch []*pending, st *chainState, forceCheckpoint boo
 	ts := appendTime(tsBuf[:0], now)
 	for _, p := range batch {
 		if p.payload == nil {
-			forceCheckpoint = forceCheckpoint || p.checkpoint
+			*forceCheckpoint = *forceCheckpoint || p.checkpoint
 			*roll = *roll || p.roll
 			continue
 		}
@@ -853,15 +874,21 @@ func (s *Store) writeBatch(batch []*pending, st *chainState, forceCheckpoint boo
 	if cap(s.buf) > 4<<20 {
 		s.buf = nil // a batch of large bodies: do not keep its buffer
 	}
-	*records = len(offs)
 	if len(offs) > 0 {
 		if err := s.lg.appendBatch(buf, first, offs); err != nil {
-			return err
+			return now, len(offs), err
 		}
 	}
+	return now, len(offs), nil
+}
+
+// checkpointAndRoll signs the head into the checkpoints file (one write
+// and sync) if a checkpoint is due or forced — after the records it names
+// are on disk — and seals the active segment if roll.
+func (s *Store) checkpointAndRoll(st *chainState, now time.Time, force, roll bool) error {
 	fresh := st.seq > st.ckSeq
 	due := fresh && (st.seq-st.ckSeq >= uint64(s.opt.CheckpointEvery) || now.Sub(st.ckTime) >= s.opt.CheckpointInterval)
-	if due || (forceCheckpoint && fresh) {
+	if due || (force && fresh) {
 		ck := Checkpoint{Seq: st.seq, Head: st.head, Time: now}
 		sig, err := sign(s.opt.Signer, CheckpointMessage(ck.Seq, ck.Head, ck.Time))
 		if err != nil {
@@ -873,7 +900,7 @@ func (s *Store) writeBatch(batch []*pending, st *chainState, forceCheckpoint boo
 		}
 		st.ckSeq, st.ckTime, st.ckLatest = ck.Seq, ck.Time, &ck
 	}
-	if *roll {
+	if roll {
 		return s.lg.roll()
 	}
 	return nil

@@ -631,3 +631,33 @@ func TestReadOnlyAheadIndexFDs(t *testing.T) {
 		t.Errorf("fds %d -> %d (index files %v)", before, after, runs)
 	}
 }
+
+// TestCheckpointAfterTheAnswer: a record's waiter is answered once the
+// record is durable, not after the checkpoint it made due: a checkpoint
+// that cannot be written leaves the call answered (its records are on
+// disk and verify after a reopen) and the store broken for the next one.
+func TestCheckpointAfterTheAnswer(t *testing.T) {
+	dir := t.TempDir()
+	opt := testOptions(dir)
+	opt.CheckpointEvery = 2
+	s := openStore(t, opt)
+	ctx := context.Background()
+	c, err := s.Begin(ctx, request(1)) // record 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cks.f.Close() // the checkpoint due at record 2 cannot be written
+	rc, err := c.Finish(ctx, outcome(1))
+	if err != nil || rc.Seq != 2 {
+		t.Fatalf("Finish: %+v, %v; want record 2, answered although its checkpoint failed", rc, err)
+	}
+	if _, err := s.Begin(ctx, request(2)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Begin after the failed checkpoint: %v, want ErrUnavailable (the store is broken)", err)
+	}
+	s.Close()
+	r := openStore(t, opt)
+	defer r.Close()
+	if v := verify(t, r); !v.OK() || v.Last != 2 {
+		t.Fatalf("after reopen: %+v %v; want records 1-2", v, v.Problem)
+	}
+}
