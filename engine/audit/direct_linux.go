@@ -3,7 +3,6 @@
 package audit
 
 import (
-	"os"
 	"syscall"
 	"unsafe"
 )
@@ -19,5 +18,3 @@ func alignedBuf(n int) []byte {
 	off := int(-uintptr(unsafe.Pointer(&b[0])) & uintptr(pageSize-1))
 	return b[off : off+n : off+n]
 }
-
-var pageSize = os.Getpagesize()

@@ -311,8 +311,10 @@ func writeZeros(path string, size int64) error {
 // zeroFlags: a variable for tests.
 var zeroFlags = directIO
 
-// zeroPage pads appends to a page boundary (appendBatch).
-var zeroPage = make([]byte, pageSize)
+var (
+	pageSize = os.Getpagesize()
+	zeroPage = make([]byte, pageSize) // pads appends to a page boundary (appendBatch)
+)
 
 // zeroFile is writeZeros opening path with flags added (directIO or 0).
 func zeroFile(path string, size int64, flags int) error {
