@@ -30,7 +30,7 @@ func (r *Result) Layout() string {
 	if r.InProcess {
 		return fmt.Sprintf("nginx in child processes; load generator, backends and the Go candidates in this process (GOMAXPROCS=%d)", r.GOMAXPROCS)
 	}
-	return fmt.Sprintf("candidates in child processes (default GOMAXPROCS); load generator and backends in this process (GOMAXPROCS=%d)", r.GOMAXPROCS)
+	return fmt.Sprintf("candidates in child processes (GOMAXPROCS as fsb serve sets it: one more with the audit trail); load generator and backends in this process (GOMAXPROCS=%d)", r.GOMAXPROCS)
 }
 
 // WriteTable prints the human report: one line per candidate, then the
