@@ -602,13 +602,18 @@ func setGC(percent int) {
 // three-source candidate on 2 cores, ~15% more requests/s and the idle
 // share down from ~11% to ~7% (engine/gateway/AUDIT.md); without the trail
 // it changes nothing measurable. Setting GOMAXPROCS also ends the
-// runtime's own updates of it (a container's CPU limit changed later).
+// runtime's own updates of it (a container's CPU limit set later), so it
+// is set only where it changes something.
 func setProcs(audit bool) {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return
 	}
 	n := defaultProcs
-	if audit {
+	if audit && defaultProcs == runtime.NumCPU() {
+		// Not under a container's CPU limit (the runtime then chooses
+		// fewer than the machine's CPUs): one P more than the limit would
+		// spend the quota early and be throttled for the rest of each
+		// period.
 		n++
 	}
 	if runtime.GOMAXPROCS(0) != n { // a process that starts servers again (tests) does not add up

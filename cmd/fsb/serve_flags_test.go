@@ -37,16 +37,20 @@ func TestServeRefusesBadSecurityFlags(t *testing.T) {
 	}
 }
 
-// TestSetProcs: the audit trail adds one P to the runtime's choice, once
-// however often a server starts; without it the choice stands; an explicit
-// GOMAXPROCS always wins.
+// TestSetProcs: the audit trail adds one P to the runtime's choice (unless
+// a CPU limit made that choice), once however often a server starts;
+// without it the choice stands; an explicit GOMAXPROCS always wins.
 func TestSetProcs(t *testing.T) {
 	t.Setenv("GOMAXPROCS", "") // unset for setProcs
 	t.Cleanup(func() { runtime.GOMAXPROCS(defaultProcs) })
+	more := defaultProcs + 1
+	if defaultProcs != runtime.NumCPU() {
+		more = defaultProcs // under a CPU limit: never above it
+	}
 	for _, step := range []struct {
 		audit bool
 		want  int
-	}{{true, defaultProcs + 1}, {true, defaultProcs + 1}, {false, defaultProcs}, {true, defaultProcs + 1}} {
+	}{{true, more}, {true, more}, {false, defaultProcs}, {true, more}} {
 		setProcs(step.audit)
 		if got := runtime.GOMAXPROCS(0); got != step.want {
 			t.Fatalf("audit %t: GOMAXPROCS %d, want %d", step.audit, got, step.want)

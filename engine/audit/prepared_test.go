@@ -294,3 +294,30 @@ func TestPreparedSegmentsKeepTheFloor(t *testing.T) {
 		t.Fatal(rep.Problem)
 	}
 }
+
+// TestPreparedLargePages runs the prepared-segment tests as on a machine
+// with 64 KiB pages (arm64/ppc64le kernels): padding to a page boundary,
+// the first-page rewrite and direct-I/O zeroing with a larger alignment,
+// and segments no larger than a page (32 KiB, 64 KiB in these tests).
+// (TestPreparedAppendsReadNothing is left out: its mincore vector is
+// sized by pageSize, which here is not the kernel's.)
+func TestPreparedLargePages(t *testing.T) {
+	oldSize, oldPage := pageSize, zeroPage
+	pageSize, zeroPage = 64<<10, make([]byte, 64<<10)
+	t.Cleanup(func() { pageSize, zeroPage = oldSize, oldPage })
+	for name, f := range map[string]func(*testing.T){
+		"PreparedSegments":               TestPreparedSegments,
+		"TornBatchInPreparedSegment":     TestTornBatchInPreparedSegment,
+		"AdvTornBatchPartialFirstSector": TestAdvTornBatchPartialFirstSector,
+		"AdvTornBatchCutsAcknowledged":   TestAdvTornBatchCutsAcknowledgedBatches,
+		"AdvPreparedRedactedTrailing":    TestAdvPreparedRedactedTrailingZero,
+		"AdvTornBatchWiderThanWindow":    TestAdvTornBatchWiderThanWindow,
+		"AdvPreparedBackupRestore":       TestAdvPreparedBackupRestoreExport,
+		"AdvPreparedReadOnlyTorn":        TestAdvPreparedReadOnlyTornBatchUntouched,
+		"AdvPreparedBatchLarger":         TestAdvPreparedBatchLargerThanSegment,
+		"AdvPreparedPruneUnderLoad":      TestAdvPreparedPruneUnderLoad,
+		"AdvPreparedNoLeak":              TestAdvPreparedNoLeak,
+	} {
+		t.Run(name, f)
+	}
+}

@@ -294,7 +294,8 @@ func (l *segLog) dropPrepared() {
 // benchmark machine (two records' worth of zeros copied into the cache,
 // then written back, then overwritten). The appends that overwrite them
 // end on a page boundary (appendBatch), so none has to read a page back
-// from the disk first.
+// from the disk first (but the first after a reopen, or after the page
+// cache dropped the tail page: one page read).
 func writeZeros(path string, size int64) error {
 	err := zeroFile(path, size, zeroFlags)
 	if err != nil && zeroFlags != 0 {

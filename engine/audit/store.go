@@ -68,9 +68,12 @@ type Options struct {
 	MinFreeSpace int64
 	// Logger receives the store's warnings (default slog.Default()).
 	Logger *slog.Logger
-	// OnCommit, if set, is called by the writer after each batch's sync
-	// with the records it held, how long its write and sync took, and the
-	// error if it failed (metrics; it must not block).
+	// OnCommit, if set, is called by the writer after each batch's write
+	// and sync, before its waiters are answered, with the records it made
+	// durable, how long it took, and the error if it failed (then records
+	// is 0); and once more, with no records, if the checkpoint or seal
+	// after the batch fails (metrics; it must not block). A batch refused before anything was written (the
+	// store broken or nearly full) is not a commit.
 	OnCommit func(records int, d time.Duration, err error)
 	// IndexFlushEntries is how many index pairs stay in memory before they
 	// are written as a run (default 1<<18): it bounds what Open re-reads
@@ -788,17 +791,18 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 		}
 		err = s.checkSpace(n)
 	}
+	if err != nil { // refused before writing: not a commit
+		s.fail(batch, err)
+		return
+	}
 	st := s.w
 	roll := false
-	var now time.Time
-	if err == nil {
-		start := time.Now()
-		var records int
-		now, records, err = s.writeRecords(batch, &st, &forceCheckpoint, &roll)
-		if s.opt.OnCommit != nil && records > 0 {
-			s.opt.OnCommit(records, time.Since(start), err)
-		}
+	start := time.Now()
+	now, records, err := s.writeRecords(batch, &st, &forceCheckpoint, &roll)
+	if err != nil {
+		records = 0 // none of them is known durable
 	}
+	s.report(records, time.Since(start), err)
 	if err != nil {
 		s.fail(batch, err)
 		return
@@ -814,7 +818,9 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 		releasePayload(p)
 		p.finish(nil)
 	}
-	if err := s.checkpointAndRoll(&st, now, forceCheckpoint, roll); err != nil {
+	start = time.Now()
+	if err = s.checkpointAndRoll(&st, now, forceCheckpoint, roll); err != nil {
+		s.report(0, time.Since(start), err)
 		s.fail(requests, err) // and the store is broken for the next batch
 		return
 	}
@@ -822,6 +828,16 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 	for _, p := range requests {
 		p.ck = st.ckLatest
 		p.finish(nil)
+	}
+}
+
+// report tells OnCommit of a batch's write (the records it made durable,
+// how long the write and sync took, its error), or of a checkpoint or seal
+// that failed after it (no records, its time, its error); a write of no
+// records that did not fail is not told.
+func (s *Store) report(records int, took time.Duration, err error) {
+	if s.opt.OnCommit != nil && (records > 0 || err != nil) {
+		s.opt.OnCommit(records, took, err)
 	}
 }
 

@@ -3,8 +3,11 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -659,5 +663,104 @@ func TestCheckpointAfterTheAnswer(t *testing.T) {
 	defer r.Close()
 	if v := verify(t, r); !v.OK() || v.Last != 2 {
 		t.Fatalf("after reopen: %+v %v; want records 1-2", v, v.Problem)
+	}
+}
+
+// gateSigner wraps testKey: it can block (gate) or fail its signatures.
+type gateSigner struct {
+	gate  chan struct{} // nil: no wait
+	fail  atomic.Bool
+	calls atomic.Int32
+}
+
+func (s *gateSigner) Public() crypto.PublicKey { return testKey.Public() }
+
+func (s *gateSigner) Sign(r io.Reader, msg []byte, o crypto.SignerOpts) ([]byte, error) {
+	s.calls.Add(1)
+	if s.gate != nil {
+		<-s.gate
+	}
+	if s.fail.Load() {
+		return nil, errors.New("signer unavailable (HSM/KMS down)")
+	}
+	return ed25519.PrivateKey(testKey).Sign(r, msg, o)
+}
+
+// TestOnCommitHearsACheckpointFailure: a checkpoint that cannot be signed
+// or written after its batch was answered breaks the store, and OnCommit
+// (fsb_audit_commit_failures_total, the documented alert) hears of it,
+// although the batch itself was written.
+func TestOnCommitHearsACheckpointFailure(t *testing.T) {
+	dir := t.TempDir()
+	opt := testOptions(dir)
+	opt.CheckpointEvery = 2
+	sig := &gateSigner{}
+	opt.Signer = sig
+	var mu sync.Mutex
+	var commits, failures int
+	opt.OnCommit = func(n int, d time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		commits++
+		if err != nil {
+			failures++
+		}
+	}
+	s := openStore(t, opt)
+	defer s.Close()
+	ctx := context.Background()
+	c, err := s.Begin(ctx, request(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig.fail.Store(true) // the checkpoint due at record 2 cannot be signed
+	if _, err := c.Finish(ctx, outcome(1)); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	for i := 2; i < 5; i++ {
+		if _, err := s.Begin(ctx, request(i)); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Begin after the failed checkpoint: %v, want ErrUnavailable", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if failures == 0 {
+		t.Errorf("the store is broken and refuses every call, but OnCommit reported %d commits and 0 failures", commits)
+	}
+}
+
+// TestProofRightAfterCall: a proof asked for while the checkpoint the call
+// made due is still being signed comes (the Checkpoint request queues
+// behind it), as the README says.
+func TestProofRightAfterCall(t *testing.T) {
+	dir := t.TempDir()
+	opt := testOptions(dir)
+	opt.CheckpointEvery = 2
+	sig := &gateSigner{gate: make(chan struct{})}
+	opt.Signer = sig
+	s := openStore(t, opt)
+	defer s.Close()
+	ctx := context.Background()
+	c, err := s.Begin(ctx, request(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.Finish(ctx, outcome(1)) // answered, its checkpoint blocked in Sign
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck, ok := s.LastCheckpoint(); ok {
+		t.Logf("LastCheckpoint already %d", ck.Seq)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		close(sig.gate)
+	}()
+	p, err := s.Proof(ctx, rc.Seq)
+	if err != nil || p.Checkpoint.Seq < rc.Seq {
+		t.Fatalf("Proof right after the call: %+v %v", p.Checkpoint, err)
+	}
+	if err := VerifyProof(testPub, p); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -122,7 +122,7 @@ func New(o Options) *Metrics {
 	m.pluginFails = counters[k2](m, "fsb_wasm_failures_total", "Failed WASM plugin calls, by plugin and kind (timeout, trap, memory, other).", "plugin", "kind")
 	m.auditTime = histograms[k1](m, "fsb_audit_commit_duration_seconds", "Duration of one audit group commit.", "store")
 	m.auditRecords = counters[k1](m, "fsb_audit_records_total", "Audit records committed.", "store")
-	m.auditFailures = counters[k1](m, "fsb_audit_commit_failures_total", "Audit group commits that failed (their calls were refused).", "store")
+	m.auditFailures = counters[k1](m, "fsb_audit_commit_failures_total", "Audit group commits whose write, or checkpoint after it, failed (the store refuses calls until reopened).", "store")
 	m.refusals = counters[k2](m, "fsb_access_refusals_total", "Consumer calls refused by access control, by service and the check that refused.", "service", "step")
 	m.quota = counters[k2](m, "fsb_quota_refusals_total", "Consumer calls refused because the grant's quota was used up, by service and consumer organisation.", "service", "consumer")
 	m.reloads = counters[k1](m, "fsb_reloads_total", "Flow set reloads, by result (ok, refused).", "result")
@@ -247,7 +247,7 @@ func (m *Metrics) Shed(listener string) {
 }
 
 // AuditCommit records one group commit of the audit store: how many records
-// it held, how long it took and whether it failed.
+// it made durable, how long their write took and whether it failed.
 func (m *Metrics) AuditCommit(records int, d time.Duration, err error) {
 	if m == nil {
 		return
@@ -255,9 +255,8 @@ func (m *Metrics) AuditCommit(records int, d time.Duration, err error) {
 	m.auditTime.get(k1{"default"}).Observe(d.Seconds())
 	if err != nil {
 		m.auditFailures.get(k1{"default"}).Inc()
-		return
 	}
-	m.auditRecords.get(k1{"default"}).Add(float64(records))
+	m.auditRecords.get(k1{"default"}).Add(float64(records)) // durable even when the checkpoint after them failed
 }
 
 // Reload records a reload attempt (engine/reload Options.OnReload):

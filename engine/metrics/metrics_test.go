@@ -84,7 +84,7 @@ func record(m *metrics.Metrics) {
 	m.CircuitRejected("reg")
 	m.Shed("consumer")
 	m.AuditCommit(64, 2*time.Millisecond, nil)
-	m.AuditCommit(3, time.Millisecond, errors.New("disk full"))
+	m.AuditCommit(0, time.Millisecond, errors.New("disk full")) // a failed write: none durable
 	m.SetAuditQueue(func() int { return 7 })
 	m.SetInFlight(func() (int, int) { return 2, 256 })
 	plugins := map[string]flow.Plugin{"mask": m.Plugin("mask", fakePlugin{}), "trap": m.Plugin("trap", fakePlugin{err: &wasm.Error{Kind: wasm.ErrTrap}})}

@@ -44,8 +44,9 @@ func startChild(command []string, name string, backendURLs [3]string, poolConns 
 		"-listen", "127.0.0.1:0",
 		"-pool", strconv.Itoa(poolConns))
 	cmd := exec.Command(command[0], args...)
-	// The child's GOMAXPROCS is its own default (all the cores it may use),
-	// like nginx's "worker_processes auto"; nothing is set for it here.
+	// Nothing sets the child's GOMAXPROCS here: it chooses as `fsb serve`
+	// does (all the cores it may use, like nginx's "worker_processes auto";
+	// one more for the audited candidate, cmd/fsb setProcs).
 	c := &childServer{name: name, cmd: cmd, out: &syncBuffer{}, exit: make(chan struct{})}
 	ready := make(chan string, 1)
 	cmd.Stdout = &readyWatcher{ready: ready, rest: c.out}
