@@ -112,6 +112,25 @@ func (r *Result) Candidate(name string) *CandidateResult {
 	return nil
 }
 
+// RoundRatios is num's requests/s over den's, round by round, or nil. The
+// candidates take turns round by round, so round i of each ran moments
+// apart, on the same state of a shared machine: the spread of these paired
+// ratios shows how far the ratio of the median rounds can be trusted.
+func (r *Result) RoundRatios(num, den string) []float64 {
+	a, b := r.Candidate(num), r.Candidate(den)
+	if !a.Measured() || !b.Measured() || len(a.Rounds) != len(b.Rounds) {
+		return nil
+	}
+	out := make([]float64, len(a.Rounds))
+	for i := range a.Rounds {
+		if b.Rounds[i].RPS <= 0 {
+			return nil
+		}
+		out[i] = a.Rounds[i].RPS / b.Rounds[i].RPS
+	}
+	return out
+}
+
 // Failed reports whether a measured candidate had errors.
 func (r *Result) Failed() bool {
 	for _, c := range r.Candidates {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,60 @@ func TestNginx(t *testing.T) {
 	c := res.Candidate(Nginx)
 	if !c.Measured() || c.Median.Requests == 0 || c.Failed() {
 		t.Fatalf("nginx: %+v", c)
+	}
+}
+
+// TestRoundRatios: the per-round ratios pair round i of each candidate
+// (they take turns), are printed under their target with their spread,
+// and are in the JSON; rounds that do not pair give none.
+func TestRoundRatios(t *testing.T) {
+	rounds := func(rps ...float64) []Stats {
+		var out []Stats
+		for _, v := range rps {
+			out = append(out, Stats{RPS: v, Requests: int64(v), P50: time.Millisecond, P99: 2 * time.Millisecond, Max: 3 * time.Millisecond})
+		}
+		return out
+	}
+	r := &Result{Rounds: 3, Candidates: []*CandidateResult{
+		{Name: FSBThree, Rounds: rounds(100, 200, 400)},
+		{Name: FSBThreeAudit, Rounds: rounds(80, 100, 360)},
+	}}
+	for _, c := range r.Candidates {
+		c.Median = medianRound(c.Rounds)
+	}
+	r.Ratios = ratios(r)
+	if got := r.RoundRatios(FSBThreeAudit, FSBThree); !slices.Equal(got, []float64{0.8, 0.5, 0.9}) {
+		t.Fatalf("RoundRatios %v, want [0.8 0.5 0.9]", got)
+	}
+	var table bytes.Buffer
+	r.WriteTable(&table)
+	if want := "per round 0.80 0.50 0.90 (sorted: 0.50–0.90, median 0.80)"; !strings.Contains(table.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, table.String())
+	}
+	var js bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Ratios []struct {
+			Name     string    `json:"name"`
+			PerRound []float64 `json:"perRound"`
+		} `json:"ratios"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, x := range out.Ratios {
+		if x.Name == "fsb-three-audit / fsb-three rps" {
+			found = slices.Equal(x.PerRound, []float64{0.8, 0.5, 0.9})
+		}
+	}
+	if !found {
+		t.Errorf("the JSON's audit ratio lacks its per-round ratios:\n%s", js.String())
+	}
+	r.Candidates[1].Rounds = r.Candidates[1].Rounds[:2]
+	if got := r.RoundRatios(FSBThreeAudit, FSBThree); got != nil {
+		t.Errorf("rounds that do not pair: %v, want none", got)
 	}
 }

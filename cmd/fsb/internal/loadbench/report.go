@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -108,6 +109,14 @@ func (r *Result) WriteTable(w io.Writer) {
 			val = fmt.Sprintf("%6.2f", x.Value)
 		}
 		fmt.Fprintf(w, "  %-34s %s  (target %s %.2f)  %s\n", x.Name, val, op, x.Target, x.Status)
+		if rr := r.RoundRatios(x.Num, x.Den); x.Metric == "rps" && x.Status != StatusNA && len(rr) > 1 {
+			parts := make([]string, len(rr))
+			for i, v := range rr {
+				parts[i] = fmt.Sprintf("%.2f", v)
+			}
+			slices.Sort(rr)
+			fmt.Fprintf(w, "  %-34s per round %s (sorted: %.2f–%.2f, median %.2f)\n", "", strings.Join(parts, " "), rr[0], rr[len(rr)-1], rr[len(rr)/2])
+		}
 	}
 	if x := r.ratio(FSBPassthrough, FiberProxy); x != nil && x.Value > 0 {
 		fmt.Fprintf(w, "  %-34s %6.2f  (what the flow machinery costs over a bare Go proxy)\n", x.Name, x.Value)
@@ -186,6 +195,8 @@ type jsonRatio struct {
 	Target *float64 `json:"target,omitempty"`
 	AtMost bool     `json:"atMost,omitempty"`
 	Status string   `json:"status,omitempty"`
+	// PerRound: Num's requests/s over Den's in each round (rps ratios).
+	PerRound []float64 `json:"perRound,omitempty"`
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -233,6 +244,9 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	}
 	for _, x := range r.Ratios {
 		jr := jsonRatio{Name: x.Name, Num: x.Num, Den: x.Den, Metric: x.Metric, AtMost: x.AtMost, Status: x.Status}
+		if x.Metric == "rps" {
+			jr.PerRound = r.RoundRatios(x.Num, x.Den)
+		}
 		if x.Value > 0 {
 			v := x.Value
 			jr.Value = &v
