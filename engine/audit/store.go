@@ -72,8 +72,9 @@ type Options struct {
 	// and sync, before its waiters are answered, with the records it made
 	// durable, how long it took, and the error if it failed (then records
 	// is 0); and once more, with no records, if the checkpoint or seal
-	// after the batch fails (metrics; it must not block). A batch refused before anything was written (the
-	// store broken or nearly full) is not a commit.
+	// after the batch fails (metrics; it must not block). A batch refused
+	// before anything was written (the store broken or nearly full) is not
+	// a commit.
 	OnCommit func(records int, d time.Duration, err error)
 	// IndexFlushEntries is how many index pairs stay in memory before they
 	// are written as a run (default 1<<18): it bounds what Open re-reads
