@@ -220,7 +220,10 @@ func (s *Store) requestRecord(kind Kind, req *Request) (Record, error) {
 
 // write encodes r on the caller's goroutine and waits for the writer.
 func (s *Store) write(ctx context.Context, r *Record) (*pending, error) {
-	p := &pending{payload: appendPayload(payloadBuf(payloadSizeHint(r)), r), terms: indexTerms(r)}
+	p := &pending{}
+	buf, pooled := payloadBuf(payloadSizeHint(r))
+	p.payload, p.pooled = appendPayload(buf, r), pooled
+	p.terms = appendIndexTerms(p.termBuf[:0], r)
 	if err := s.append(ctx, p); err != nil {
 		return nil, err
 	}

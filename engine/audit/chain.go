@@ -116,9 +116,19 @@ type Receipt struct {
 }
 
 // String is the header form: "seq=42; chain=<64 hex>".
-func (r Receipt) String() string {
-	return "seq=" + strconv.FormatUint(r.Seq, 10) + "; chain=" + r.Hash.String()
+func (r Receipt) String() string { return string(r.Append(nil)) }
+
+// Append appends the header form to b (no allocation when b has room:
+// ReceiptLen).
+func (r Receipt) Append(b []byte) []byte {
+	b = append(b, "seq="...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, "; chain="...)
+	return hex.AppendEncode(b, r.Hash[:])
 }
+
+// ReceiptLen is the longest header form of a Receipt.
+const ReceiptLen = len("seq=18446744073709551615; chain=") + 2*len(Hash{})
 
 // ParseReceipt reads Receipt.String's form.
 func ParseReceipt(s string) (Receipt, error) {

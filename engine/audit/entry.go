@@ -113,8 +113,10 @@ func linkTerm(requestSeq uint64) uint64 {
 // request. The writer uses it on the caller's Record, the index rebuild on
 // the decoded one: callers pass strings through validUTF8 first, so both
 // derive the same terms.
-func indexTerms(r *Record) []uint64 {
-	ts := make([]uint64, 0, 8+2*len(r.Sources))
+func indexTerms(r *Record) []uint64 { return appendIndexTerms(nil, r) }
+
+// appendIndexTerms appends r's index terms to ts.
+func appendIndexTerms(ts []uint64, r *Record) []uint64 {
 	add := func(f byte, v string) {
 		if v == "" {
 			return

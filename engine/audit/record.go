@@ -268,24 +268,28 @@ var payloadBufs sync.Pool // of *[]byte
 
 const maxPooledPayload = 8 << 10
 
-// payloadBuf returns an empty buffer with room for n bytes.
-func payloadBuf(n int) []byte {
+// payloadBuf returns an empty buffer with room for n bytes, and the pool's
+// holder to give it back in (nil when not pooled).
+func payloadBuf(n int) ([]byte, *[]byte) {
 	if n <= maxPooledPayload {
-		if b, ok := payloadBufs.Get().(*[]byte); ok && cap(*b) >= n {
-			return (*b)[:0]
+		h, ok := payloadBufs.Get().(*[]byte)
+		if !ok {
+			h = new([]byte)
+		} else if cap(*h) >= n {
+			return (*h)[:0], h
 		}
-		n = max(n, 2<<10)
+		return make([]byte, 0, max(n, 2<<10)), h // a pooled buffer too small is dropped, its holder kept
 	}
-	return make([]byte, 0, n)
+	return make([]byte, 0, n), nil
 }
 
 // releasePayload recycles p's payload buffer; p.payload is nil after.
 func releasePayload(p *pending) {
-	if b := p.payload; b != nil && cap(b) <= maxPooledPayload {
-		b = b[:0]
-		payloadBufs.Put(&b)
+	if p.pooled != nil && cap(p.payload) <= maxPooledPayload {
+		*p.pooled = p.payload[:0]
+		payloadBufs.Put(p.pooled) // the holder travels with the buffer: no allocation
 	}
-	p.payload = nil
+	p.payload, p.pooled = nil, nil
 }
 
 // payloadSizeHint is a little over the encoded size of r's payload

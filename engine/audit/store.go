@@ -163,7 +163,9 @@ type chainState struct {
 // pending is one record (or a request to the writer) waiting for the writer.
 type pending struct {
 	payload    []byte        // the record after its frame; nil for a request to the writer
+	pooled     *[]byte       // payload's holder in payloadBufs, if it came from there
 	terms      []uint64      // secondary index terms
+	termBuf    [12]uint64    // terms' first backing array
 	checkpoint bool          // sign the head now
 	roll       bool          // seal the active segment (Prune)
 	at         time.Time     // queued at (for the watchdog)
@@ -887,6 +889,7 @@ func (s *Store) writeRecords(batch []*pending, st *chainState, forceCheckpoint, 
 		p.rc = Receipt{Seq: st.seq, Hash: h}
 		st.head, st.last = h, now
 	}
+	buf = slices.Grow(buf, pageSize) // room for appendBatch's padding: no copy
 	s.buf, s.offs = buf, offs
 	if cap(s.buf) > 4<<20 {
 		s.buf = nil // a batch of large bodies: do not keep its buffer

@@ -127,6 +127,7 @@ type SourceCall struct {
 	Attempts                      int
 	Duration                      time.Duration
 	Err                           error
+	Body                          []byte // the answer, if any; valid only during SourceCall (the connector may lend it)
 }
 
 // Invocation is one consumer request, validated.
@@ -183,6 +184,7 @@ type run struct {
 	lent    []*connector.Response // responses whose bodies are lent, by slot
 	reqs    []connector.Request   // the request of each call by slot, maps reused
 	calls   []trace.CallContext   // the context of each call by slot, reused
+	obs     []SourceCall          // what the Observer hears of each call by slot, reused
 }
 
 func (p *Plan) acquireRun(rt *Runtime) *run {
@@ -190,7 +192,7 @@ func (p *Plan) acquireRun(rt *Runtime) *run {
 	if r == nil {
 		r = &run{plan: p, results: make([]expr.Result, len(p.ids)), raw: make([][]byte, p.nslots),
 			lent: make([]*connector.Response, p.nslots), reqs: make([]connector.Request, p.nslots),
-			calls: make([]trace.CallContext, p.nslots)}
+			calls: make([]trace.CallContext, p.nslots), obs: make([]SourceCall, p.nslots)}
 		r.env.Steps = make(map[string]*expr.Result, len(p.ids))
 		for i, id := range p.ids {
 			r.env.Steps[id] = &r.results[i]
@@ -216,6 +218,7 @@ func (p *Plan) releaseRun(r *run) {
 		q.Body, q.TraceID = nil, ""
 	}
 	clear(r.calls) // no context of this run outlives it
+	clear(r.obs)
 	r.rt, r.inv, r.dctx = nil, Invocation{}, deadlineCtx{}
 	r.env.Input, r.env.Consumer = expr.Input{}, expr.Consumer{}
 	clear(r.inPath)
@@ -760,19 +763,36 @@ func (r *run) transportError(ctx context.Context, n *node, err error) *stepError
 }
 
 func (r *run) observe(ctx context.Context, n *node, req *connector.Request, subject string, resp *connector.Response, err error, d time.Duration) {
-	c := &SourceCall{Flow: r.plan.Name, Step: n.id, Source: n.source, Operation: n.op, Subject: subject,
+	var c *SourceCall
+	if n.slot >= 0 {
+		c = &r.obs[n.slot] // Observers keep nothing of it (see Observer)
+	} else {
+		c = new(SourceCall)
+	}
+	*c = SourceCall{Flow: r.plan.Name, Step: n.id, Source: n.source, Operation: n.op, Subject: subject,
 		TraceID: req.TraceID, ParentTraceID: r.inv.TraceID, Duration: d, Err: err, Attempts: 1}
 	if resp != nil {
 		c.Status, c.Bytes, c.Attempts, c.SourceTraceID = resp.Status, len(resp.Body), max(resp.Attempts, 1), resp.Headers.Get(sourceTraceKey)
+		c.Body = resp.Body
 	}
+	if err != nil {
+		c.Attempts = errAttempts(err, c.Attempts)
+	}
+	r.rt.Observer.SourceCall(ctx, c)
+}
+
+// errAttempts is how many times the call that failed with err reached its
+// source, or attempts if err does not tell (apart: its own function, so that
+// a call without error allocates no *connector.Error for errors.As).
+func errAttempts(err error, attempts int) int {
 	var ce *connector.Error
 	switch {
 	case errors.As(err, &ce) && ce.Attempts > 0:
-		c.Attempts = ce.Attempts
-	case err != nil && errors.Is(err, connector.ErrCircuitOpen):
-		c.Attempts = 0 // rejected by the source's open circuit: it was not called
+		return ce.Attempts
+	case errors.Is(err, connector.ErrCircuitOpen):
+		return 0 // rejected by the source's open circuit: it was not called
 	}
-	r.rt.Observer.SourceCall(ctx, c)
+	return attempts
 }
 
 // responseHeaders evaluates the flow's response headers.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,6 +156,73 @@ func TestCallSubject(t *testing.T) {
 		t.Errorf("failing subject: %d %+v, %d source calls", out.Status, out.Problem, src.calls.Load())
 	}
 }
+
+// TestObserverHearsEachCall: the observer hears every attempt of every
+// call with its step, status, attempts, the consumer call's trace id and the
+// answer's body (valid during the callback, for the audit trail's digest);
+// the run's reused SourceCall carries nothing of the previous run into the
+// next.
+func TestObserverHearsEachCall(t *testing.T) {
+	var n atomic.Int32
+	answer := func(_ context.Context, r *connector.Request) (*connector.Response, error) {
+		if r.Path["id"] == "flaky" && n.Add(1)%2 == 1 {
+			return &connector.Response{Status: 503, Body: []byte(`{"busy":true}`)}, nil
+		}
+		if r.Path["id"] == "down" {
+			return nil, connector.ErrUnavailable
+		}
+		return &connector.Response{Status: 200, Body: []byte(`{"id":"` + r.Path["id"] + `"}`)}, nil
+	}
+	p := compileFlow(t, flowDoc(`  - id: first
+    call: a.get
+    retry: {attempts: 2, backoff: 1ms, onStatus: [503]}
+    with: {path: {id: "'flaky'"}}
+  - id: both
+    parallel:
+      - {id: x, call: a.get, with: {path: {id: "'x'"}}}
+      - {id: y, call: a.get, optional: true, default: {}, with: {path: {id: "'down'"}}}
+  - id: each
+    foreach:
+      items: '[1,2]'
+      concurrency: 1
+      steps: [{id: one, call: a.get, with: {path: {id: "'item' + string(item)"}}}]
+`, "{}"))
+	type heard struct {
+		step, trace, body string
+		status, attempts  int
+		failed            bool
+	}
+	for _, traceID := range []string{"trace-one", "trace-two"} {
+		var mu sync.Mutex
+		var got []heard
+		obs := observerFunc(func(c *SourceCall) {
+			mu.Lock()
+			got = append(got, heard{c.Step, c.ParentTraceID, string(c.Body), c.Status, c.Attempts, c.Err != nil})
+			mu.Unlock()
+		})
+		in := expr.Input{Body: map[string]any{}, Query: map[string]any{}, Path: map[string]any{}}
+		out := p.Run(context.Background(), &Runtime{Conns: map[string]connector.Connector{"a": &fakeSource{answer: answer}}, Observer: obs}, &Invocation{Input: in, TraceID: traceID})
+		if out.Status != 200 {
+			t.Fatalf("%s: %d %+v", traceID, out.Status, out.Problem)
+		}
+		slices.SortStableFunc(got[2:4], func(a, b heard) int { return strings.Compare(a.step, b.step) }) // x and y ran in parallel
+		want := []heard{
+			{"first", traceID, `{"busy":true}`, 503, 1, false},
+			{"first", traceID, `{"id":"flaky"}`, 200, 1, false},
+			{"x", traceID, `{"id":"x"}`, 200, 1, false},
+			{"y", traceID, "", 0, 1, true},
+			{"one", traceID, `{"id":"item1"}`, 200, 1, false},
+			{"one", traceID, `{"id":"item2"}`, 200, 1, false},
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: heard\n%+v\nwant\n%+v", traceID, got, want)
+		}
+	}
+}
+
+type observerFunc func(c *SourceCall)
+
+func (f observerFunc) SourceCall(_ context.Context, c *SourceCall) { f(c) }
 
 // TestText: the text of a value as a request and the audit trail see it.
 // A number is plain decimal: a national number read as a JSON number

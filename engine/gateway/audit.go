@@ -12,7 +12,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/openfsb/fsb/engine/audit"
-	"github.com/openfsb/fsb/engine/connector"
 	"github.com/openfsb/fsb/engine/flow"
 	"github.com/openfsb/fsb/engine/problem"
 )
@@ -22,18 +21,13 @@ import (
 const ConsumerAuditPath = "/audit/v1"
 
 // collector gathers one consumer call's source calls for its outcome
-// record. The flow's Observer reports each call; the connector wrapper adds
-// the digest of the answer, which the Observer does not see. Parallel steps
-// report concurrently, hence the mutex.
+// record, reported by the flow's Observer. Parallel steps report
+// concurrently, hence the mutex.
 type collector struct {
-	mu      sync.Mutex
-	digests []traceDigest // by the call's outgoing trace id: a few, a slice beats a map
-	recs    []audit.SourceCall
-	buf     [4]audit.SourceCall // recs' first backing array: one allocation per call
-	dbuf    [4]traceDigest
+	mu   sync.Mutex
+	recs []audit.SourceCall
+	buf  [4]audit.SourceCall // recs' first backing array: one allocation per call
 }
-
-type traceDigest struct{ trace, digest string }
 
 type collectorKey struct{}
 
@@ -42,30 +36,18 @@ func collectorFrom(ctx context.Context) *collector {
 	return col
 }
 
-func (col *collector) digest(traceID, d string) {
-	col.mu.Lock()
-	if col.digests == nil {
-		col.digests = col.dbuf[:0]
-	}
-	col.digests = append(col.digests, traceDigest{traceID, d})
-	col.mu.Unlock()
-}
-
 func (col *collector) add(c *flow.SourceCall) {
 	sc := audit.SourceCall{
 		Source: c.Source, Operation: c.Operation, TraceID: c.TraceID, SourceTrace: c.SourceTraceID,
 		Status: c.Status, Latency: c.Duration, Bytes: int64(c.Bytes), Attempts: c.Attempts, Subject: c.Subject,
 	}
+	if c.Body != nil || c.Err == nil {
+		sc.Digest = audit.Digest(c.Body) // outside the lock: parallel steps digest in parallel
+	}
 	if c.Err != nil {
 		sc.Err = c.Err.Error()
 	}
 	col.mu.Lock()
-	for i := len(col.digests) - 1; i >= 0; i-- {
-		if col.digests[i].trace == c.TraceID {
-			sc.Digest = col.digests[i].digest
-			break
-		}
-	}
 	if col.recs == nil {
 		col.recs = col.buf[:0]
 	}
@@ -92,35 +74,15 @@ func (o auditObserver) SourceCall(ctx context.Context, c *flow.SourceCall) {
 	}
 }
 
-// digestConn digests each answer of a source for the audit record.
-type digestConn struct{ connector.Connector }
-
-func (d digestConn) Call(ctx context.Context, req *connector.Request) (*connector.Response, error) {
-	resp, err := d.Connector.Call(ctx, req)
-	if resp != nil {
-		if col := collectorFrom(ctx); col != nil {
-			col.digest(req.TraceID, audit.Digest(resp.Body))
-		}
-	}
-	return resp, err
-}
-
-// auditedRuntime is rt with its connectors and observer wrapped for the
-// audit trail. rt itself is left as it is (health checks use its conns).
+// auditedRuntime is rt with its observer wrapped for the audit trail. rt
+// itself is left as it is.
 func auditedRuntime(rt *flow.Runtime) *flow.Runtime {
 	cp := *rt
-	cp.Conns = make(map[string]connector.Connector, len(rt.Conns))
-	for n, c := range rt.Conns {
-		cp.Conns[n] = digestConn{c}
-	}
 	cp.Observer = auditObserver{next: rt.Observer}
 	return &cp
 }
 
-var (
-	_ flow.Observer       = auditObserver{}
-	_ connector.Connector = digestConn{}
-)
+var _ flow.Observer = auditObserver{}
 
 // handleConsumerRecords lists the records of the caller's own calls.
 func (g *Gateway) handleConsumerRecords(c *fiber.Ctx) error {

@@ -151,7 +151,8 @@ func (g *Gateway) guarded(p *flow.Plan, params []string) fiber.Handler {
 				g.log.Error("audit: outcome not recorded, answer withheld", "flow", p.Name, "trace", id, "err", err)
 				return g.unrecorded(c, p.Name, d.Organisation, start)
 			}
-			c.Set(audit.ReceiptHeader, rc.String())
+			var b [audit.ReceiptLen]byte
+			c.Response().Header.SetBytesV(audit.ReceiptHeader, rc.Append(b[:0])) // copies
 		}
 		if logged {
 			g.accessLog(c, p.Name, id, d.Organisation, status, start)
