@@ -82,6 +82,10 @@ type Call struct {
 // callRec is what an outcome record repeats of its request record.
 type callRec struct {
 	Call, Organisation, Application, Service, ServiceVersion, TraceIn, TraceOut string
+	// repeated only by an outcome that names a source call's subject (an
+	// indirect consultation): the citizen view keeps its purpose when
+	// retention removed the request record first
+	Purpose, LegalBasis, Environment string
 }
 
 // ErrFinished is returned by a second Finish of the same call.
@@ -105,6 +109,7 @@ func (s *Store) Begin(ctx context.Context, req Request) (*Call, error) {
 	return &Call{s: s, receipt: p.rc, rec: callRec{
 		Call: r.Call, Organisation: r.Organisation, Application: r.Application, Service: r.Service,
 		ServiceVersion: r.ServiceVersion, TraceIn: r.TraceIn, TraceOut: r.TraceOut,
+		Purpose: r.Purpose, LegalBasis: r.LegalBasis, Environment: r.Environment,
 	}}, nil
 }
 
@@ -169,6 +174,7 @@ func (c *Call) Finish(ctx context.Context, o Outcome) (Receipt, error) {
 			if pol.SubjectInClear {
 				sr.SubjectClear = validUTF8(sc.Subject)
 			}
+			r.Purpose, r.LegalBasis, r.Environment = q.Purpose, q.LegalBasis, q.Environment
 		}
 		r.Sources = append(r.Sources, sr)
 	}

@@ -319,9 +319,10 @@ type ConsultationPage struct {
 // overridden; its time range, Limit and Cursor apply). A call about
 // someone else that consulted the subject through one of its source calls
 // (a flow's call step names its subject) is listed too, with Through: it
-// is placed by its outcome record, which names the subject, and its
-// request record gives the purpose. Refused calls released nothing and are
-// left out.
+// is placed by its outcome record, which names the subject and repeats the
+// request's purpose and legal basis (so they survive a request record that
+// retention removed first). Refused calls released nothing and are left
+// out.
 func (s *Store) Consultations(ctx context.Context, subject string, q Query) (ConsultationPage, error) {
 	if subject == "" {
 		return ConsultationPage{}, errors.New("audit: the citizen view needs a subject")

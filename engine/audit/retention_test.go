@@ -342,6 +342,58 @@ func TestPruneKeepsOutcomesFindable(t *testing.T) {
 	}
 }
 
+// TestPruneKeepsAnIndirectConsultationsPurpose: an outcome that names a
+// source call's subject repeats its request's purpose, legal basis and
+// environment, so the citizen view still says why the person was consulted
+// when retention removed the request record (written earlier) but not yet
+// the outcome; an outcome that names no source subject repeats none of it.
+func TestPruneKeepsAnIndirectConsultationsPurpose(t *testing.T) {
+	ctx := context.Background()
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"enterpriseProfile": {Retention: time.Hour}}
+	s := openStore(t, opt)
+	defer s.Close()
+	const director = "85073003328"
+	c, err := s.Begin(ctx, Request{Organisation: "org-a", Service: "enterpriseProfile", Subject: "0456789123",
+		Purpose: "supplierCheck", LegalBasis: "law", Environment: "test"}) // seq 1: deleted under the anchor
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	mark := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	out, err := c.Finish(ctx, Outcome{Status: 200, Response: []byte(`{}`), Sources: []SourceCall{
+		{Source: "personRegister", Operation: "getPerson", Status: 200, Attempts: 1, Subject: director}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, plain := call(t, s, 1) // an outcome without a source subject
+	if _, err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Prune(ctx, mark.Add(time.Hour)); err != nil || rep.Deleted != 1 {
+		t.Fatalf("prune: %+v %v", rep, err)
+	}
+	cp, err := s.Consultations(ctx, director, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cp.Consultations) != 1 {
+		t.Fatalf("consultations %+v", cp.Consultations)
+	}
+	if got := cp.Consultations[0]; got.Seq != out.Seq || got.Request != 1 || got.Purpose != "supplierCheck" ||
+		got.LegalBasis != "law" || got.Environment != "test" || !slices.Equal(got.Through, []string{"personRegister.getPerson"}) {
+		t.Errorf("the indirect consultation after its request was pruned: %+v", got)
+	}
+	e, err := s.Get(ctx, plain.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.Record; r.Kind != KindOutcome || r.Purpose != "" || r.LegalBasis != "" || r.Environment != "" {
+		t.Errorf("an outcome without a source subject repeats its request: %s", e.Raw)
+	}
+}
+
 // TestPruneDuringACall: a call whose request is pruned before it finishes
 // still has its outcome found by organisation, service and trace.
 func TestPruneDuringACall(t *testing.T) {
