@@ -346,51 +346,61 @@ func TestPruneKeepsOutcomesFindable(t *testing.T) {
 // source call's subject repeats its request's purpose, legal basis and
 // environment, so the citizen view still says why the person was consulted
 // when retention removed the request record (written earlier) but not yet
-// the outcome; an outcome that names no source subject repeats none of it.
+// the outcome — deleted under the anchor, or redacted after a kept record;
+// an outcome that names no source subject repeats none of it.
 func TestPruneKeepsAnIndirectConsultationsPurpose(t *testing.T) {
-	ctx := context.Background()
-	opt := testOptions(t.TempDir())
-	opt.Services = map[string]Policy{"enterpriseProfile": {Retention: time.Hour}}
-	s := openStore(t, opt)
-	defer s.Close()
-	const director = "85073003328"
-	c, err := s.Begin(ctx, Request{Organisation: "org-a", Service: "enterpriseProfile", Subject: "0456789123",
-		Purpose: "supplierCheck", LegalBasis: "law", Environment: "test"}) // seq 1: deleted under the anchor
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(5 * time.Millisecond)
-	mark := time.Now()
-	time.Sleep(5 * time.Millisecond)
-	out, err := c.Finish(ctx, Outcome{Status: 200, Response: []byte(`{}`), Sources: []SourceCall{
-		{Source: "personRegister", Operation: "getPerson", Status: 200, Attempts: 1, Subject: director}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, plain := call(t, s, 1) // an outcome without a source subject
-	if _, err := s.Checkpoint(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := s.Prune(ctx, mark.Add(time.Hour)); err != nil || rep.Deleted != 1 {
-		t.Fatalf("prune: %+v %v", rep, err)
-	}
-	cp, err := s.Consultations(ctx, director, Query{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cp.Consultations) != 1 {
-		t.Fatalf("consultations %+v", cp.Consultations)
-	}
-	if got := cp.Consultations[0]; got.Seq != out.Seq || got.Request != 1 || got.Purpose != "supplierCheck" ||
-		got.LegalBasis != "law" || got.Environment != "test" || !slices.Equal(got.Through, []string{"personRegister.getPerson"}) {
-		t.Errorf("the indirect consultation after its request was pruned: %+v", got)
-	}
-	e, err := s.Get(ctx, plain.Seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := e.Record; r.Kind != KindOutcome || r.Purpose != "" || r.LegalBasis != "" || r.Environment != "" {
-		t.Errorf("an outcome without a source subject repeats its request: %s", e.Raw)
+	for _, redacted := range []bool{false, true} {
+		t.Run(map[bool]string{false: "deleted", true: "redacted"}[redacted], func(t *testing.T) {
+			ctx := context.Background()
+			opt := testOptions(t.TempDir())
+			opt.Services = map[string]Policy{"svc0": {Retention: time.Hour}} // svc1: forever
+			s := openStore(t, opt)
+			defer s.Close()
+			const director = "85073003328"
+			if redacted {
+				call(t, s, 1) // svc1, kept: the request after it is redacted
+			}
+			req := request(0) // svc0
+			req.Environment = "test"
+			c, err := s.Begin(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond)
+			mark := time.Now()
+			time.Sleep(5 * time.Millisecond)
+			o := outcome(0)
+			o.Sources[0].Subject = director
+			out, err := c.Finish(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, plain := call(t, s, 1) // an outcome without a source subject
+			if _, err := s.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if rep, err := s.Prune(ctx, mark.Add(time.Hour)); err != nil || rep.Deleted+rep.Redacted != 1 || (rep.Redacted == 1) != redacted {
+				t.Fatalf("prune: %+v %v", rep, err)
+			}
+			cp, err := s.Consultations(ctx, director, Query{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cp.Consultations) != 1 {
+				t.Fatalf("consultations %+v", cp.Consultations)
+			}
+			if got := cp.Consultations[0]; got.Seq != out.Seq || got.Request != c.Receipt().Seq || got.Purpose != req.Purpose ||
+				got.LegalBasis != req.LegalBasis || got.Environment != "test" || !slices.Equal(got.Through, []string{"register.get"}) {
+				t.Errorf("the indirect consultation after its request was pruned: %+v", got)
+			}
+			e, err := s.Get(ctx, plain.Seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := e.Record; r.Kind != KindOutcome || r.Purpose != "" || r.LegalBasis != "" || r.Environment != "" {
+				t.Errorf("an outcome without a source subject repeats its request: %s", e.Raw)
+			}
+		})
 	}
 }
 

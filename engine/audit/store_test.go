@@ -10,9 +10,11 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -722,6 +724,94 @@ func TestProofRightAfterCall(t *testing.T) {
 		t.Fatalf("Proof right after the call: %+v %v", p.Checkpoint, err)
 	}
 	if err := VerifyProof(testPub, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPooledPayloadsUnderCancellation: many callers whose contexts
+// end while their records wait (so take drops and releases them), a
+// watchdog that answers late records while the writer still holds them,
+// and records of every size (pooled, too small for the pooled buffer, too
+// large to pool): every record in the log holds exactly what its own call
+// wrote, so no payload buffer or holder was handed to two records.
+func TestPooledPayloadsUnderCancellation(t *testing.T) {
+	const P, N = 24, 60
+	opt := testOptions(t.TempDir())
+	opt.CheckpointEvery = 256
+	opt.WriteTimeout = 2 * time.Millisecond
+	s := openStore(t, opt)
+	defer s.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	refused := 0
+	for p := range P {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(p), 7))
+			for n := range N {
+				i := p*N + n
+				req := request(i)
+				req.EndUser = strings.Repeat(strconv.Itoa(i%10), []int{0, 50, 3000, 9000}[rng.IntN(4)])
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if rng.IntN(3) == 0 {
+					ctx, cancel = context.WithTimeout(context.Background(), time.Duration(rng.IntN(300))*time.Microsecond)
+				}
+				c, err := s.Begin(ctx, req)
+				if err == nil {
+					o := outcome(i)
+					o.Sources[0].Subject = fmt.Sprintf("7901011234%d", i%7)
+					o.Released = append(o.Released, strings.Repeat("f", []int{1, 4000, 10000}[rng.IntN(3)]))
+					_, err = c.Finish(ctx, o)
+				}
+				cancel()
+				if err != nil { // refusals are expected: what is written must be right
+					mu.Lock()
+					refused++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	settle(t, s)
+	rep := verify(t, s)
+	if !rep.OK() {
+		t.Fatalf("verify: %+v %v", rep, rep.Problem)
+	}
+	t.Logf("%d records written, %d calls refused", rep.Records, refused)
+	if refused == 0 || rep.Records < 100 {
+		t.Errorf("the test exercises too little: %d records, %d refused", rep.Records, refused)
+	}
+	page, err := s.Query(context.Background(), Query{Limit: 1000})
+	for err == nil {
+		for _, e := range page.Entries {
+			r := e.Record
+			i, perr := strconv.Atoi(strings.TrimPrefix(r.TraceIn, "in-"))
+			if perr != nil {
+				t.Fatalf("seq %d: trace %q", e.Seq, r.TraceIn)
+			}
+			want := request(i)
+			if r.TraceOut != want.TraceOut || r.Organisation != want.Organisation || r.Service != want.Service {
+				t.Errorf("seq %d mixes two calls: %s", e.Seq, e.Raw)
+			}
+			switch r.Kind {
+			case KindRequest:
+				if strings.Trim(r.EndUser, strconv.Itoa(i%10)) != "" || r.Purpose != want.Purpose {
+					t.Errorf("seq %d: request of call %d holds another's end user: %.200s", e.Seq, i, e.Raw)
+				}
+			case KindOutcome:
+				if len(r.Sources) != 1 || r.Sources[0].TraceID != fmt.Sprintf("src-%d", i) ||
+					r.Sources[0].Subject != Pseudonym(subjectKey, fmt.Sprintf("7901011234%d", i%7)) ||
+					r.Purpose != want.Purpose || r.LegalBasis != want.LegalBasis {
+					t.Errorf("seq %d: outcome of call %d: %.300s", e.Seq, i, e.Raw)
+				}
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		page, err = s.Query(context.Background(), Query{Limit: 1000, Cursor: page.Next})
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -110,7 +110,9 @@ type observed struct {
 
 func (o *observed) SourceCall(_ context.Context, c *SourceCall) {
 	o.mu.Lock()
-	o.calls = append(o.calls, *c)
+	sc := *c
+	sc.Body = nil // lent for the callback only
+	o.calls = append(o.calls, sc)
 	o.mu.Unlock()
 }
 

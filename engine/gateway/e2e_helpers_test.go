@@ -59,7 +59,9 @@ type recorder struct {
 func (r *recorder) SourceCall(_ context.Context, c *flow.SourceCall) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls = append(r.calls, *c)
+	sc := *c
+	sc.Body = nil // lent for the callback only
+	r.calls = append(r.calls, sc)
 }
 
 func (r *recorder) all() []flow.SourceCall {
