@@ -802,9 +802,6 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 	roll := false
 	start := time.Now()
 	now, records, err := s.writeRecords(batch, &st, &forceCheckpoint, &roll)
-	if err != nil {
-		records = 0 // none of them is known durable
-	}
 	s.report(records, time.Since(start), err)
 	if err != nil {
 		s.fail(batch, err)
@@ -858,7 +855,7 @@ func (s *Store) publish(st chainState) {
 // writeRecords frames and chains batch's records into st and writes them
 // to the log with one write and one fdatasync; it notes the requests to the
 // writer among them (a checkpoint now, a roll). It returns the batch's
-// record time and how many records it wrote.
+// record time and how many records it made durable (none if it failed).
 func (s *Store) writeRecords(batch []*pending, st *chainState, forceCheckpoint, roll *bool) (time.Time, int, error) {
 	now := time.Now().UTC()
 	if now.Before(st.last) {
@@ -896,7 +893,7 @@ func (s *Store) writeRecords(batch []*pending, st *chainState, forceCheckpoint, 
 	}
 	if len(offs) > 0 {
 		if err := s.lg.appendBatch(buf, first, offs); err != nil {
-			return now, len(offs), err
+			return now, 0, err // none of them is known durable
 		}
 	}
 	return now, len(offs), nil
