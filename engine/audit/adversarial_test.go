@@ -273,13 +273,19 @@ func TestAdvTornTailShapes(t *testing.T) {
 
 // TestAdvSidecarsAndTempFiles: deleted, truncated and foreign sidecars of
 // sealed segments are rebuilt, leftovers of an interrupted prune (.tmp
-// files) are ignored, a deleted index is rebuilt: nothing is lost.
+// files) are ignored, a deleted index or index run is rebuilt: nothing is
+// lost.
 func TestAdvSidecarsAndTempFiles(t *testing.T) {
 	base := advFixture(t, 16, true)
 	sides, _ := filepath.Glob(filepath.Join(base, "log", "*.idx"))
 	if len(sides) < 4 {
 		t.Fatalf("%d sidecars", len(sides))
 	}
+	runs, _ := filepath.Glob(filepath.Join(base, "index", "*.run"))
+	if len(runs) < 2 {
+		t.Fatalf("%d index runs, want a hole below the last", len(runs))
+	}
+	slices.Sort(runs)
 	for _, tc := range []struct {
 		name string
 		edit func(dir string)
@@ -300,6 +306,9 @@ func TestAdvSidecarsAndTempFiles(t *testing.T) {
 			}
 		}},
 		{"index deleted", func(dir string) { os.RemoveAll(filepath.Join(dir, "index")) }},
+		// A hole in the seqs the index's runs answer for: the records under
+		// it would be missing from every query (the citizen view too).
+		{"an index run deleted", func(dir string) { os.Remove(rel(dir, base, runs[0])) }},
 		{"interrupted prune: temp files", func(dir string) {
 			segs := segFiles(t, dir)
 			os.WriteFile(segs[0]+".tmp", []byte(segMagic+"half a segm"), 0o644)

@@ -189,15 +189,10 @@ func Open(opt Options) (*Index, error) {
 			continue
 		}
 		live = append(live, r)
-		x.durable = max(x.durable, r.name.hi)
 	}
-	runs = live
-	slices.SortFunc(runs, compareRuns)
-	x.runs = runs
-	if x.forget > 0 {
-		x.durable = max(x.durable, x.forget-1)
-	}
-	x.mem = newMemtable()
+	slices.SortFunc(live, compareRuns)
+	x.runs, x.durable = x.covered(live)
+	x.mem = newMemtable(x.durable + 1)
 	if !opt.ReadOnly {
 		x.wg.Add(2)
 		go x.flushLoop()
@@ -205,6 +200,33 @@ func Open(opt Options) (*Index, error) {
 		kick(x.mergeKick)
 	}
 	return x, nil
+}
+
+// covered returns the runs that answer for every seq from the forget bound
+// on without a hole, and the last seq they answer for: Durable after Open.
+// A run answers for its name's range (a memtable's, from the seq after the
+// previous one's last): a hole means a run file went missing (deleted by
+// hand, lost in a copy), and the runs above it are let go, so that the
+// caller re-adds those seqs from its log rather than queries silently
+// missing the hole's records.
+func (x *Index) covered(runs []*run) ([]*run, uint64) {
+	end := max(x.forget, 1) - 1
+	for i, r := range runs {
+		if r.name.lo > end+1 {
+			x.log.Warn("termindex: no run file answers for these seqs; the runs above them are let go and the caller re-adds them",
+				"seqs", fmt.Sprintf("%d..%d", end+1, r.name.lo-1), "runs", len(runs)-i)
+			for _, r := range runs[i:] {
+				if !x.readOnly {
+					r.obsolete.Store(true)
+				}
+				r.unref()
+			}
+			clear(runs[i:])
+			return runs[:i], end
+		}
+		end = max(end, r.name.hi)
+	}
+	return runs, end
 }
 
 func compareRuns(a, b *run) int {
@@ -273,11 +295,12 @@ func (x *Index) freezeLocked() {
 	}
 	x.mem.frozen = true
 	x.frozen = append(x.frozen, x.mem)
-	x.mem = newMemtable()
+	x.mem = newMemtable(x.mem.maxSeq + 1)
 }
 
 // Durable returns a seq d such that every pair with seq ≤ d that was added is in a
-// run file synced to disk. After a crash, re-add the pairs of seqs > d.
+// run file synced to disk. After a crash, or a run file lost (Open), re-add the
+// pairs of seqs > d.
 func (x *Index) Durable() uint64 {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -321,7 +344,7 @@ func (x *Index) flushFrozen() error {
 			return nil
 		}
 		m, below := x.frozen[0], x.forget
-		name := runName{lo: m.minSeq, hi: m.maxSeq, gen: x.nextGen}
+		name := runName{lo: m.lo(), hi: m.maxSeq, gen: x.nextGen}
 		x.nextGen++
 		x.mu.Unlock()
 		r, err := x.writeMemtable(m, name, below)

@@ -21,12 +21,22 @@ type memtable struct {
 	chunks [][]pair // each sorted by (term, seq)
 	tail   []pair   // in seq order
 	n      int
+	from   uint64 // it answers for the seqs from here on (lo)
 	minSeq uint64
 	maxSeq uint64
 	frozen bool
 }
 
-func newMemtable() *memtable { return &memtable{tail: make([]pair, 0, memChunk)} }
+// newMemtable answers for the seqs from from on: those up to the largest it
+// holds when it is frozen, the ones added and the ones that had no terms.
+func newMemtable(from uint64) *memtable {
+	return &memtable{tail: make([]pair, 0, memChunk), from: from}
+}
+
+// lo is the first seq a frozen memtable answers for: from, or lower when it
+// holds pairs of seqs below from (re-added after Open, or a seq split by
+// Flush).
+func (m *memtable) lo() uint64 { return min(m.from, m.minSeq) }
 
 // seal returns the chunk list that results from sorting tail into a chunk and
 // merging equal-size chunks. It changes nothing, so the writer can compute it

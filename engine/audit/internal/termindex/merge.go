@@ -56,7 +56,7 @@ func (x *Index) pickMergeLocked() []*run {
 	// range lay inside the merge's, Open would take it for a replaced input (a
 	// seq split by Flush can put it there). Wait for it.
 	for _, m := range x.frozen {
-		if m.minSeq <= u.hi && m.maxSeq >= u.lo {
+		if m.lo() <= u.hi && m.maxSeq >= u.lo {
 			return nil
 		}
 	}

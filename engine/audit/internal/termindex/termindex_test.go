@@ -567,3 +567,83 @@ func TestReadOnly(t *testing.T) {
 		t.Errorf("a read-only index changed its directory: %v, then %v", before, after)
 	}
 }
+
+// TestMissingRun: a run file deleted by hand leaves a hole in the seqs the
+// runs answer for. Open lets go of the runs above the hole and Durable
+// ends below it, so the caller re-adds those seqs from its log and no
+// query misses them; a read-only Open deletes nothing. A seq with no terms
+// at a memtable's edge is no hole.
+func TestMissingRun(t *testing.T) {
+	build := func(t *testing.T) (string, []string) {
+		dir := t.TempDir()
+		opt := testOptions(dir)
+		opt.noMerge, opt.FlushEntries = true, 1000
+		x, err := Open(opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(1); seq <= 300; seq++ {
+			if seq == 201 { // no terms: the third memtable still answers for it
+				continue
+			}
+			x.Add(seq, 7, 1000+seq)
+			if seq%100 == 0 {
+				if err := x.Flush(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
+		runs, _ := filepath.Glob(filepath.Join(dir, "*.run"))
+		if len(runs) != 3 {
+			t.Fatalf("%d runs, want 3: %v", len(runs), runs)
+		}
+		slices.Sort(runs) // names start with the first seq, zero-padded
+		return dir, runs
+	}
+	reopen := func(t *testing.T, dir string, readOnly bool) *Index {
+		opt := testOptions(dir)
+		opt.noMerge, opt.FlushEntries, opt.ReadOnly = true, 1000, readOnly
+		x, err := Open(opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { x.Close() })
+		return x
+	}
+
+	t.Run("intact", func(t *testing.T) {
+		dir, _ := build(t)
+		if d := reopen(t, dir, false).Durable(); d != 300 {
+			t.Errorf("Durable = %d, want 300 (seq 201 had no terms)", d)
+		}
+	})
+	for _, readOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("middle run deleted, read-only %v", readOnly), func(t *testing.T) {
+			dir, runs := build(t)
+			if err := os.Remove(runs[1]); err != nil {
+				t.Fatal(err)
+			}
+			x := reopen(t, dir, readOnly)
+			if d := x.Durable(); d != 100 {
+				t.Fatalf("Durable = %d, want 100 (the hole starts at 101)", d)
+			}
+			if _, err := os.Stat(runs[2]); readOnly == os.IsNotExist(err) {
+				t.Errorf("run above the hole: stat %v (read-only %v: deleted only when writable)", err, readOnly)
+			}
+			for seq := x.Durable() + 1; seq <= 300; seq++ { // the caller re-adds from its log
+				if seq != 201 {
+					x.Add(seq, 7, 1000+seq)
+				}
+			}
+			if got := collect(t, x.Seqs(7, 0, ^uint64(0), false)); len(got) != 299 {
+				t.Errorf("term 7 has %d seqs after the re-add, want 299", len(got))
+			}
+			if got := collect(t, x.Seqs(1150, 0, ^uint64(0), false)); !slices.Equal(got, []uint64{150}) {
+				t.Errorf("a seq of the deleted run: %v, want [150]", got)
+			}
+		})
+	}
+}
