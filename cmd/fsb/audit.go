@@ -39,6 +39,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 
 commands:
   verify         walk the chain and the signed checkpoints; report the first record altered, removed or inserted
+                 (-witness FILE, repeatable: checkpoints kept outside the store, which the chain must still hold)
   query          list records by trace id, organisation, service, data subject, kind or time
   consultations  the citizen view (-subject ID): who consulted data about this person, when, through which service, for what purpose
   export         write records with their proofs as JSON Lines
@@ -78,6 +79,11 @@ Flags may come before or after the positional argument.`)
 	now := fs.String("now", "", "prune as of this time (RFC 3339; default now)")
 	from := fs.Uint64("from", 0, "first record seq (export)")
 	to := fs.Uint64("to", 0, "last record seq (export)")
+	var witnessFiles []string
+	fs.Func("witness", "a file of checkpoints kept outside the store (GET /admin/audit/head answers, proofs; JSON, JSON Lines) that the chain must still hold (verify; repeatable)", func(v string) error {
+		witnessFiles = append(witnessFiles, v)
+		return nil
+	})
 	if code, ok := parseInterspersed(fs, args[1:]); !ok {
 		return code
 	}
@@ -146,6 +152,10 @@ Flags may come before or after the positional argument.`)
 		}
 		return printReport(stdout, rep)
 	case "verify":
+		witnessed, err := readWitnessFiles(witnessFiles)
+		if err != nil {
+			return fail(err)
+		}
 		s, a, err := open()
 		if err != nil {
 			return fail(err)
@@ -157,7 +167,7 @@ Flags may come before or after the positional argument.`)
 			if err != nil {
 				return fail(err)
 			}
-			if rep, err = audit.Verify(ctx, s, pub); err != nil {
+			if rep, err = audit.VerifyWitnessed(ctx, s, pub, witnessed); err != nil {
 				return fail(err)
 			}
 		} else {
@@ -178,7 +188,11 @@ Flags may come before or after the positional argument.`)
 					return fail(fmt.Errorf("the server signs with public key %q, not the -pub given (%x): its report would not prove anything about the chain you trust", head.PublicKey, []byte(want)))
 				}
 			}
-			if err := a.do("POST", "/audit/verify", nil, &rep); err != nil {
+			var in any
+			if witnessed != nil {
+				in = witnessed
+			}
+			if err := a.do("POST", "/audit/verify", in, &rep); err != nil {
 				return fail(err)
 			}
 		}
@@ -464,6 +478,24 @@ Flags may come before or after the positional argument.`)
 	return 2
 }
 
+// readWitnessFiles reads the checkpoints of every -witness file.
+func readWitnessFiles(paths []string) ([]audit.Checkpoint, error) {
+	var all []audit.Checkpoint
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("-witness: %w", err)
+		}
+		cks, err := audit.ReadWitnessed(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("-witness %s: %w", p, err)
+		}
+		all = append(all, cks...)
+	}
+	return all, nil
+}
+
 func printReport(w io.Writer, rep audit.Report) int {
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintln(w, string(b))
@@ -472,6 +504,9 @@ func printReport(w io.Writer, rep audit.Report) int {
 		return 1
 	}
 	fmt.Fprintf(w, "ok: records %d–%d verified, signed through %d, %d unsigned\n", rep.First, rep.Last, rep.Signed, rep.Unsigned())
+	if rep.Witnessed > 0 {
+		fmt.Fprintf(w, "ok: the chain holds the witnessed checkpoints, the last at record %d\n", rep.Witnessed)
+	}
 	return 0
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -278,4 +279,86 @@ func TestAuditOfflineSubjectAndRestore(t *testing.T) {
 	auditCLI(t, 0, "restore", whole, "-dir", empty, "-pub", f.pubHex)
 	auditCLI(t, 0, "verify", "-dir", empty, "-pub", f.pubHex)
 	auditCLI(t, 0, "proof", "2", "-dir", empty) // flags after SEQ offline too
+}
+
+// TestAuditWitness: a witness keeps GET /admin/audit/head answers; verify
+// -witness checks that the chain still holds them, online and offline. A
+// copy of the store cut back to before a witnessed checkpoint verifies on
+// its own and fails with the witness; a checkpoint another key signed is
+// refused as a witness.
+func TestAuditWitness(t *testing.T) {
+	f := newAuditFixture(t)
+	f.serve(t)
+	scratch := t.TempDir()
+	keep := func(name string) string { // what a witness does, e.g. daily
+		t.Helper()
+		tok, _ := os.ReadFile(f.tokenFile)
+		req, _ := http.NewRequest("GET", f.admin+gateway.AdminPath+"/audit/head", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		if _, err := b.ReadFrom(resp.Body); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("head: %d %v", resp.StatusCode, err)
+		}
+		p := filepath.Join(scratch, name)
+		if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ctx := context.Background()
+	if _, err := f.store.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := keep("head-1.json")
+	cut := filepath.Join(scratch, "cut") // the files as whoever cuts the newest records leaves them
+	if err := os.CopyFS(cut, os.DirFS(f.dir)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.store.Begin(ctx, audit.Request{Organisation: "0203201340", Service: "person", Subject: "85010112340"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Finish(ctx, audit.Outcome{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := keep("head-2.json")
+
+	out, _ := auditCLI(t, 0, append([]string{"verify", "-witness", first, "-witness", second}, f.online()...)...)
+	if !strings.Contains(out, "the chain holds the witnessed checkpoints, the last at record 10") {
+		t.Errorf("online verify -witness: %s", out)
+	}
+	if out, _ := auditCLI(t, 0, "verify", "-dir", cut, "-pub", f.pubHex); !strings.Contains(out, "ok: records 1–8") {
+		t.Errorf("the cut copy alone: %s", out)
+	}
+	out, _ = auditCLI(t, 1, "verify", "-dir", cut, "-pub", f.pubHex, "-witness", second)
+	if !strings.Contains(out, "FAILED at record 9: removed") || !strings.Contains(out, "covers records up to 10") {
+		t.Errorf("the cut copy with the witness: %s", out)
+	}
+
+	// A checkpoint signed by another key is no witness of this store.
+	_, other, _ := ed25519.GenerateKey(nil)
+	ck := audit.Checkpoint{Seq: 2, Time: time.Now().UTC()}
+	ck.Signature = ed25519.Sign(other, audit.CheckpointMessage(ck.Seq, ck.Head, ck.Time))
+	b, _ := json.Marshal(ck)
+	foreign := filepath.Join(scratch, "foreign.json")
+	os.WriteFile(foreign, b, 0o600)
+	if _, e := auditCLI(t, 1, append([]string{"verify", "-witness", foreign}, f.online()...)...); !strings.Contains(e, "not signed by this store's key") {
+		t.Errorf("online, a foreign witness: %s", e)
+	}
+	if _, e := auditCLI(t, 1, "verify", "-dir", cut, "-pub", f.pubHex, "-witness", foreign); !strings.Contains(e, "not signed by this store's key") {
+		t.Errorf("offline, a foreign witness: %s", e)
+	}
+	notWitness := filepath.Join(scratch, "not.json")
+	os.WriteFile(notWitness, []byte(`{"seq":1}`), 0o600)
+	if _, e := auditCLI(t, 1, "verify", "-dir", cut, "-pub", f.pubHex, "-witness", notWitness); !strings.Contains(e, "neither a signed checkpoint") {
+		t.Errorf("a file that holds no checkpoint: %s", e)
+	}
 }

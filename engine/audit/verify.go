@@ -50,8 +50,11 @@ type Report struct {
 	// it) were chained; they are not records of the export, so Records,
 	// Redacted, Last and Head leave them out (Signed names the checkpoint,
 	// which may lie past Last).
-	Links   uint64   `json:"links,omitempty"`
-	Problem *Problem `json:"problem,omitempty"`
+	Links uint64 `json:"links,omitempty"`
+	// Witnessed (VerifyWitnessed only) is the largest seq of a checkpoint
+	// kept outside the store that the chain still holds.
+	Witnessed uint64   `json:"witnessed,omitempty"`
+	Problem   *Problem `json:"problem,omitempty"`
 }
 
 // OK reports whether the chain verified.

@@ -667,7 +667,19 @@ func (a *Admin) verify(c *fiber.Ctx) error {
 	if pub == nil {
 		return problem.Unavailable("the store has no signing key to verify against")
 	}
-	rep, err := audit.Verify(c.UserContext(), a.cfg.Audit, pub)
+	// A body, if any, holds checkpoints a witness kept (audit.ReadWitnessed):
+	// the chain must still hold each of them.
+	var witnessed []audit.Checkpoint
+	if body := c.Body(); len(bytes.TrimSpace(body)) > 0 {
+		var err error
+		if witnessed, err = audit.ReadWitnessed(bytes.NewReader(body)); err != nil {
+			return problem.BadRequest(err.Error(), problem.NewIssue(problem.InvalidInput, "body", "", nil, err.Error()))
+		}
+	}
+	rep, err := audit.VerifyWitnessed(c.UserContext(), a.cfg.Audit, pub, witnessed)
+	if errors.Is(err, audit.ErrWitness) {
+		return problem.BadRequest(err.Error(), problem.NewIssue(problem.InvalidInput, "body", "", nil, err.Error()))
+	}
 	if err != nil {
 		return a.auditError(err)
 	}
