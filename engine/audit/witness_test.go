@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestVerifyWitnessed: the newest records cut from the log together with
@@ -91,6 +92,32 @@ func TestVerifyWitnessed(t *testing.T) {
 			t.Log(p)
 		})
 	}
+
+	t.Run("below the anchor", func(t *testing.T) {
+		opt := testOptions(t.TempDir())
+		opt.Services = map[string]Policy{"svc0": {Retention: time.Hour}} // svc1: forever
+		s := openStore(t, opt)
+		defer s.Close()
+		call(t, s, 0) // seqs 1, 2 (svc0): pruned under an anchor at 3
+		ck2, err := s.Checkpoint(ctx)
+		if err != nil || ck2.Seq != 2 {
+			t.Fatalf("checkpoint %+v %v", ck2, err)
+		}
+		for i := 1; i < 10; i++ { // svc0 calls after a kept one: redacted
+			call(t, s, i)
+		}
+		ck20, err := s.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := s.Prune(ctx, time.Now().Add(2*time.Hour)); err != nil || rep.Anchor == nil || rep.Anchor.Seq != 3 || rep.Redacted == 0 {
+			t.Fatalf("prune %+v %v", rep, err)
+		}
+		rep, err := VerifyWitnessed(ctx, s, pub, []Checkpoint{ck2, ck20})
+		if err != nil || !rep.OK() || rep.First != 3 || rep.Witnessed != 20 {
+			t.Fatalf("report %+v %v %v", rep, rep.Problem, err)
+		}
+	})
 
 	t.Run("not signed by the store's key", func(t *testing.T) {
 		forged := ck20
