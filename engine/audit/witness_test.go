@@ -117,6 +117,16 @@ func TestVerifyWitnessed(t *testing.T) {
 		if err != nil || !rep.OK() || rep.First != 3 || rep.Witnessed != 20 {
 			t.Fatalf("report %+v %v %v", rep, rep.Problem, err)
 		}
+		// Record 2 is gone, but the anchor signed its chain hash.
+		if rep, err := VerifyWitnessed(ctx, s, pub, []Checkpoint{ck2}); err != nil || !rep.OK() || rep.Witnessed != 2 {
+			t.Fatalf("the anchor's predecessor witnessed: %+v %v %v", rep, rep.Problem, err)
+		}
+		other := Checkpoint{Seq: 2, Head: Hash{7}, Time: ck2.Time} // signed with the key, for another chain
+		other.Signature = ed25519.Sign(testKey, CheckpointMessage(other.Seq, other.Head, other.Time))
+		rep, err = VerifyWitnessed(ctx, s, pub, []Checkpoint{other, ck20})
+		if p := rep.Problem; err != nil || p == nil || p.Kind != Altered || p.Through != 2 {
+			t.Fatalf("a witness of another chain before the anchor: %+v %v", p, err)
+		}
 	})
 
 	t.Run("not signed by the store's key", func(t *testing.T) {
@@ -159,7 +169,10 @@ func TestReadWitnessed(t *testing.T) {
 		{"not JSON", head + "\n{oops", nil, "value 2"},
 		{"no checkpoint in a value", head + `{"head":{"seq":3}}`, nil, `value 2: neither a signed checkpoint`},
 		{"unsigned checkpoint", js(Checkpoint{Seq: 3}), nil, "without a seq or a signature"},
-		{"a head answer before any checkpoint", `{"head":{"seq":0},"checkpoint":null}`, nil, "without a seq or a signature"},
+		{"a checkpoint that is null", `{"head":{"seq":0},"checkpoint":null}`, nil, "without a seq or a signature"},
+		{"a head answer before the first checkpoint, then one after", `{"head":{"seq":2,"hash":"00"},"publicKey":"ab"}` + "\n" + head, []Checkpoint{ck}, ""},
+		{"only a head answer before the first checkpoint", `{"head":{"seq":2},"publicKey":"ab"}`, nil, "no checkpoint in it"},
+		{"a problem appended by a failed fetch", head + `{"type":"urn:problem-type:belgif:serviceUnavailable","status":503}`, nil, "value 2: neither a signed checkpoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ReadWitnessed(strings.NewReader(tc.in))
@@ -200,4 +213,162 @@ func FuzzReadWitnessed(f *testing.F) {
 			t.Fatal("no error and no checkpoint")
 		}
 	})
+}
+
+// verifyWitnessedAt opens dir read-only and verifies it against cks.
+func verifyWitnessedAt(t *testing.T, dir string, cks ...Checkpoint) Report {
+	t.Helper()
+	opt := testOptions(dir)
+	opt.Signer = nil
+	s := openStore(t, opt)
+	defer s.Close()
+	rep, err := VerifyWitnessed(context.Background(), s, testPub, cks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// A witnessed checkpoint whose seq is a record redacted by Prune still holds
+// (the redacted entry keeps its chain hash).
+func TestWitnessRedacted(t *testing.T) {
+	ctx := context.Background()
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"svc0": {Retention: time.Hour}}
+	s := openStore(t, opt)
+	defer s.Close()
+	for i := range 3 { // call 2 (svc0, seqs 5 and 6) is redacted after call 1 is kept
+		call(t, s, i)
+	}
+	ck6, err := s.Checkpoint(ctx)
+	if err != nil || ck6.Seq != 6 {
+		t.Fatalf("checkpoint %+v %v", ck6, err)
+	}
+	for i := 3; i < 6; i++ {
+		call(t, s, i)
+	}
+	if _, err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Prune(ctx, time.Now().Add(2*time.Hour)); err != nil || rep.Redacted == 0 {
+		t.Fatalf("prune %+v %v", rep, err)
+	}
+	if e, err := s.Get(ctx, 6); err != nil || !e.Redacted {
+		t.Fatalf("record 6: %+v %v", e, err)
+	}
+	rep, err := VerifyWitnessed(ctx, s, testPub, []Checkpoint{ck6})
+	if err != nil || !rep.OK() || rep.Witnessed != 6 {
+		t.Fatalf("report %+v problem %v err %v", rep, rep.Problem, err)
+	}
+}
+
+// Duplicate and unsorted witnessed checkpoints on an intact chain; the last
+// record witnessed.
+func TestWitnessUnsortedDuplicates(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, testOptions(dir))
+	call(t, s, 0)
+	ck2, _ := s.Checkpoint(ctx)
+	call(t, s, 1)
+	ck4, err := s.Checkpoint(ctx)
+	if err != nil || ck4.Seq != 4 {
+		t.Fatalf("%+v %v", ck4, err)
+	}
+	s.Close()
+	rep := verifyWitnessedAt(t, dir, ck4, ck2, ck4, ck2, ck2)
+	if !rep.OK() || rep.Witnessed != 4 || rep.Last != 4 {
+		t.Fatalf("report %+v %v", rep, rep.Problem)
+	}
+}
+
+// Two checkpoints signed at one seq with different heads (the original and a
+// rewritten chain): whatever their order, the problem names a range that
+// makes sense (Seq ≤ Through), the same one, and Witnessed does not claim the
+// seq whose checkpoints disagree.
+func TestWitnessConflictingSameSeq(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	dir, cut, rewritten := filepath.Join(root, "a"), filepath.Join(root, "cut"), filepath.Join(root, "rw")
+	s := openStore(t, testOptions(dir))
+	for i := range 2 {
+		call(t, s, i)
+	}
+	s.Close()
+	copyTree(t, dir, cut)
+	s = openStore(t, testOptions(dir))
+	for i := 2; i < 4; i++ {
+		call(t, s, i)
+	}
+	ck8, err := s.Checkpoint(ctx)
+	if err != nil || ck8.Seq != 8 {
+		t.Fatalf("%+v %v", ck8, err)
+	}
+	s.Close()
+	copyTree(t, cut, rewritten)
+	s = openStore(t, testOptions(rewritten))
+	for i := 100; i < 102; i++ {
+		call(t, s, i)
+	}
+	ck8b, err := s.Checkpoint(ctx)
+	if err != nil || ck8b.Seq != 8 || ck8b.Head == ck8.Head {
+		t.Fatalf("%+v %v", ck8b, err)
+	}
+	s.Close()
+	a := verifyWitnessedAt(t, rewritten, ck8b, ck8)
+	b := verifyWitnessedAt(t, rewritten, ck8, ck8b)
+	for _, rep := range []Report{a, b} {
+		if rep.OK() {
+			t.Fatalf("no problem with conflicting checkpoints: %+v", rep)
+		}
+		if p := rep.Problem; p.Through != 0 && p.Seq > p.Through {
+			t.Errorf("problem range inverted: %v (witnessed %d)", p, rep.Witnessed)
+		}
+	}
+	if *a.Problem != *b.Problem || a.Witnessed != b.Witnessed {
+		t.Errorf("order of the witness file changes the report: %v (witnessed %d) vs %v (witnessed %d)",
+			a.Problem, a.Witnessed, b.Problem, b.Witnessed)
+	}
+}
+
+// Every record pruned (anchor past the last), records written and signed
+// after it, then the log cut back to the pruned state: the removed records
+// are named from the anchor, not from record 1.
+func TestWitnessRemovedAfterFullPrune(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	dir, cut := filepath.Join(root, "a"), filepath.Join(root, "cut")
+	opt := testOptions(dir)
+	opt.Default.Retention = time.Hour
+	s := openStore(t, opt)
+	for i := range 3 {
+		call(t, s, i)
+	}
+	if _, err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Prune(ctx, time.Now().Add(2*time.Hour))
+	if err != nil || rep.Anchor == nil || rep.Anchor.Seq != 7 {
+		t.Fatalf("prune %+v %v", rep, err)
+	}
+	s.Close()
+	copyTree(t, dir, cut)
+	s = openStore(t, opt)
+	call(t, s, 3)
+	ck, err := s.Checkpoint(ctx)
+	if err != nil || ck.Seq != 8 {
+		t.Fatalf("checkpoint %+v %v", ck, err)
+	}
+	s.Close()
+	if rep := verifyWitnessedAt(t, dir, ck); !rep.OK() || rep.Witnessed != 8 {
+		t.Fatalf("intact: %+v %v", rep, rep.Problem)
+	}
+	got := verifyWitnessedAt(t, cut, ck)
+	p := got.Problem
+	if p == nil || p.Kind != Removed || p.Seq != 7 || p.Through != 8 {
+		t.Fatalf("report first %d last %d problem %v, want records 7…8 removed", got.First, got.Last, p)
+	}
+	if strings.Contains(p.Detail, "ends at record 0") {
+		t.Errorf("detail: %s", p.Detail)
+	}
 }
