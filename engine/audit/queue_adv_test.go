@@ -641,7 +641,14 @@ func TestCloseBoundedBehindBackup(t *testing.T) {
 // reviewer found it did).
 func TestPruneAfterStuckClose(t *testing.T) {
 	s, release := stalledBackup(t, t.TempDir())
-	defer release()
+	defer func() {
+		release()
+		// The files close once the backup ends: wait (a second Close does),
+		// or TempDir's cleanup races the index's last flush.
+		if err := s.Close(); err != nil {
+			t.Errorf("Close once the backup ended: %v", err)
+		}
+	}()
 	if err := s.Close(); !errors.Is(err, ErrStuck) {
 		t.Fatalf("Close behind a stalled backup: %v", err)
 	}
