@@ -12,6 +12,40 @@ import (
 	"time"
 )
 
+// witnessFixture: a store of 2n records with checkpoints ckCut (at n
+// calls) and ckFull (at 2n); cut, a copy of it at n calls, as whoever cuts
+// the newest records leaves it; rewritten, the cut copy continued with n
+// other calls and signed with the same key (ckRewritten).
+type witnessFixture struct {
+	dir, cut, rewritten        string
+	ckCut, ckFull, ckRewritten Checkpoint
+}
+
+func newWitnessFixture(t *testing.T, n int) witnessFixture {
+	t.Helper()
+	ctx := context.Background()
+	root := t.TempDir()
+	f := witnessFixture{dir: filepath.Join(root, "store"), cut: filepath.Join(root, "cut"), rewritten: filepath.Join(root, "rewritten")}
+	extend := func(dir string, from int) Checkpoint {
+		s := openStore(t, testOptions(dir))
+		defer s.Close()
+		for i := range n {
+			call(t, s, from+i)
+		}
+		ck, err := s.Checkpoint(ctx)
+		if err != nil || ck.Seq != s.Head().Seq {
+			t.Fatalf("checkpoint %+v %v", ck, err)
+		}
+		return ck
+	}
+	f.ckCut = extend(f.dir, 0)
+	copyTree(t, f.dir, f.cut)
+	f.ckFull = extend(f.dir, n)
+	copyTree(t, f.cut, f.rewritten)
+	f.ckRewritten = extend(f.rewritten, 100)
+	return f
+}
+
 // TestVerifyWitnessed: the newest records cut from the log together with
 // the checkpoints that signed them verify as a shorter, intact chain; a
 // checkpoint a witness kept from before the cut names them as removed. A
@@ -20,35 +54,8 @@ import (
 // checkpoint not signed by the store's key is refused.
 func TestVerifyWitnessed(t *testing.T) {
 	ctx := context.Background()
-	root := t.TempDir()
-	dir := filepath.Join(root, "store")
-	s := openStore(t, testOptions(dir))
-	for i := range 10 {
-		call(t, s, i)
-	}
-	ck20, err := s.Checkpoint(ctx)
-	if err != nil || ck20.Seq != 20 {
-		t.Fatalf("checkpoint %+v %v", ck20, err)
-	}
-	s.Close()
-	cut := filepath.Join(root, "cut") // the store as whoever cut it back to 20 leaves it
-	copyTree(t, dir, cut)
-	s = openStore(t, testOptions(dir))
-	for i := range 10 {
-		call(t, s, 10+i)
-	}
-	ck40, err := s.Checkpoint(ctx)
-	if err != nil || ck40.Seq != 40 {
-		t.Fatalf("checkpoint %+v %v", ck40, err)
-	}
-	s.Close()
-	rewritten := filepath.Join(root, "rewritten") // cut back to 20, then other records signed with the key
-	copyTree(t, cut, rewritten)
-	s = openStore(t, testOptions(rewritten))
-	for i := range 10 {
-		call(t, s, 100+i)
-	}
-	s.Close()
+	f := newWitnessFixture(t, 10)
+	dir, cut, rewritten, ck20, ck40 := f.dir, f.cut, f.rewritten, f.ckCut, f.ckFull
 
 	pub := testKey.Public().(ed25519.PublicKey)
 	verify := func(t *testing.T, dir string, witnessed ...Checkpoint) Report {
@@ -287,34 +294,11 @@ func TestWitnessUnsortedDuplicates(t *testing.T) {
 // makes sense (Seq ≤ Through), the same one, and Witnessed does not claim the
 // seq whose checkpoints disagree.
 func TestWitnessConflictingSameSeq(t *testing.T) {
-	ctx := context.Background()
-	root := t.TempDir()
-	dir, cut, rewritten := filepath.Join(root, "a"), filepath.Join(root, "cut"), filepath.Join(root, "rw")
-	s := openStore(t, testOptions(dir))
-	for i := range 2 {
-		call(t, s, i)
+	f := newWitnessFixture(t, 2)
+	rewritten, ck8, ck8b := f.rewritten, f.ckFull, f.ckRewritten
+	if ck8.Seq != 8 || ck8b.Seq != 8 || ck8b.Head == ck8.Head {
+		t.Fatalf("%+v %+v", ck8, ck8b)
 	}
-	s.Close()
-	copyTree(t, dir, cut)
-	s = openStore(t, testOptions(dir))
-	for i := 2; i < 4; i++ {
-		call(t, s, i)
-	}
-	ck8, err := s.Checkpoint(ctx)
-	if err != nil || ck8.Seq != 8 {
-		t.Fatalf("%+v %v", ck8, err)
-	}
-	s.Close()
-	copyTree(t, cut, rewritten)
-	s = openStore(t, testOptions(rewritten))
-	for i := 100; i < 102; i++ {
-		call(t, s, i)
-	}
-	ck8b, err := s.Checkpoint(ctx)
-	if err != nil || ck8b.Seq != 8 || ck8b.Head == ck8.Head {
-		t.Fatalf("%+v %v", ck8b, err)
-	}
-	s.Close()
 	a := verifyWitnessedAt(t, rewritten, ck8b, ck8)
 	b := verifyWitnessedAt(t, rewritten, ck8, ck8b)
 	for _, rep := range []Report{a, b} {

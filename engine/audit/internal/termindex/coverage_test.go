@@ -2,11 +2,9 @@ package termindex
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync/atomic"
 	"testing"
 )
 
@@ -132,65 +130,6 @@ func TestCoverageMergeTermlessReopen(t *testing.T) {
 	}
 	if got := runFiles(t, dir); !slices.Equal(got, files) {
 		t.Errorf("Open dropped runs: %d -> %d", len(files), len(got))
-	}
-}
-
-// A crash at each point of a flush or a merge, with seqs that have no terms:
-// Durable after reopen is not below what it was (no false hole).
-func TestCoverageCrashTermless(t *testing.T) {
-	for _, point := range []string{"flush:synced", "flush:renamed", "merge:synced", "merge:renamed"} {
-		for hit := int64(1); hit <= 3; hit++ {
-			t.Run(fmt.Sprintf("%s#%d", point, hit), func(t *testing.T) {
-				rng := rand.New(rand.NewPCG(uint64(hit), 11))
-				dir := t.TempDir()
-				var n atomic.Int64
-				crashed := make(chan struct{})
-				opt := testOptions(dir)
-				opt.hook = func(p string) bool {
-					if p == point && n.Add(1) == hit {
-						close(crashed)
-						return true
-					}
-					return false
-				}
-				x, err := Open(opt)
-				if err != nil {
-					t.Fatal(err)
-				}
-				m := newModel()
-				seq := uint64(0)
-			adding:
-				for i := 0; i < 5000; i++ {
-					select {
-					case <-crashed:
-						break adding
-					default:
-					}
-					seq += 1 + rng.Uint64N(3) // gaps: seqs with no terms
-					terms := []uint64{rng.Uint64N(20), seq + 1000}
-					x.Add(seq, terms...)
-					m.add(seq, terms)
-					if i%97 == 0 {
-						x.Flush()
-					}
-				}
-				<-crashed
-				before := x.Durable()
-				x.abandon()
-				x = openNoMerge(t, dir, 40)
-				defer x.Close()
-				d := x.Durable()
-				if d < before {
-					t.Fatalf("Durable %d after reopen, was %d before the crash", d, before)
-				}
-				for _, e := range m.log {
-					if e.seq > d {
-						x.Add(e.seq, e.terms...)
-					}
-				}
-				check(t, x, m, rng, seq)
-			})
-		}
 	}
 }
 
