@@ -670,13 +670,14 @@ func (a *Admin) verify(c *fiber.Ctx) error {
 	// A body, if any, holds checkpoints a witness kept (audit.ReadWitnessed):
 	// the chain must still hold each of them.
 	var witnessed []audit.Checkpoint
+	var err error
 	if body := c.Body(); len(bytes.TrimSpace(body)) > 0 {
-		var err error
-		if witnessed, err = audit.ReadWitnessed(bytes.NewReader(body)); err != nil {
-			return problem.BadRequest(err.Error(), problem.NewIssue(problem.InvalidInput, "body", "", nil, err.Error()))
-		}
+		witnessed, err = audit.ReadWitnessed(bytes.NewReader(body))
 	}
-	rep, err := audit.VerifyWitnessed(c.UserContext(), a.cfg.Audit, pub, witnessed)
+	var rep audit.Report
+	if err == nil {
+		rep, err = audit.VerifyWitnessed(c.UserContext(), a.cfg.Audit, pub, witnessed)
+	}
 	if errors.Is(err, audit.ErrWitness) {
 		return problem.BadRequest(err.Error(), problem.NewIssue(problem.InvalidInput, "body", "", nil, err.Error()))
 	}
