@@ -44,6 +44,8 @@ commands:
   consultations  the citizen view (-subject ID): who consulted data about this person, when, through which service, for what purpose
   export         write records with their proofs as JSON Lines
   verify-export  check an export file offline (-pub)
+  witness        append the running server's last signed checkpoint to -out (JSON Lines; -pub HEX checks its
+                 signature first): what a witness keeps, outside the store's reach, for verify -witness
   proof SEQ      print the proof that record SEQ is in the chain up to a signed checkpoint
   verify-proof FILE  check a proof (as proof or the consumer API prints it) offline (-pub)
   prune          apply the retention: online the server's own, offline that of -config (with -dir and -key); expired records are deleted behind a signed anchor or redacted
@@ -450,6 +452,39 @@ Flags may come before or after the positional argument.`)
 		}
 		fmt.Fprintf(stdout, "ok: record %d is in the chain up to checkpoint %d, signed by %x\n", p.Seq, p.Checkpoint.Seq, []byte(pub))
 		return 0
+	case "witness":
+		if *dir != "" || *out == "" {
+			return fail(errors.New("usage: fsb audit witness -out FILE -admin URL -admin-token-file FILE [-pub HEX]: a witness reads the running server, and keeps what it read outside the store"))
+		}
+		_, a, err := open()
+		if err != nil {
+			return fail(err)
+		}
+		var head struct {
+			Checkpoint *audit.Checkpoint `json:"checkpoint"`
+			PublicKey  string            `json:"publicKey"`
+		}
+		if err := a.do("GET", "/audit/head", nil, &head); err != nil {
+			return fail(err)
+		}
+		if head.Checkpoint == nil {
+			return fail(errors.New("the store has signed no checkpoint yet: nothing to keep"))
+		}
+		if *pubHex != "" {
+			pub, err := parsePublicKey(*pubHex)
+			if err != nil {
+				return fail(err)
+			}
+			if !head.Checkpoint.Valid(pub) {
+				return fail(fmt.Errorf("the checkpoint at %d is not signed by the -pub given (the server signs with %q): not kept", head.Checkpoint.Seq, head.PublicKey))
+			}
+		}
+		line, _ := json.Marshal(head.Checkpoint)
+		if err := appendLine(*out, line); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "kept the checkpoint at record %d, signed %s, in %s\n", head.Checkpoint.Seq, head.Checkpoint.Time.Format(time.RFC3339), *out)
+		return 0
 	case "proof":
 		seq, err := strconv.ParseUint(fs.Arg(0), 10, 64)
 		if fs.NArg() != 1 || err != nil {
@@ -476,6 +511,24 @@ Flags may come before or after the positional argument.`)
 	fmt.Fprintf(stderr, "fsb audit: unknown command %q\n\n", sub)
 	usage()
 	return 2
+}
+
+// appendLine appends b and a newline to the file name (created 0600) and
+// syncs it.
+func appendLine(name string, b []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // readWitnessFiles reads the checkpoints of every -witness file.

@@ -281,40 +281,33 @@ func TestAuditOfflineSubjectAndRestore(t *testing.T) {
 	auditCLI(t, 0, "proof", "2", "-dir", empty) // flags after SEQ offline too
 }
 
-// TestAuditWitness: a witness keeps GET /admin/audit/head answers; verify
-// -witness checks that the chain still holds them, online and offline. A
+// TestAuditWitness: a witness keeps the server's signed head (fsb audit
+// witness, or the GET /admin/audit/head answer as curl saves it); verify
+// -witness checks that the chain still holds it, online and offline. A
 // copy of the store cut back to before a witnessed checkpoint verifies on
 // its own and fails with the witness; a checkpoint another key signed is
-// refused as a witness.
+// refused, by the witness command and by verify.
 func TestAuditWitness(t *testing.T) {
 	f := newAuditFixture(t)
 	f.serve(t)
 	scratch := t.TempDir()
-	keep := func(name string) string { // what a witness does, e.g. daily
+	witnessFile := filepath.Join(scratch, "witness.jsonl")
+	keep := func() {
 		t.Helper()
-		tok, _ := os.ReadFile(f.tokenFile)
-		req, _ := http.NewRequest("GET", f.admin+gateway.AdminPath+"/audit/head", nil)
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		out, _ := auditCLI(t, 0, append([]string{"witness", "-out", witnessFile, "-pub", f.pubHex}, f.online()...)...)
+		if !strings.Contains(out, "kept the checkpoint at record ") {
+			t.Errorf("witness: %s", out)
 		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		if _, err := b.ReadFrom(resp.Body); err != nil || resp.StatusCode != 200 {
-			t.Fatalf("head: %d %v", resp.StatusCode, err)
-		}
-		p := filepath.Join(scratch, name)
-		if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
 	}
 	ctx := context.Background()
 	if _, err := f.store.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	first := keep("head-1.json")
+	keep()
+	first := filepath.Join(scratch, "head-1.json") // a copy of the witness file as it was
+	if b, err := os.ReadFile(witnessFile); err != nil || os.WriteFile(first, b, 0o600) != nil {
+		t.Fatal(err)
+	}
 	cut := filepath.Join(scratch, "cut") // the files as whoever cuts the newest records leaves them
 	if err := os.CopyFS(cut, os.DirFS(f.dir)); err != nil {
 		t.Fatal(err)
@@ -329,7 +322,14 @@ func TestAuditWitness(t *testing.T) {
 	if _, err := f.store.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	second := keep("head-2.json")
+	keep()
+	second := witnessFile // both checkpoints, one JSON line each
+	if b, _ := os.ReadFile(second); strings.Count(string(b), "\n") != 2 {
+		t.Fatalf("witness file: %q", b)
+	}
+	if fi, err := os.Stat(second); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("witness file mode: %v %v", fi, err)
+	}
 
 	out, _ := auditCLI(t, 0, append([]string{"verify", "-witness", first, "-witness", second}, f.online()...)...)
 	if !strings.Contains(out, "the chain holds the witnessed checkpoints, the last at record 10") {
@@ -344,6 +344,13 @@ func TestAuditWitness(t *testing.T) {
 	}
 
 	// A checkpoint signed by another key is no witness of this store.
+	otherPub := strings.Repeat("ab", 32)
+	if _, e := auditCLI(t, 1, append([]string{"witness", "-out", filepath.Join(scratch, "x.jsonl"), "-pub", otherPub}, f.online()...)...); !strings.Contains(e, "not signed by the -pub given") {
+		t.Errorf("witness -pub of another key: %s", e)
+	}
+	if _, err := os.Stat(filepath.Join(scratch, "x.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("a checkpoint another key signed was kept: %v", err)
+	}
 	_, other, _ := ed25519.GenerateKey(nil)
 	ck := audit.Checkpoint{Seq: 2, Time: time.Now().UTC()}
 	ck.Signature = ed25519.Sign(other, audit.CheckpointMessage(ck.Seq, ck.Head, ck.Time))
