@@ -118,10 +118,10 @@ func printDemo(w io.Writer, b demoBanner) {
 		fmt.Fprintf(w, "\n  # %s\n  go run ./cmd/fsb %s%s\n", c.comment, c.args, adminArgs)
 	}
 	witness := shellQuote(filepath.Join(b.dir, "witness.jsonl"))
-	fmt.Fprintf(w, "\n  # %s\n  %s >> %s\n  go run ./cmd/fsb audit verify -witness %s%s\n",
+	fmt.Fprintf(w, "\n  # %s\n  go run ./cmd/fsb audit witness -out %s -pub %s%s\n  go run ./cmd/fsb audit verify -witness %s%s\n",
 		"keep the signed chain head as a witness would (now and then, and outside the store's reach), then\n"+
 			"  # check that the chain still holds it: the newest records cut with their checkpoints are named",
-		b.admin.curl("-sf", gateway.AdminPath+"/audit/head"), witness, witness, adminArgs)
+		witness, b.auditPub, adminArgs, witness, adminArgs)
 	if !b.fresh {
 		fmt.Fprintf(w, "\n  after Ctrl-C, offline: go run ./cmd/fsb audit verify -dir %s -pub %s\n", shellQuote(filepath.Join(b.dir, "audit")), b.auditPub)
 	}
@@ -177,11 +177,5 @@ func shellQuote(s string) string {
 // metricsCurl is the curl command that reads the metrics with the admin
 // token, keeping the consumer requests.
 func (a demoAdmin) metricsCurl() string {
-	return a.curl("-s", a.metricsPath) + " | grep '^fsb_requests_total'"
-}
-
-// curl is the curl command (with flags) for path on the admin listener,
-// with the token.
-func (a demoAdmin) curl(flags, path string) string {
-	return "curl " + flags + " -H \"Authorization: Bearer $(cat " + shellQuote(a.tokenFile) + ")\" " + shellQuote(a.url+path)
+	return "curl -s -H \"Authorization: Bearer $(cat " + shellQuote(a.tokenFile) + ")\" " + shellQuote(a.url+a.metricsPath) + " | grep '^fsb_requests_total'"
 }
