@@ -189,12 +189,7 @@ func TestCoverageReaddAndOldNames(t *testing.T) {
 func TestMissingRun(t *testing.T) {
 	build := func(t *testing.T) (string, []string) {
 		dir := t.TempDir()
-		opt := testOptions(dir)
-		opt.noMerge, opt.FlushEntries = true, 1000
-		x, err := Open(opt)
-		if err != nil {
-			t.Fatal(err)
-		}
+		x := openNoMerge(t, dir, 1000)
 		for seq := uint64(1); seq <= 300; seq++ {
 			if seq == 201 { // no terms: the third memtable still answers for it
 				continue
@@ -209,11 +204,10 @@ func TestMissingRun(t *testing.T) {
 		if err := x.Close(); err != nil {
 			t.Fatal(err)
 		}
-		runs, _ := filepath.Glob(filepath.Join(dir, "*.run"))
+		runs := runFiles(t, dir) // names start with the first seq, zero-padded
 		if len(runs) != 3 {
 			t.Fatalf("%d runs, want 3: %v", len(runs), runs)
 		}
-		slices.Sort(runs) // names start with the first seq, zero-padded
 		return dir, runs
 	}
 	reopen := func(t *testing.T, dir string, readOnly bool) *Index {
