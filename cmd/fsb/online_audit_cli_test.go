@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -279,93 +278,4 @@ func TestAuditOfflineSubjectAndRestore(t *testing.T) {
 	auditCLI(t, 0, "restore", whole, "-dir", empty, "-pub", f.pubHex)
 	auditCLI(t, 0, "verify", "-dir", empty, "-pub", f.pubHex)
 	auditCLI(t, 0, "proof", "2", "-dir", empty) // flags after SEQ offline too
-}
-
-// TestAuditWitness: a witness keeps the server's signed head (fsb audit
-// witness, or the GET /admin/audit/head answer as curl saves it); verify
-// -witness checks that the chain still holds it, online and offline. A
-// copy of the store cut back to before a witnessed checkpoint verifies on
-// its own and fails with the witness; a checkpoint another key signed is
-// refused, by the witness command and by verify.
-func TestAuditWitness(t *testing.T) {
-	f := newAuditFixture(t)
-	f.serve(t)
-	scratch := t.TempDir()
-	witnessFile := filepath.Join(scratch, "witness.jsonl")
-	keep := func() {
-		t.Helper()
-		out, _ := auditCLI(t, 0, append([]string{"witness", "-out", witnessFile, "-pub", f.pubHex}, f.online()...)...)
-		if !strings.Contains(out, "kept the checkpoint at record ") {
-			t.Errorf("witness: %s", out)
-		}
-	}
-	ctx := context.Background()
-	if _, err := f.store.Checkpoint(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keep()
-	first := filepath.Join(scratch, "head-1.json") // a copy of the witness file as it was
-	if b, err := os.ReadFile(witnessFile); err != nil || os.WriteFile(first, b, 0o600) != nil {
-		t.Fatal(err)
-	}
-	cut := filepath.Join(scratch, "cut") // the files as whoever cuts the newest records leaves them
-	if err := os.CopyFS(cut, os.DirFS(f.dir)); err != nil {
-		t.Fatal(err)
-	}
-	c, err := f.store.Begin(ctx, audit.Request{Organisation: "0203201340", Service: "person", Subject: "85010112340"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Finish(ctx, audit.Outcome{Status: 200}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.store.Checkpoint(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keep()
-	second := witnessFile // both checkpoints, one JSON line each
-	if b, _ := os.ReadFile(second); strings.Count(string(b), "\n") != 2 {
-		t.Fatalf("witness file: %q", b)
-	}
-	if fi, err := os.Stat(second); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("witness file mode: %v %v", fi, err)
-	}
-
-	out, _ := auditCLI(t, 0, append([]string{"verify", "-witness", first, "-witness", second}, f.online()...)...)
-	if !strings.Contains(out, "the chain holds the witnessed checkpoints, the last at record 10") {
-		t.Errorf("online verify -witness: %s", out)
-	}
-	if out, _ := auditCLI(t, 0, "verify", "-dir", cut, "-pub", f.pubHex); !strings.Contains(out, "ok: records 1–8") {
-		t.Errorf("the cut copy alone: %s", out)
-	}
-	out, _ = auditCLI(t, 1, "verify", "-dir", cut, "-pub", f.pubHex, "-witness", second)
-	if !strings.Contains(out, "FAILED at record 9: removed") || !strings.Contains(out, "covers records up to 10") {
-		t.Errorf("the cut copy with the witness: %s", out)
-	}
-
-	// A checkpoint signed by another key is no witness of this store.
-	otherPub := strings.Repeat("ab", 32)
-	if _, e := auditCLI(t, 1, append([]string{"witness", "-out", filepath.Join(scratch, "x.jsonl"), "-pub", otherPub}, f.online()...)...); !strings.Contains(e, "not signed by the -pub given") {
-		t.Errorf("witness -pub of another key: %s", e)
-	}
-	if _, err := os.Stat(filepath.Join(scratch, "x.jsonl")); !os.IsNotExist(err) {
-		t.Errorf("a checkpoint another key signed was kept: %v", err)
-	}
-	_, other, _ := ed25519.GenerateKey(nil)
-	ck := audit.Checkpoint{Seq: 2, Time: time.Now().UTC()}
-	ck.Signature = ed25519.Sign(other, audit.CheckpointMessage(ck.Seq, ck.Head, ck.Time))
-	b, _ := json.Marshal(ck)
-	foreign := filepath.Join(scratch, "foreign.json")
-	os.WriteFile(foreign, b, 0o600)
-	if _, e := auditCLI(t, 1, append([]string{"verify", "-witness", foreign}, f.online()...)...); !strings.Contains(e, "not signed by this store's key") {
-		t.Errorf("online, a foreign witness: %s", e)
-	}
-	if _, e := auditCLI(t, 1, "verify", "-dir", cut, "-pub", f.pubHex, "-witness", foreign); !strings.Contains(e, "not signed by this store's key") {
-		t.Errorf("offline, a foreign witness: %s", e)
-	}
-	notWitness := filepath.Join(scratch, "not.json")
-	os.WriteFile(notWitness, []byte(`{"seq":1}`), 0o600)
-	if _, e := auditCLI(t, 1, "verify", "-dir", cut, "-pub", f.pubHex, "-witness", notWitness); !strings.Contains(e, "neither a signed checkpoint") {
-		t.Errorf("a file that holds no checkpoint: %s", e)
-	}
 }
