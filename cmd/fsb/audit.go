@@ -180,9 +180,7 @@ Flags may come before or after the positional argument.`)
 				if err != nil {
 					return fail(err)
 				}
-				var head struct {
-					PublicKey string `json:"publicKey"`
-				}
+				var head auditHead
 				if err := a.do("GET", "/audit/head", nil, &head); err != nil {
 					return fail(err)
 				}
@@ -460,10 +458,7 @@ Flags may come before or after the positional argument.`)
 		if err != nil {
 			return fail(err)
 		}
-		var head struct {
-			Checkpoint *audit.Checkpoint `json:"checkpoint"`
-			PublicKey  string            `json:"publicKey"`
-		}
+		var head auditHead
 		if err := a.do("GET", "/audit/head", nil, &head); err != nil {
 			return fail(err)
 		}
@@ -511,6 +506,12 @@ Flags may come before or after the positional argument.`)
 	fmt.Fprintf(stderr, "fsb audit: unknown command %q\n\n", sub)
 	usage()
 	return 2
+}
+
+// auditHead is what GET /admin/audit/head answers (of it, what the CLI reads).
+type auditHead struct {
+	Checkpoint *audit.Checkpoint `json:"checkpoint"` // the last signed one; nil before the first
+	PublicKey  string            `json:"publicKey"`  // hex
 }
 
 // appendLine appends b and a newline to the file name (created 0600) and

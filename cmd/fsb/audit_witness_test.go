@@ -278,11 +278,12 @@ func TestAuditWitness(t *testing.T) {
 		t.Fatal(err)
 	}
 	keep()
-	first := filepath.Join(scratch, "head-1.json") // a copy of the witness file as it was
-	if b, err := os.ReadFile(witnessFile); err != nil || os.WriteFile(first, b, 0o600) != nil {
+	b, err := os.ReadFile(witnessFile)
+	if err != nil {
 		t.Fatal(err)
 	}
-	cut := filepath.Join(scratch, "cut") // the files as whoever cuts the newest records leaves them
+	first := wdWrite(t, "head-1.json", b) // a copy of the witness file as it was
+	cut := filepath.Join(scratch, "cut")  // the files as whoever cuts the newest records leaves them
 	if err := os.CopyFS(cut, os.DirFS(f.dir)); err != nil {
 		t.Fatal(err)
 	}
@@ -328,17 +329,15 @@ func TestAuditWitness(t *testing.T) {
 	_, other, _ := ed25519.GenerateKey(nil)
 	ck := audit.Checkpoint{Seq: 2, Time: time.Now().UTC()}
 	ck.Signature = ed25519.Sign(other, audit.CheckpointMessage(ck.Seq, ck.Head, ck.Time))
-	b, _ := json.Marshal(ck)
-	foreign := filepath.Join(scratch, "foreign.json")
-	os.WriteFile(foreign, b, 0o600)
+	b, _ = json.Marshal(ck)
+	foreign := wdWrite(t, "foreign.json", b)
 	if _, e := auditCLI(t, 1, append([]string{"verify", "-witness", foreign}, f.online()...)...); !strings.Contains(e, "not signed by this store's key") {
 		t.Errorf("online, a foreign witness: %s", e)
 	}
 	if _, e := auditCLI(t, 1, "verify", "-dir", cut, "-pub", f.pubHex, "-witness", foreign); !strings.Contains(e, "not signed by this store's key") {
 		t.Errorf("offline, a foreign witness: %s", e)
 	}
-	notWitness := filepath.Join(scratch, "not.json")
-	os.WriteFile(notWitness, []byte(`{"seq":1}`), 0o600)
+	notWitness := wdWrite(t, "not.json", []byte(`{"seq":1}`))
 	if _, e := auditCLI(t, 1, "verify", "-dir", cut, "-pub", f.pubHex, "-witness", notWitness); !strings.Contains(e, "neither a signed checkpoint") {
 		t.Errorf("a file that holds no checkpoint: %s", e)
 	}
