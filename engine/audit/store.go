@@ -137,8 +137,12 @@ type Store struct {
 	// offs are the batch's frame offsets (writer only).
 	offs []int64
 
-	mu      sync.Mutex
-	pubw    chainState // a copy of w for readers, as of the last acknowledged batch
+	mu   sync.Mutex
+	pubw chainState // a copy of w for readers, as of the last acknowledged batch
+	// signing is open while the writer signs a checkpoint that records it
+	// has already acknowledged made due (nil otherwise): readers of the
+	// checkpoints wait for it (awaitCheckpoint).
+	signing chan struct{}
 	broken  error      // sticky: a write failed (fail)
 	waiting []*pending // queued for the writer, oldest first
 	flight  []*pending // the batch the writer is committing
@@ -571,8 +575,11 @@ func (s *Store) QueueDepth() int {
 	return len(s.waiting)
 }
 
-// LastCheckpoint returns the newest signed checkpoint, if any.
+// LastCheckpoint returns the newest signed checkpoint, if any. If the
+// writer is signing one that acknowledged records made due, it waits for
+// it: a caller whose records made it due sees it.
 func (s *Store) LastCheckpoint() (Checkpoint, bool) {
+	s.awaitCheckpoint(context.Background())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pubw.ckLatest == nil {
@@ -807,6 +814,10 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 		s.fail(batch, err)
 		return
 	}
+	signing := s.checkpointDue(&st, now, forceCheckpoint)
+	if signing != nil {
+		defer close(signing) // signed, or failed and the store broken
+	}
 	s.publish(st)
 	requests := batch[:0:0]
 	for _, p := range batch {
@@ -825,6 +836,9 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 		return
 	}
 	s.publish(st)
+	s.mu.Lock()
+	s.signing = nil
+	s.mu.Unlock()
 	for _, p := range requests {
 		p.ck = st.ckLatest
 		p.finish(nil)
@@ -899,13 +913,52 @@ func (s *Store) writeRecords(batch []*pending, st *chainState, forceCheckpoint, 
 	return now, len(offs), nil
 }
 
+// due reports whether st's head is to be signed now: records came since
+// the last checkpoint, and CheckpointEvery records or CheckpointInterval
+// have passed, or a checkpoint was asked for.
+func (s *Store) due(st *chainState, now time.Time, force bool) bool {
+	fresh := st.seq > st.ckSeq
+	return fresh && (force || st.seq-st.ckSeq >= uint64(s.opt.CheckpointEvery) || now.Sub(st.ckTime) >= s.opt.CheckpointInterval)
+}
+
+// checkpointDue opens s.signing, before the batch's records are
+// acknowledged, if the batch makes a checkpoint due: a caller that reads
+// the checkpoints once its call returned then sees the one that signs its
+// records (awaitCheckpoint). It returns the channel to close, or nil.
+func (s *Store) checkpointDue(st *chainState, now time.Time, force bool) chan struct{} {
+	if !s.due(st, now, force) {
+		return nil
+	}
+	c := make(chan struct{})
+	s.mu.Lock()
+	s.signing = c
+	s.mu.Unlock()
+	return c
+}
+
+// awaitCheckpoint waits (at most WriteTimeout, or until ctx ends) while
+// the writer signs a checkpoint that acknowledged records made due.
+func (s *Store) awaitCheckpoint(ctx context.Context) {
+	s.mu.Lock()
+	c := s.signing
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	t := time.NewTimer(s.opt.WriteTimeout)
+	defer t.Stop()
+	select {
+	case <-c:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // checkpointAndRoll signs the head into the checkpoints file (one write
 // and sync) if a checkpoint is due or forced — after the records it names
 // are on disk — and seals the active segment if roll.
 func (s *Store) checkpointAndRoll(st *chainState, now time.Time, force, roll bool) error {
-	fresh := st.seq > st.ckSeq
-	due := fresh && (st.seq-st.ckSeq >= uint64(s.opt.CheckpointEvery) || now.Sub(st.ckTime) >= s.opt.CheckpointInterval)
-	if due || (force && fresh) {
+	if s.due(st, now, force) {
 		ck := Checkpoint{Seq: st.seq, Head: st.head, Time: now}
 		sig, err := sign(s.opt.Signer, CheckpointMessage(ck.Seq, ck.Head, ck.Time))
 		if err != nil {

@@ -697,34 +697,52 @@ func (s *gateSigner) Sign(r io.Reader, msg []byte, o crypto.SignerOpts) ([]byte,
 	return ed25519.PrivateKey(testKey).Sign(r, msg, o)
 }
 
-// TestProofRightAfterCall: a call is answered while the checkpoint its
-// record made due is still being signed, and a proof asked for then comes
-// once that checkpoint is (the Checkpoint request queues behind it).
-func TestProofRightAfterCall(t *testing.T) {
-	opt := testOptions(t.TempDir())
-	sig := &gateSigner{gate: make(chan struct{})}
-	opt.Signer = sig
-	s, c := beganBeforeACheckpoint(t, opt)
-	ctx := context.Background()
-	release := time.AfterFunc(5*time.Second, func() { close(sig.gate) }) // a hung test fails rather than hangs
-	rc, err := c.Finish(ctx, outcome(1))
-	if err != nil {
-		t.Fatal(err)
+// TestRightAfterCall: a call is answered while the checkpoint its record
+// made due is still being signed; whoever reads the checkpoints then — a
+// proof, the last checkpoint (the admin API's head, a witness), Verify —
+// waits for that signature and sees the checkpoint that signs the call.
+func TestRightAfterCall(t *testing.T) {
+	readers := map[string]func(s *Store) uint64{
+		"Proof": func(s *Store) uint64 {
+			p, err := s.Proof(context.Background(), 2)
+			if err != nil {
+				t.Error(err)
+			} else if err := VerifyProof(testPub, p); err != nil {
+				t.Error(err)
+			}
+			return p.Checkpoint.Seq
+		},
+		"LastCheckpoint": func(s *Store) uint64 {
+			ck, _ := s.LastCheckpoint()
+			return ck.Seq
+		},
+		"Verify": func(s *Store) uint64 {
+			rep := verify(t, s)
+			if !rep.OK() {
+				t.Error(rep.Problem)
+			}
+			return rep.Signed
+		},
 	}
-	if ck, ok := s.LastCheckpoint(); ok && ck.Seq >= rc.Seq {
-		t.Fatalf("checkpoint %d already written while its signature is blocked", ck.Seq)
-	}
-	if release.Stop() {
-		close(sig.gate) // answered before the signature: let it go
-	} else {
-		t.Fatal("Finish waited for the checkpoint's signature")
-	}
-	p, err := s.Proof(ctx, rc.Seq)
-	if err != nil || p.Checkpoint.Seq < rc.Seq {
-		t.Fatalf("Proof right after the call: %+v %v", p.Checkpoint, err)
-	}
-	if err := VerifyProof(testPub, p); err != nil {
-		t.Fatal(err)
+	for name, read := range readers {
+		t.Run(name, func(t *testing.T) {
+			opt := testOptions(t.TempDir())
+			sig := &gateSigner{gate: make(chan struct{})}
+			opt.Signer = sig
+			s, c := beganBeforeACheckpoint(t, opt)
+			release := time.AfterFunc(5*time.Second, func() { close(sig.gate) }) // a hung test fails rather than hangs
+			rc, err := c.Finish(context.Background(), outcome(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !release.Stop() {
+				t.Fatal("Finish waited for the checkpoint's signature")
+			}
+			time.AfterFunc(20*time.Millisecond, func() { close(sig.gate) }) // signed while the reader waits
+			if got := read(s); got < rc.Seq {
+				t.Fatalf("%s right after the call sees the checkpoint at %d, want one at or after record %d", name, got, rc.Seq)
+			}
+		})
 	}
 }
 

@@ -281,7 +281,9 @@ func Verify(ctx context.Context, s *Store, pub ed25519.PublicKey) (Report, error
 		return Report{}, ErrClosed
 	}
 	// The checkpoints first: each names records synced before it was
-	// written, so all of them are in the log snapshot taken after.
+	// written, so all of them are in the log snapshot taken after. One
+	// being signed for records already acknowledged is waited for.
+	s.awaitCheckpoint(ctx)
 	cks := s.cks.reader()
 	vs := s.lg.snapshot()
 	defer releaseAll(vs)
