@@ -139,9 +139,10 @@ type Store struct {
 
 	mu   sync.Mutex
 	pubw chainState // a copy of w for readers, as of the last acknowledged batch
-	// signing is open while the writer signs a checkpoint that records it
-	// has already acknowledged made due (nil otherwise): readers of the
-	// checkpoints wait for it (awaitCheckpoint).
+	// signing is closed once the writer has signed (or failed to sign) a
+	// checkpoint made due by records it has already acknowledged; nil when
+	// none is being signed. Readers of the checkpoints wait for it
+	// (awaitCheckpoint).
 	signing chan struct{}
 	broken  error      // sticky: a write failed (fail)
 	waiting []*pending // queued for the writer, oldest first
@@ -814,10 +815,7 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 		s.fail(batch, err)
 		return
 	}
-	signing := s.checkpointDue(&st, now, forceCheckpoint)
-	if signing != nil {
-		defer close(signing) // signed, or failed and the store broken
-	}
+	defer s.endSigning(s.startSigning(&st, now, forceCheckpoint)) // signed and published, or failed
 	s.publish(st)
 	requests := batch[:0:0]
 	for _, p := range batch {
@@ -836,9 +834,6 @@ func (s *Store) commit(batch []*pending, forceCheckpoint bool) {
 		return
 	}
 	s.publish(st)
-	s.mu.Lock()
-	s.signing = nil
-	s.mu.Unlock()
 	for _, p := range requests {
 		p.ck = st.ckLatest
 		p.finish(nil)
@@ -921,11 +916,11 @@ func (s *Store) due(st *chainState, now time.Time, force bool) bool {
 	return fresh && (force || st.seq-st.ckSeq >= uint64(s.opt.CheckpointEvery) || now.Sub(st.ckTime) >= s.opt.CheckpointInterval)
 }
 
-// checkpointDue opens s.signing, before the batch's records are
-// acknowledged, if the batch makes a checkpoint due: a caller that reads
-// the checkpoints once its call returned then sees the one that signs its
-// records (awaitCheckpoint). It returns the channel to close, or nil.
-func (s *Store) checkpointDue(st *chainState, now time.Time, force bool) chan struct{} {
+// startSigning sets s.signing, before a batch's records are acknowledged,
+// if the batch makes a checkpoint due: a caller that reads the checkpoints
+// once its call returned then sees the one that signs its records
+// (awaitCheckpoint). It returns what endSigning takes (nil if none is due).
+func (s *Store) startSigning(st *chainState, now time.Time, force bool) chan struct{} {
 	if !s.due(st, now, force) {
 		return nil
 	}
@@ -934,6 +929,17 @@ func (s *Store) checkpointDue(st *chainState, now time.Time, force bool) chan st
 	s.signing = c
 	s.mu.Unlock()
 	return c
+}
+
+// endSigning releases the readers startSigning made wait.
+func (s *Store) endSigning(c chan struct{}) {
+	if c == nil {
+		return
+	}
+	s.mu.Lock()
+	s.signing = nil
+	s.mu.Unlock()
+	close(c)
 }
 
 // awaitCheckpoint waits (at most WriteTimeout, or until ctx ends) while

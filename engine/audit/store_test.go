@@ -702,8 +702,8 @@ func (s *gateSigner) Sign(r io.Reader, msg []byte, o crypto.SignerOpts) ([]byte,
 // proof, the last checkpoint (the admin API's head, a witness), Verify —
 // waits for that signature and sees the checkpoint that signs the call.
 func TestRightAfterCall(t *testing.T) {
-	readers := map[string]func(s *Store) uint64{
-		"Proof": func(s *Store) uint64 {
+	readers := map[string]func(t *testing.T, s *Store) uint64{
+		"Proof": func(t *testing.T, s *Store) uint64 {
 			p, err := s.Proof(context.Background(), 2)
 			if err != nil {
 				t.Error(err)
@@ -712,11 +712,11 @@ func TestRightAfterCall(t *testing.T) {
 			}
 			return p.Checkpoint.Seq
 		},
-		"LastCheckpoint": func(s *Store) uint64 {
+		"LastCheckpoint": func(t *testing.T, s *Store) uint64 {
 			ck, _ := s.LastCheckpoint()
 			return ck.Seq
 		},
-		"Verify": func(s *Store) uint64 {
+		"Verify": func(t *testing.T, s *Store) uint64 {
 			rep := verify(t, s)
 			if !rep.OK() {
 				t.Error(rep.Problem)
@@ -739,7 +739,7 @@ func TestRightAfterCall(t *testing.T) {
 				t.Fatal("Finish waited for the checkpoint's signature")
 			}
 			time.AfterFunc(20*time.Millisecond, func() { close(sig.gate) }) // signed while the reader waits
-			if got := read(s); got < rc.Seq {
+			if got := read(t, s); got < rc.Seq {
 				t.Fatalf("%s right after the call sees the checkpoint at %d, want one at or after record %d", name, got, rc.Seq)
 			}
 		})
