@@ -117,6 +117,9 @@ type Store struct {
 	cks     *ckFile
 	idx     *termindex.Index
 	scratch string // a read-only store's index rebuilt outside Dir (removed on Close)
+	// idxApart: the index in use is not Dir's (a read-only store rebuilt one
+	// in scratch or in memory); VerifyIndex has nothing to check.
+	idxApart bool
 
 	wake     chan struct{} // a token: records are waiting (cap 1)
 	quit     chan struct{} // closed by Close: the writer drains and stops
@@ -395,6 +398,7 @@ func (s *Store) openIndex() error {
 	far := readOnly && s.w.seq-d > uint64(s.opt.IndexFlushEntries/8)
 	if ahead || far {
 		s.idx.Close()
+		s.idxApart = readOnly
 		switch {
 		case far:
 			var err error

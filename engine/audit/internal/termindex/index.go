@@ -304,6 +304,10 @@ func (x *Index) freezeLocked() {
 func (x *Index) Durable() uint64 {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
+	return x.durableLocked()
+}
+
+func (x *Index) durableLocked() uint64 {
 	d := x.durable
 	var oldest *memtable
 	if len(x.frozen) > 0 {
@@ -474,6 +478,42 @@ func (x *Index) Seqs(term uint64, lo, hi uint64, desc bool) *Iter {
 		it.mem = memSources(it.mem, m.chunks, m.tail, term, lo, hi, desc)
 	}
 	return it
+}
+
+// Pairs calls fn with every pair the run files hold for the seqs in [lo,
+// hi], once each, in (term, seq) order. Pairs below Forget's bound and
+// above Durable() (when it starts: only in memory) are left out, so ask
+// Durable first for hi. It lets the caller check the index against its
+// log; an error from fn ends it.
+func (x *Index) Pairs(lo, hi uint64, fn func(term, seq uint64) error) error {
+	x.mu.RLock()
+	if x.closed {
+		x.mu.RUnlock()
+		return ErrClosed
+	}
+	lo, hi = max(lo, x.forget, 1), min(hi, x.durableLocked())
+	runs := slices.Clone(x.runs)
+	for _, r := range runs {
+		r.refs.Add(1)
+	}
+	x.mu.RUnlock()
+	defer func() {
+		for _, r := range runs {
+			r.unref()
+		}
+	}()
+	var last pair
+	err := x.mergeScan(runs, lo, func(p pair) error {
+		if p == last || p.seq > hi {
+			return nil
+		}
+		last = p
+		return fn(p.term, p.seq)
+	})
+	if errors.Is(err, errStopped) {
+		err = ErrClosed
+	}
+	return err
 }
 
 // Forget drops the pairs with seq < below: Seqs never returns them again, runs

@@ -173,52 +173,9 @@ func (x *Index) mergeRuns(group []*run, name runName, below uint64) (*run, error
 	if err != nil {
 		return nil, err
 	}
-	scans := make([]scanner, len(group))
-	heads := make([]pair, len(group))
-	live := make([]bool, len(group))
-	pull := func(i int) error {
-		for {
-			p, ok, err := scans[i].next()
-			if err != nil || !ok {
-				live[i] = false
-				return err
-			}
-			if p.seq >= below {
-				heads[i], live[i] = p, true
-				return nil
-			}
-		}
-	}
-	for i, r := range group {
-		scans[i] = scanner{r: r}
-		if err := pull(i); err != nil {
-			w.abort()
-			return nil, err
-		}
-	}
-	for n := 0; ; n++ {
-		if n&0xffff == 0 {
-			select {
-			case <-x.stop:
-				w.abort()
-				return nil, errStopped
-			default:
-			}
-		}
-		best := -1
-		for i, ok := range live {
-			if ok && (best < 0 || heads[i].less(heads[best])) {
-				best = i
-			}
-		}
-		if best < 0 {
-			break
-		}
-		w.add(heads[best])
-		if err := pull(best); err != nil {
-			w.abort()
-			return nil, err
-		}
+	if err := x.mergeScan(group, below, func(p pair) error { w.add(p); return nil }); err != nil {
+		w.abort()
+		return nil, err
 	}
 	out, err := w.finish(true)
 	if err != nil || out == nil {
@@ -236,6 +193,58 @@ func (x *Index) mergeRuns(group []*run, name runName, below uint64) (*run, error
 		return nil, errCrashed
 	}
 	return out, nil
+}
+
+// mergeScan calls emit with the pairs of runs whose seq is at least below,
+// in (term, seq) order: a k-way merge, so a pair held by several runs comes
+// several times in a row. It ends with errStopped when the index closes.
+func (x *Index) mergeScan(runs []*run, below uint64, emit func(pair) error) error {
+	scans := make([]scanner, len(runs))
+	heads := make([]pair, len(runs))
+	live := make([]bool, len(runs))
+	pull := func(i int) error {
+		for {
+			p, ok, err := scans[i].next()
+			if err != nil || !ok {
+				live[i] = false
+				return err
+			}
+			if p.seq >= below {
+				heads[i], live[i] = p, true
+				return nil
+			}
+		}
+	}
+	for i, r := range runs {
+		scans[i] = scanner{r: r}
+		if err := pull(i); err != nil {
+			return err
+		}
+	}
+	for n := 0; ; n++ {
+		if n&0xffff == 0 {
+			select {
+			case <-x.stop:
+				return errStopped
+			default:
+			}
+		}
+		best := -1
+		for i, ok := range live {
+			if ok && (best < 0 || heads[i].less(heads[best])) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		if err := emit(heads[best]); err != nil {
+			return err
+		}
+		if err := pull(best); err != nil {
+			return err
+		}
+	}
 }
 
 // quiesce runs merges until none is due (tests and benchmarks).
