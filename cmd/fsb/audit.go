@@ -39,7 +39,8 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 
 commands:
   verify         walk the chain and the signed checkpoints; report the first record altered, removed or inserted
-                 (-witness FILE, repeatable: checkpoints kept outside the store, which the chain must still hold)
+                 (-witness FILE, repeatable: checkpoints kept outside the store, which the chain must still hold;
+                 -index: also check the index that queries and the citizen view read against the log)
   query          list records by trace id, organisation, service, data subject, kind or time
   consultations  the citizen view (-subject ID): who consulted data about this person, when, through which service, for what purpose
   export         write records with their proofs as JSON Lines
@@ -81,6 +82,7 @@ Flags may come before or after the positional argument.`)
 	now := fs.String("now", "", "prune as of this time (RFC 3339; default now)")
 	from := fs.Uint64("from", 0, "first record seq (export)")
 	to := fs.Uint64("to", 0, "last record seq (export)")
+	checkIndex := fs.Bool("index", false, "also check the secondary index (what queries and the citizen view read) against the log (verify)")
 	var witnessFiles []string
 	fs.Func("witness", "a file of checkpoints kept outside the store (GET /admin/audit/head answers, proofs; JSON, JSON Lines) that the chain must still hold (verify; repeatable)", func(v string) error {
 		witnessFiles = append(witnessFiles, v)
@@ -172,6 +174,13 @@ Flags may come before or after the positional argument.`)
 			if rep, err = audit.VerifyWitnessed(ctx, s, pub, witnessed); err != nil {
 				return fail(err)
 			}
+			if *checkIndex {
+				ix, err := audit.VerifyIndex(ctx, s)
+				if err != nil {
+					return fail(err)
+				}
+				rep.Index = &ix
+			}
 		} else {
 			if *pubHex != "" {
 				// The server verifies against its own key: check that it is
@@ -192,7 +201,11 @@ Flags may come before or after the positional argument.`)
 			if witnessed != nil {
 				in = witnessed
 			}
-			if err := a.do("POST", "/audit/verify", in, &rep); err != nil {
+			path := "/audit/verify"
+			if *checkIndex {
+				path += "?index=true"
+			}
+			if err := a.do("POST", path, in, &rep); err != nil {
 				return fail(err)
 			}
 		}
@@ -560,6 +573,16 @@ func printReport(w io.Writer, rep audit.Report) int {
 	fmt.Fprintf(w, "ok: records %d–%d verified, signed through %d, %d unsigned\n", rep.First, rep.Last, rep.Signed, rep.Unsigned())
 	if rep.Witnessed > 0 {
 		fmt.Fprintf(w, "ok: the chain holds the witnessed checkpoints, the last at record %d\n", rep.Witnessed)
+	}
+	switch ix := rep.Index; {
+	case ix == nil:
+	case ix.Mismatch != nil:
+		fmt.Fprintf(w, "FAILED: the index does not match the log for records %d–%d: an index file was edited or damaged, and queries and the citizen view may miss records there; stop the server, delete the store's index directory, and start it again (it rebuilds the index from the log)\n", ix.Mismatch.From, ix.Mismatch.Through)
+		return 1
+	case ix.From > ix.Through:
+		fmt.Fprintln(w, "ok: the index's files answer for no kept record yet (nothing to check)")
+	default:
+		fmt.Fprintf(w, "ok: the index matches the log for records %d–%d (%d pairs)\n", ix.From, ix.Through, ix.Pairs)
 	}
 	return 0
 }

@@ -55,6 +55,10 @@ type Report struct {
 	// kept outside the store that the chain still holds.
 	Witnessed uint64   `json:"witnessed,omitempty"`
 	Problem   *Problem `json:"problem,omitempty"`
+	// Index is VerifyIndex's report, where the caller asked for it too
+	// (fsb audit verify -index): the index is not part of the chain, so
+	// OK does not cover it.
+	Index *IndexReport `json:"index,omitempty"`
 }
 
 // OK reports whether the chain verified.

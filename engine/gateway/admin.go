@@ -678,6 +678,11 @@ func (a *Admin) verify(c *fiber.Ctx) error {
 	if err == nil {
 		rep, err = audit.VerifyWitnessed(c.UserContext(), a.cfg.Audit, pub, witnessed)
 	}
+	if err == nil && c.QueryBool("index") {
+		var ix audit.IndexReport
+		ix, err = audit.VerifyIndex(c.UserContext(), a.cfg.Audit)
+		rep.Index = &ix
+	}
 	if errors.Is(err, audit.ErrWitness) {
 		return problem.BadRequest(err.Error(), problem.NewIssue(problem.InvalidInput, "body", "", nil, err.Error()))
 	}
