@@ -1,7 +1,6 @@
 package main
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,22 +39,9 @@ func TestAuditVerifyIndex(t *testing.T) {
 		t.Fatalf("verify without -index: %s", out)
 	}
 
-	key, err := loadEd25519Key(f.keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := loadSecret(f.subjectFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := audit.Open(audit.Options{Dir: f.dir, Signer: key, SubjectKeys: []audit.Key{sk}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	live := &auditFixture{tokenFile: f.tokenFile, store: s}
-	live.serve(t)
-	if out, _ := auditCLI(t, 1, append([]string{"verify", "-index"}, live.online()...)...); !strings.Contains(out, failed) {
+	f.store = f.open(t) // the foreign index is as long as the log: kept
+	f.serve(t)
+	if out, _ := auditCLI(t, 1, append([]string{"verify", "-index"}, f.online()...)...); !strings.Contains(out, failed) {
 		t.Fatalf("verify -index online: %s", out)
 	}
 }

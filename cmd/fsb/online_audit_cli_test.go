@@ -47,20 +47,7 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	f.pubHex = strings.TrimSpace(out)
 	auditCLI(t, 0, "secret", "-out", f.subjectFile)
 	auditCLI(t, 0, "secret", "-out", f.tokenFile)
-	key, err := loadEd25519Key(f.keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := loadSecret(f.subjectFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.store, err = audit.Open(audit.Options{Dir: f.dir, Signer: key, SubjectKeys: []audit.Key{sk}, CheckpointEvery: 2,
-		Logger: slog.New(slog.DiscardHandler), Services: map[string]audit.Policy{"old": {Retention: time.Millisecond}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.store.Close() })
+	f.store = f.open(t)
 	ctx := context.Background()
 	for i, svc := range []string{"old", "old", "person", "person"} {
 		c, err := f.store.Begin(ctx, audit.Request{Organisation: "0203201340", Service: svc, Subject: fmt.Sprint("8501011234", i%2), TraceIn: fmt.Sprint("t-", i)})
@@ -72,6 +59,27 @@ func newAuditFixture(t *testing.T) *auditFixture {
 		}
 	}
 	return f
+}
+
+// open opens the fixture's store directory writable with its keys (closed
+// when the test ends).
+func (f *auditFixture) open(t *testing.T) *audit.Store {
+	t.Helper()
+	key, err := loadEd25519Key(f.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := loadSecret(f.subjectFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := audit.Open(audit.Options{Dir: f.dir, Signer: key, SubjectKeys: []audit.Key{sk}, CheckpointEvery: 2,
+		Logger: slog.New(slog.DiscardHandler), Services: map[string]audit.Policy{"old": {Retention: time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // serve starts the admin API over the open store on loopback.

@@ -391,18 +391,24 @@ func (x *Index) writeMemtable(m *memtable, name runName, below uint64) (*run, er
 			w.add(p)
 		}
 	}
-	r, err := w.finish(false)
+	return x.finishRun(w, false, "flush")
+}
+
+// finishRun finishes w's run (merged: a merge's output), syncs and renames
+// it, with the crash points what+":synced" and what+":renamed" (tests).
+func (x *Index) finishRun(w *runWriter, merged bool, what string) (*run, error) {
+	r, err := w.finish(merged)
 	if err != nil || r == nil {
 		return nil, err
 	}
-	if x.crash("flush:synced") {
+	if x.crash(what + ":synced") {
 		r.f.Close()
 		return nil, errCrashed
 	}
 	if err := w.commit(r); err != nil {
 		return nil, err
 	}
-	if x.crash("flush:renamed") {
+	if x.crash(what + ":renamed") {
 		r.f.Close()
 		return nil, errCrashed
 	}

@@ -177,22 +177,7 @@ func (x *Index) mergeRuns(group []*run, name runName, below uint64) (*run, error
 		w.abort()
 		return nil, err
 	}
-	out, err := w.finish(true)
-	if err != nil || out == nil {
-		return nil, err
-	}
-	if x.crash("merge:synced") {
-		out.f.Close()
-		return nil, errCrashed
-	}
-	if err := w.commit(out); err != nil {
-		return nil, err
-	}
-	if x.crash("merge:renamed") {
-		out.f.Close()
-		return nil, errCrashed
-	}
-	return out, nil
+	return x.finishRun(w, true, "merge")
 }
 
 // mergeScan calls emit with the pairs of runs whose seq is at least below,
