@@ -37,9 +37,9 @@ func (r IndexReport) OK() bool { return r.Mismatch == nil }
 
 // ErrIndexApart is VerifyIndex's answer for a read-only store that could
 // not use the index in Dir (far behind or ahead of the log) and rebuilt
-// one apart: there is nothing of Dir's to check. A writable Open rebuilds
-// Dir's index from the log.
-var ErrIndexApart = errors.New("audit: the index in the store's directory is behind or ahead of its log, so this read-only open rebuilt one apart; a writable open (fsb serve) rebuilds it from the log")
+// one apart: Dir's was not checked. A writable Open brings Dir's up to
+// date (or rebuilds it); check then.
+var ErrIndexApart = errors.New("audit: the index in the store's directory is far behind or ahead of its log, so this read-only open rebuilt one apart and the directory's was not checked: start the server on the store (which brings its index up to date) and check again")
 
 // indexBuckets is how many ranges of records VerifyIndex sums apart, to
 // name where a mismatch lies.
