@@ -8,7 +8,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
+
+	"github.com/openfsb/fsb/engine/audit/internal/termindex"
 )
 
 // IndexReport is what VerifyIndex found.
@@ -35,12 +38,6 @@ type SeqRange struct {
 // OK reports whether the index matched the log.
 func (r IndexReport) OK() bool { return r.Mismatch == nil }
 
-// ErrIndexApart is VerifyIndex's answer for a read-only store that could
-// not use the index in Dir (far behind or ahead of the log) and rebuilt
-// one apart: Dir's was not checked. A writable Open brings Dir's up to
-// date (or rebuilds it); check then.
-var ErrIndexApart = errors.New("audit: the index in the store's directory is far behind or ahead of its log, so this read-only open rebuilt one apart and the directory's was not checked: start the server on the store (which brings its index up to date) and check again")
-
 // indexBuckets is how many ranges of records VerifyIndex sums apart, to
 // name where a mismatch lies.
 const indexBuckets = 64
@@ -54,20 +51,26 @@ const indexBuckets = 64
 // under a key drawn for this call (AES of each pair, added up in 64 ranges
 // of records), so no edit can be made to balance out. It reads the whole
 // log and index, beside the writer, and waits for a running Prune, Backup
-// or Export (as long as ctx allows) and they for it.
+// or Export (as long as ctx allows) and they for it. A read-only store
+// that works on an index rebuilt apart (Dir's far behind or ahead of the
+// log) has Dir's checked all the same.
 func VerifyIndex(ctx context.Context, s *Store) (IndexReport, error) {
-	if s.idxApart {
-		return IndexReport{}, ErrIndexApart
-	}
 	release, err := s.useFiles(ctx)
 	if err != nil {
 		return IndexReport{}, err
 	}
 	defer release()
+	idx := s.idx
+	if s.idxApart {
+		if idx, err = termindex.Open(termindex.Options{Dir: filepath.Join(s.dir, "index"), ReadOnly: true, Logger: s.log}); err != nil {
+			return IndexReport{}, fmt.Errorf("audit: index: %w", err)
+		}
+		defer idx.Close()
+	}
 	s.mu.Lock()
 	from, head := s.pubw.first, s.pubw.seq
 	s.mu.Unlock()
-	rep := IndexReport{From: max(from, 1), Through: min(s.idx.Durable(), head)}
+	rep := IndexReport{From: max(from, 1), Through: min(idx.Durable(), head)}
 	if rep.From > rep.Through {
 		return rep, nil
 	}
@@ -123,7 +126,7 @@ func VerifyIndex(ctx context.Context, s *Store) (IndexReport, error) {
 		return rep, err
 	}
 	n = 0
-	err = s.idx.Pairs(rep.From, rep.Through, func(term, seq uint64) error {
+	err = idx.Pairs(rep.From, rep.Through, func(term, seq uint64) error {
 		if n++; n%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}

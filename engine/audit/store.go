@@ -118,7 +118,7 @@ type Store struct {
 	idx     *termindex.Index
 	scratch string // a read-only store's index rebuilt outside Dir (removed on Close)
 	// idxApart: the index in use is not Dir's (a read-only store rebuilt one
-	// in scratch or in memory); VerifyIndex has nothing to check.
+	// in scratch or in memory); VerifyIndex opens Dir's apart.
 	idxApart bool
 
 	wake     chan struct{} // a token: records are waiting (cap 1)
