@@ -53,7 +53,7 @@ func TestCrashKill(t *testing.T) {
 			t.Fatalf("round %d: child stopped after %d acks", round, n)
 		}
 
-		s := openStore(t, testOptions(dir))
+		s := openStore(t, crashOptions(dir))
 		head := s.Head()
 		for q := range acked {
 			if q > head.Seq {
@@ -67,18 +67,30 @@ func TestCrashKill(t *testing.T) {
 		if !rep.OK() || rep.Last != head.Seq {
 			t.Fatalf("round %d: verify after SIGKILL: %+v %v", round, rep, rep.Problem)
 		}
+		// The index's files, flushed and merged while the child was killed,
+		// hold what the log implies.
+		ix := verifyIndex(t, s)
+		if !ix.OK() || ix.Through == 0 {
+			t.Fatalf("round %d: the index after SIGKILL: %+v", round, ix)
+		}
 		if rq, _ := call(t, s, 0); rq.Seq != head.Seq+1 {
 			t.Fatalf("round %d: continued at %d after head %d", round, rq.Seq, head.Seq)
 		}
 		s.Close()
-		t.Logf("round %d: killed after %d acks, head %d, %d signed", round, n, head.Seq, rep.Signed)
+		t.Logf("round %d: killed after %d acks, head %d, %d signed, index files match through %d", round, n, head.Seq, rep.Signed, ix.Through)
 	}
 }
 
-func crashChild(dir string) {
+// crashOptions: checkpoints every 50 records, index runs every 64 pairs
+// (flushes and merges all the time).
+func crashOptions(dir string) Options {
 	opt := testOptions(dir)
-	opt.CheckpointEvery = 50
-	s, err := Open(opt)
+	opt.CheckpointEvery, opt.IndexFlushEntries = 50, 64
+	return opt
+}
+
+func crashChild(dir string) {
+	s, err := Open(crashOptions(dir))
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
