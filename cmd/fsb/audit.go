@@ -82,6 +82,7 @@ Flags may come before or after the positional argument.`)
 	now := fs.String("now", "", "prune as of this time (RFC 3339; default now)")
 	from := fs.Uint64("from", 0, "first record seq (export)")
 	to := fs.Uint64("to", 0, "last record seq (export)")
+	acceptUnsigned := fs.Bool("accept-unsigned-redactions", false, "accept records redacted without a signature: those of a store migrated from the Badger format or pruned before redactions were signed (verify, verify-export, restore)")
 	checkIndex := fs.Bool("index", false, "also check the secondary index (what queries and the citizen view read) against the log (verify)")
 	var witnessFiles []string
 	fs.Func("witness", "a file of checkpoints kept outside the store (GET /admin/audit/head answers, proofs; JSON, JSON Lines) that the chain must still hold (verify; repeatable)", func(v string) error {
@@ -154,7 +155,7 @@ Flags may come before or after the positional argument.`)
 		if err != nil {
 			return fail(err)
 		}
-		return printReport(stdout, rep)
+		return printReport(stdout, rep, *acceptUnsigned)
 	case "verify":
 		witnessed, err := readWitnessFiles(witnessFiles)
 		if err != nil {
@@ -209,7 +210,7 @@ Flags may come before or after the positional argument.`)
 				return fail(err)
 			}
 		}
-		return printReport(stdout, rep)
+		return printReport(stdout, rep, *acceptUnsigned)
 	case "query", "consultations":
 		query, err := q.query()
 		if err != nil {
@@ -442,7 +443,7 @@ Flags may come before or after the positional argument.`)
 		if err != nil {
 			return undo(err)
 		}
-		if code := printReport(stdout, rep); code != 0 {
+		if code := printReport(stdout, rep, *acceptUnsigned); code != 0 {
 			return undo(nil)
 		}
 		return 0
@@ -563,14 +564,21 @@ func readWitnessFiles(paths []string) ([]audit.Checkpoint, error) {
 	return all, nil
 }
 
-func printReport(w io.Writer, rep audit.Report) int {
+func printReport(w io.Writer, rep audit.Report, acceptUnsigned bool) int {
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintln(w, string(b))
 	if !rep.OK() {
 		fmt.Fprintf(w, "FAILED at record %d: %s (%s)\n", rep.Problem.Seq, rep.Problem.Kind, rep.Problem.Detail)
 		return 1
 	}
+	if n := rep.UnsignedRedactions; n > 0 && !acceptUnsigned {
+		fmt.Fprintf(w, "FAILED: %d records were redacted without a signature: their content was erased by someone with access to the files, unless the store was migrated from the Badger format or pruned before redactions were signed (then -accept-unsigned-redactions accepts them)\n", n)
+		return 1
+	}
 	fmt.Fprintf(w, "ok: records %d–%d verified, signed through %d, %d unsigned\n", rep.First, rep.Last, rep.Signed, rep.Unsigned())
+	if n := rep.UnsignedRedactions; n > 0 {
+		fmt.Fprintf(w, "ok: %d records redacted without a signature, accepted (-accept-unsigned-redactions)\n", n)
+	}
 	if rep.Witnessed > 0 {
 		fmt.Fprintf(w, "ok: the chain holds the witnessed checkpoints, the last at record %d\n", rep.Witnessed)
 	}

@@ -77,6 +77,13 @@ func AnchorMessage(seq uint64, prev Hash, t time.Time) []byte {
 	return signedMessage("openfsb-audit-anchor-v1", seq, prev, t)
 }
 
+// RedactionMessage is the exact byte string a redaction signs: laid out
+// like CheckpointMessage with the tag "openfsb-audit-redaction-v1", the
+// record's digest d(seq) and time, then the service's name.
+func RedactionMessage(seq uint64, digest Hash, t time.Time, service string) []byte {
+	return append(signedMessage("openfsb-audit-redaction-v1", seq, digest, t), service...)
+}
+
 func signedMessage(tag string, seq uint64, h Hash, t time.Time) []byte {
 	m := make([]byte, 0, len(tag)+1+8+32+8)
 	m = append(m, tag...)
@@ -95,6 +102,11 @@ func (c Checkpoint) Valid(pub ed25519.PublicKey) bool {
 // Valid reports whether a is signed by pub.
 func (a Anchor) Valid(pub ed25519.PublicKey) bool {
 	return len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, AnchorMessage(a.Seq, a.Prev, a.Time), a.Signature)
+}
+
+// signedRedaction reports whether e's redaction is signed by pub.
+func signedRedaction(pub ed25519.PublicKey, e *entry) bool {
+	return len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, RedactionMessage(e.seq, e.digest, e.time, e.service), e.sig)
 }
 
 func sign(s crypto.Signer, msg []byte) ([]byte, error) {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -11,14 +12,18 @@ import (
 //	format (1 byte) | prev h(seq-1) (32) | hash h(seq) (32) | body
 //
 // format 1: body is the record bytes, d(seq) = SHA-256(body).
-// format 2 (redacted by retention): body is d(seq) (32) | time (8, Unix ns)
-// | service name; the record is gone but the chain still verifies.
-// The format is the one the Badger store kept under "r" seq, so a
-// migrated entry is copied byte for byte.
+// format 3 (redacted by retention): body is d(seq) (32) | time (8, Unix ns)
+// | signature (64) | service name; the record is gone but the chain still
+// verifies, and the signature (RedactionMessage, the store's key) shows
+// the store's Prune erased it, not someone with access to the files.
+// format 2: format 3 without the signature, as Prune wrote it before
+// redactions were signed and the Badger store kept it under "r" seq (a
+// migrated entry is copied byte for byte); Verify counts these apart.
 const (
-	entryFull     = 1
-	entryRedacted = 2
-	entryHead     = 1 + 32 + 32
+	entryFull           = 1
+	entryRedacted       = 2
+	entryRedactedSigned = 3
+	entryHead           = 1 + 32 + 32
 )
 
 type entry struct {
@@ -30,6 +35,7 @@ type entry struct {
 	redacted bool
 	time     time.Time
 	service  string // redacted entries only
+	sig      []byte // a signed redaction's signature (format 3)
 }
 
 var errBadEntry = errors.New("malformed entry")
@@ -41,13 +47,18 @@ func appendEntry(dst []byte, prev, hash Hash, record []byte) []byte {
 	return append(dst, record...)
 }
 
+// redactedEntry is e's redaction stub: format 3 if e.sig is set, else 2.
 func redactedEntry(e *entry) []byte {
-	v := make([]byte, 0, entryHead+32+8+len(e.service))
+	v := make([]byte, 0, entryHead+32+8+len(e.sig)+len(e.service))
 	v = append(v, entryRedacted)
+	if e.sig != nil {
+		v[0] = entryRedactedSigned
+	}
 	v = append(v, e.prev[:]...)
 	v = append(v, e.hash[:]...)
 	v = append(v, e.digest[:]...)
 	v = binary.BigEndian.AppendUint64(v, uint64(e.time.UnixNano()))
+	v = append(v, e.sig...)
 	return append(v, e.service...)
 }
 
@@ -67,14 +78,21 @@ func parseEntry(seq uint64, v []byte) (entry, error) {
 		if _, _, ts, ok := parseFrame(body); ok {
 			e.time, _ = time.Parse(time.RFC3339Nano, ts)
 		}
-	case entryRedacted:
-		if len(body) < 40 {
+	case entryRedacted, entryRedactedSigned:
+		n := 40
+		if v[0] == entryRedactedSigned {
+			n += ed25519.SignatureSize
+		}
+		if len(body) < n {
 			return e, errBadEntry
 		}
 		e.redacted = true
 		copy(e.digest[:], body[:32])
 		e.time = time.Unix(0, int64(binary.BigEndian.Uint64(body[32:40]))).UTC()
-		e.service = string(body[40:])
+		if n > 40 {
+			e.sig = body[40:n]
+		}
+		e.service = string(body[n:])
 	default:
 		return e, errBadEntry
 	}

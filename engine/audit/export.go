@@ -89,6 +89,7 @@ type ExportLine struct {
 	Record     json.RawMessage `json:"record,omitempty"` // the exact stored bytes
 	Time       *time.Time      `json:"time,omitempty"`
 	Service    string          `json:"service,omitempty"`
+	Signature  []byte          `json:"signature,omitempty"` // a redaction's (RedactionMessage)
 	Checkpoint *Checkpoint     `json:"checkpoint,omitempty"`
 	Anchor     *Anchor         `json:"anchor,omitempty"`
 }
@@ -204,7 +205,7 @@ func (s *Store) Export(ctx context.Context, w io.Writer, o ExportOptions) (Expor
 			l.Type, l.Digest = "link", &e.digest
 			rep.Links++
 		case e.redacted:
-			l.Type, l.Digest, l.Time, l.Service = "redacted", &e.digest, &e.time, e.service
+			l.Type, l.Digest, l.Time, l.Service, l.Signature = "redacted", &e.digest, &e.time, e.service, e.sig
 			rep.Records++
 		default:
 			l.Type, l.Record = "record", e.record
@@ -305,6 +306,12 @@ func VerifyExport(ctx context.Context, r io.Reader, pub ed25519.PublicKey) (Repo
 					return Report{}, fmt.Errorf("audit: export line %d: digest is required", line)
 				}
 				e.redacted, e.digest = true, *l.Digest
+				if l.Type == "redacted" && l.Signature != nil {
+					if l.Time == nil {
+						return Report{}, fmt.Errorf("audit: export line %d: a signed redaction needs its time", line)
+					}
+					e.time, e.service, e.sig = *l.Time, l.Service, l.Signature
+				}
 			}
 			next := w.next
 			w.entry(&e, nil, false)

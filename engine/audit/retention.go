@@ -119,8 +119,11 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneReport, error) {
 			return err
 		}
 		if !e.Redacted && expired(e.Record.Service, e.Record.Time) {
-			red[seq] = redactedEntry(&entry{prev: e.Prev, hash: e.Hash, digest: recordDigest(e.Raw),
-				time: e.Record.Time, service: e.Record.Service})
+			r := entry{prev: e.Prev, hash: e.Hash, digest: recordDigest(e.Raw), time: e.Record.Time, service: e.Record.Service}
+			if r.sig, err = sign(s.opt.Signer, RedactionMessage(seq, r.digest, r.time, r.service)); err != nil {
+				return err
+			}
+			red[seq] = redactedEntry(&r)
 		}
 		return nil
 	}

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,79 @@ import (
 	"testing"
 	"time"
 )
+
+// TestRedactionByHand: Prune signs each redaction, so a record whose
+// content was erased by hand — its stub written with the right digest, so
+// the chain still verifies — is named: as altered if its stub carries a
+// signature the store's key did not make, counted in UnsignedRedactions if
+// it carries none (the older format: migrated or earlier stores). The
+// same holds in an export.
+func TestRedactionByHand(t *testing.T) {
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"svc0": {Retention: time.Hour}}
+	fillStore(t, opt, 0, 10)
+	s := openStore(t, opt)
+	if _, err := s.Prune(context.Background(), time.Now().Add(2*time.Hour)); err != nil { // redacts 5–6, 9–10, …
+		t.Fatal(err)
+	}
+	s.Close()
+	frames := rawFrames(t, opt.Dir)
+	stub := func(seq uint64, sig []byte) []byte { // seq's record erased: what Prune would write
+		e, err := parseEntry(seq, frames[frameOf(t, frames, seq)].entry)
+		if err != nil || e.redacted {
+			t.Fatalf("record %d: %v", seq, err)
+		}
+		r, _ := Decode(e.record)
+		return redactedEntry(&entry{prev: e.prev, hash: e.hash, digest: e.digest, time: r.Time, service: r.Service, sig: sig})
+	}
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	for _, tc := range []struct {
+		name     string
+		sig      func(seq uint64, e []byte) []byte
+		problem  bool
+		unsigned uint64
+	}{
+		{"unsigned", func(uint64, []byte) []byte { return nil }, false, 1},
+		{"signed by another key", func(seq uint64, e []byte) []byte {
+			p, _ := parseEntry(seq, e)
+			return ed25519.Sign(other, RedactionMessage(seq, p.digest, p.time, p.service))
+		}, true, 0},
+		{"a signature moved from another redaction", func(uint64, []byte) []byte {
+			p, _ := parseEntry(5, frames[frameOf(t, frames, 5)].entry)
+			return p.sig
+		}, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const victim = 7 // call 3's request, svc1: kept forever
+			dir := filepath.Join(t.TempDir(), "c")
+			copyTree(t, opt.Dir, dir)
+			fs := slices.Clone(frames)
+			i := frameOf(t, fs, victim)
+			unsigned := stub(victim, nil)
+			fs[i].entry = stub(victim, tc.sig(victim, unsigned))
+			writeFrames(t, dir, fs)
+			o := opt
+			o.Dir = dir
+			r := openStore(t, o)
+			defer r.Close()
+			v := verify(t, r)
+			if got := v.Problem != nil && v.Problem.Seq == victim && v.Problem.Kind == Altered; got != tc.problem || v.UnsignedRedactions != tc.unsigned {
+				t.Fatalf("verify: %+v %v; want a problem at %d: %v, unsigned redactions %d", v, v.Problem, victim, tc.problem, tc.unsigned)
+			}
+			var exp bytes.Buffer
+			if _, err := r.Export(context.Background(), &exp, ExportOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			x, err := VerifyExport(context.Background(), &exp, testPub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := x.Problem != nil && x.Problem.Seq == victim; got != tc.problem || x.UnsignedRedactions != tc.unsigned {
+				t.Fatalf("verify export: %+v %v", x, x.Problem)
+			}
+		})
+	}
+}
 
 func TestPruneKeepsTheChainVerifiable(t *testing.T) {
 	dir := t.TempDir()
@@ -32,7 +106,7 @@ func TestPruneKeepsTheChainVerifiable(t *testing.T) {
 		t.Fatalf("prune: %+v", rep)
 	}
 	v := verify(t, s)
-	if !v.OK() || !v.Anchored || v.First != 3 || v.Last != 20 || v.Redacted != 8 {
+	if !v.OK() || !v.Anchored || v.First != 3 || v.Last != 20 || v.Redacted != 8 || v.UnsignedRedactions != 0 {
 		t.Fatalf("verify after prune: %+v %v", v, v.Problem)
 	}
 	if _, err := s.Get(ctx, 1); !errors.Is(err, ErrNotFound) {

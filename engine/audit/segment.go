@@ -638,7 +638,7 @@ func entryTime(e []byte) ([]byte, bool) {
 	case entryFull:
 		_, _, t, ok := parseFrame(body)
 		return []byte(t), ok
-	case entryRedacted:
+	case entryRedacted, entryRedactedSigned:
 		if len(body) < 40 {
 			return nil, false
 		}

@@ -37,14 +37,19 @@ func (p *Problem) Error() string {
 
 // Report is what Verify found.
 type Report struct {
-	First       uint64 `json:"first"` // first record checked (1, or the anchor's)
-	Last        uint64 `json:"last"`  // last record checked
-	Head        Hash   `json:"head"`
-	Records     uint64 `json:"records"`
-	Redacted    uint64 `json:"redacted"` // records whose content retention removed
-	Checkpoints uint64 `json:"checkpoints"`
-	Signed      uint64 `json:"signed"` // the last seq covered by a valid checkpoint
-	Anchored    bool   `json:"anchored"`
+	First    uint64 `json:"first"` // first record checked (1, or the anchor's)
+	Last     uint64 `json:"last"`  // last record checked
+	Head     Hash   `json:"head"`
+	Records  uint64 `json:"records"`
+	Redacted uint64 `json:"redacted"` // records whose content retention removed
+	// UnsignedRedactions counts the redacted records whose redaction
+	// carries no signature: made before redactions were signed, copied
+	// from a migrated Badger store — or erased by someone with access to
+	// the files. A store that began with signed redactions has none.
+	UnsignedRedactions uint64 `json:"unsignedRedactions,omitempty"`
+	Checkpoints        uint64 `json:"checkpoints"`
+	Signed             uint64 `json:"signed"` // the last seq covered by a valid checkpoint
+	Anchored           bool   `json:"anchored"`
 	// Links (VerifyExport only) is how many link lines (digests of the
 	// records after the exported range, up to the checkpoint that signs
 	// it) were chained; they are not records of the export, so Records,
@@ -185,6 +190,10 @@ func (w *walker) entry(e *entry, parseErr error, badKey bool) {
 		w.fail(e.seq, Altered, "entry unreadable: %v", parseErr)
 		return
 	}
+	if e.redacted && e.sig != nil && !signedRedaction(w.pub, e) {
+		w.fail(e.seq, Altered, "a redaction the store's key did not sign: the record's content was erased by hand, not by retention")
+		return
+	}
 	if !e.redacted {
 		_, inner, _, ok := parseFrame(e.record)
 		switch {
@@ -218,6 +227,9 @@ func (w *walker) entry(e *entry, parseErr error, badKey bool) {
 	w.rep.Records++
 	if e.redacted {
 		w.rep.Redacted++
+		if e.sig == nil {
+			w.rep.UnsignedRedactions++
+		}
 	}
 	w.next++
 }
