@@ -155,7 +155,7 @@ Flags may come before or after the positional argument.`)
 		if err != nil {
 			return fail(err)
 		}
-		return printReport(stdout, rep, *acceptUnsigned)
+		return printReport(stdout, rep, *acceptUnsigned, false)
 	case "verify":
 		witnessed, err := readWitnessFiles(witnessFiles)
 		if err != nil {
@@ -175,7 +175,7 @@ Flags may come before or after the positional argument.`)
 			if rep, err = audit.VerifyWitnessed(ctx, s, pub, witnessed); err != nil {
 				return fail(err)
 			}
-			if *checkIndex {
+			if *checkIndex && rep.OK() { // a damaged log: the chain's report names where
 				ix, err := audit.VerifyIndex(ctx, s)
 				if err != nil {
 					return fail(err)
@@ -210,7 +210,7 @@ Flags may come before or after the positional argument.`)
 				return fail(err)
 			}
 		}
-		return printReport(stdout, rep, *acceptUnsigned)
+		return printReport(stdout, rep, *acceptUnsigned, *checkIndex)
 	case "query", "consultations":
 		query, err := q.query()
 		if err != nil {
@@ -443,7 +443,7 @@ Flags may come before or after the positional argument.`)
 		if err != nil {
 			return undo(err)
 		}
-		if code := printReport(stdout, rep, *acceptUnsigned); code != 0 {
+		if code := printReport(stdout, rep, *acceptUnsigned, false); code != 0 {
 			return undo(nil)
 		}
 		return 0
@@ -564,35 +564,41 @@ func readWitnessFiles(paths []string) ([]audit.Checkpoint, error) {
 	return all, nil
 }
 
-func printReport(w io.Writer, rep audit.Report, acceptUnsigned bool) int {
+func printReport(w io.Writer, rep audit.Report, acceptUnsigned, wantIndex bool) int {
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintln(w, string(b))
 	if !rep.OK() {
 		fmt.Fprintf(w, "FAILED at record %d: %s (%s)\n", rep.Problem.Seq, rep.Problem.Kind, rep.Problem.Detail)
 		return 1
 	}
-	if n := rep.UnsignedRedactions; n > 0 && !acceptUnsigned {
+	code := 0
+	switch n := rep.UnsignedRedactions; {
+	case n > 0 && !acceptUnsigned:
 		fmt.Fprintf(w, "FAILED: %d records were redacted without a signature: their content was erased by someone with access to the files, unless the store was migrated from the Badger format or pruned before redactions were signed (then -accept-unsigned-redactions accepts them)\n", n)
-		return 1
-	}
-	fmt.Fprintf(w, "ok: records %d–%d verified, signed through %d, %d unsigned\n", rep.First, rep.Last, rep.Signed, rep.Unsigned())
-	if n := rep.UnsignedRedactions; n > 0 {
-		fmt.Fprintf(w, "ok: %d records redacted without a signature, accepted (-accept-unsigned-redactions)\n", n)
+		code = 1
+	default:
+		fmt.Fprintf(w, "ok: records %d–%d verified, signed through %d, %d unsigned\n", rep.First, rep.Last, rep.Signed, rep.Unsigned())
+		if n > 0 {
+			fmt.Fprintf(w, "ok: %d records redacted without a signature, accepted (-accept-unsigned-redactions)\n", n)
+		}
 	}
 	if rep.Witnessed > 0 {
 		fmt.Fprintf(w, "ok: the chain holds the witnessed checkpoints, the last at record %d\n", rep.Witnessed)
 	}
 	switch ix := rep.Index; {
+	case ix == nil && wantIndex:
+		fmt.Fprintln(w, "FAILED: the index was not checked (a server that does not know -index?)")
+		code = 1
 	case ix == nil:
 	case ix.Mismatch != nil:
 		fmt.Fprintf(w, "FAILED: the index does not match the log for records %d–%d: an index file was edited or damaged, and queries and the citizen view may miss records there; stop the server, delete the store's index directory, and start it again (it rebuilds the index from the log)\n", ix.Mismatch.From, ix.Mismatch.Through)
-		return 1
+		code = 1
 	case ix.From > ix.Through:
 		fmt.Fprintln(w, "ok: the index's files answer for no kept record yet (nothing to check)")
 	default:
 		fmt.Fprintf(w, "ok: the index matches the log for records %d–%d (%d pairs)\n", ix.From, ix.Through, ix.Pairs)
 	}
-	return 0
+	return code
 }
 
 // searchFlags are the filters of fsb audit query.

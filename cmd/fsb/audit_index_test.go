@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,5 +44,34 @@ func TestAuditVerifyIndex(t *testing.T) {
 	f.serve(t)
 	if out, _ := auditCLI(t, 1, append([]string{"verify", "-index"}, f.online()...)...); !strings.Contains(out, failed) {
 		t.Fatalf("verify -index online: %s", out)
+	}
+}
+
+// TestAuditVerifyIndexDamagedLog: with a record's bytes changed, verify
+// -index names the record (the chain's report) rather than failing on the
+// index check's walk of the log.
+func TestAuditVerifyIndexDamagedLog(t *testing.T) {
+	f := newAuditFixture(t)
+	if err := f.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(f.dir, "log", "*.seg"))
+	if len(segs) == 0 {
+		t.Fatal("no segment")
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte(`"traceIn":"t-2"`))
+	if i < 0 {
+		t.Fatal("record of call 2 not found")
+	}
+	b[i+len(`"traceIn":"t-`)] = '9'
+	if err := os.WriteFile(segs[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, e := auditCLI(t, 1, "verify", "-dir", f.dir, "-pub", f.pubHex, "-index"); !strings.Contains(out, "FAILED at record 5") {
+		t.Fatalf("verify -index, a record changed: %s%s", out, e)
 	}
 }

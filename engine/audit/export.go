@@ -337,6 +337,7 @@ func VerifyExport(ctx context.Context, r io.Reader, pub ed25519.PublicKey) (Repo
 		rep.Links = links
 		rep.Records -= links
 		rep.Redacted -= links // a link carries a digest only, like a redacted record
+		rep.UnsignedRedactions -= links
 		if rep.Records > 0 {
 			rep.Last, rep.Head = lastSeq, lastHead
 		} else {

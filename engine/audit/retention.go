@@ -119,9 +119,12 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (PruneReport, error) {
 			return err
 		}
 		if !e.Redacted && expired(e.Record.Service, e.Record.Time) {
-			r := entry{prev: e.Prev, hash: e.Hash, digest: recordDigest(e.Raw), time: e.Record.Time, service: e.Record.Service}
+			r := entry{seq: seq, prev: e.Prev, hash: e.Hash, digest: recordDigest(e.Raw), time: e.Record.Time, service: e.Record.Service}
 			if r.sig, err = sign(s.opt.Signer, RedactionMessage(seq, r.digest, r.time, r.service)); err != nil {
 				return err
+			}
+			if !signedRedaction(s.pub, &r) { // the record's content goes for good: its proof must hold
+				return errors.New("audit: prune: the signer's redaction signature does not verify under the store's public key")
 			}
 			red[seq] = redactedEntry(&r)
 		}

@@ -3,9 +3,11 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,6 +86,91 @@ func TestRedactionByHand(t *testing.T) {
 				t.Fatalf("verify export: %+v %v", x, x.Problem)
 			}
 		})
+	}
+}
+
+// TestExportSliceLinks: the link lines that carry an export of part of the
+// trail up to its next checkpoint are digests, not redactions: a store that
+// never redacted anything exports a slice without unsigned redactions.
+func TestExportSliceLinks(t *testing.T) {
+	s := newStore(t) // a checkpoint every 4 records
+	for i := range 5 {
+		call(t, s, i)
+	}
+	var b bytes.Buffer
+	if _, err := s.Export(context.Background(), &b, ExportOptions{From: 2, To: 5}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := VerifyExport(context.Background(), &b, testPub)
+	if err != nil || !rep.OK() || rep.Links == 0 || rep.Redacted != 0 || rep.UnsignedRedactions != 0 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+}
+
+// badRedactionSigner signs as testKey, except redactions, whose signature
+// it spoils (a misbehaving HSM).
+type badRedactionSigner struct{}
+
+func (badRedactionSigner) Public() crypto.PublicKey { return testKey.Public() }
+
+func (badRedactionSigner) Sign(r io.Reader, msg []byte, o crypto.SignerOpts) ([]byte, error) {
+	sig, err := testKey.Sign(r, msg, o)
+	if bytes.HasPrefix(msg, []byte("openfsb-audit-redaction-v1")) {
+		sig[0] ^= 1
+	}
+	return sig, err
+}
+
+// TestPruneChecksRedactionSignatures: a redaction's signature is checked
+// before the record's content is erased: a signer that spoils it makes
+// Prune fail with nothing changed.
+func TestPruneChecksRedactionSignatures(t *testing.T) {
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"svc0": {Retention: time.Hour}}
+	opt.Signer = badRedactionSigner{}
+	fillStore(t, opt, 0, 10)
+	s := openStore(t, opt)
+	defer s.Close()
+	if _, err := s.Prune(context.Background(), time.Now().Add(2*time.Hour)); err == nil || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("prune with a spoiled redaction signature: %v", err)
+	}
+	if v := verify(t, s); !v.OK() || v.Redacted != 0 || v.First != 1 {
+		t.Fatalf("after the refused prune: %+v %v", v, v.Problem)
+	}
+}
+
+// TestRedactionWrongKey: a signed redaction before the first checkpoint
+// (no anchor) checked under a wrong key is the key's fault — badSignature
+// at the checkpoint — not a record erased by hand; under the right key, a
+// stub another key signed there is still named, at its own seq.
+func TestRedactionWrongKey(t *testing.T) {
+	opt := testOptions(t.TempDir())
+	opt.Services = map[string]Policy{"svc0": {Retention: time.Hour}}
+	fillStore(t, opt, 1, 10) // call 1 (svc1) first: no anchor; call 2's records 3–4 redacted
+	s := openStore(t, opt)
+	if _, err := s.Prune(context.Background(), time.Now().Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	v, err := Verify(context.Background(), s, other.Public().(ed25519.PublicKey))
+	if err != nil || v.Problem == nil || v.Problem.Kind != BadSignature || v.Anchored {
+		t.Fatalf("a wrong key: %+v %v", v.Problem, err)
+	}
+	s.Close()
+
+	frames := rawFrames(t, opt.Dir)
+	i := frameOf(t, frames, 3)
+	e, err := parseEntry(3, frames[i].entry)
+	if err != nil || e.sig == nil {
+		t.Fatalf("record 3: %+v %v", e, err)
+	}
+	e.sig = ed25519.Sign(other, RedactionMessage(3, e.digest, e.time, e.service))
+	frames[i].entry = redactedEntry(&e)
+	writeFrames(t, opt.Dir, frames)
+	s = openStore(t, opt)
+	defer s.Close()
+	if v := verify(t, s); v.Problem == nil || v.Problem.Seq != 3 || v.Problem.Kind != Altered {
+		t.Fatalf("a stub another key signed before the first checkpoint: %+v", v.Problem)
 	}
 }
 

@@ -72,7 +72,8 @@ type Options struct {
 	// and sync, before its waiters are answered, with the records it made
 	// durable, how long it took, and the error if it failed (then records
 	// is 0); and once more, with no records, if the checkpoint or seal
-	// after the batch fails (metrics; it must not block). A batch refused
+	// after the batch fails (metrics; it must not block, nor read the
+	// store's checkpoints, which may wait for the writer). A batch refused
 	// before anything was written (the store broken or nearly full) is not
 	// a commit.
 	OnCommit func(records int, d time.Duration, err error)

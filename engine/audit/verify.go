@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -93,7 +94,14 @@ type walker struct {
 	gap      *entry
 	lastPrev Hash   // stored prev of the last accepted record
 	goodCk   uint64 // last seq confirmed by a checkpoint
+	// badRedaction is the first redaction whose signature failed before
+	// any anchor or checkpoint showed the key to be the store's: the next
+	// checkpoint decides between a wrong key (badSignature) and a record
+	// erased by hand.
+	badRedaction uint64
 }
+
+const erasedByHand = "a redaction the store's key did not sign: the record's content was erased by hand, not by retention"
 
 func newWalker(pub ed25519.PublicKey, a *Anchor) *walker {
 	w := &walker{pub: pub, next: 1}
@@ -112,9 +120,13 @@ func newWalker(pub ed25519.PublicKey, a *Anchor) *walker {
 }
 
 func (w *walker) fail(seq uint64, k ProblemKind, detail string, args ...any) {
-	if w.rep.Problem == nil {
-		w.rep.Problem = &Problem{Seq: seq, Kind: k, Detail: fmt.Sprintf(detail, args...)}
+	if w.rep.Problem != nil {
+		return
 	}
+	if r := w.badRedaction; r != 0 && r < seq && k != BadSignature {
+		seq, k, detail, args = r, Altered, erasedByHand, nil // the first bad record
+	}
+	w.rep.Problem = &Problem{Seq: seq, Kind: k, Detail: fmt.Sprintf(detail, args...)}
 }
 
 func (w *walker) failed() bool { return w.rep.Problem != nil }
@@ -191,8 +203,11 @@ func (w *walker) entry(e *entry, parseErr error, badKey bool) {
 		return
 	}
 	if e.redacted && e.sig != nil && !signedRedaction(w.pub, e) {
-		w.fail(e.seq, Altered, "a redaction the store's key did not sign: the record's content was erased by hand, not by retention")
-		return
+		if w.rep.Anchored || w.rep.Checkpoints > 0 { // the key is the store's
+			w.fail(e.seq, Altered, erasedByHand)
+			return
+		}
+		w.badRedaction = cmp.Or(w.badRedaction, e.seq)
 	}
 	if !e.redacted {
 		_, inner, _, ok := parseFrame(e.record)
@@ -250,6 +265,10 @@ func (w *walker) checkpoint(c Checkpoint) {
 		w.fail(c.Seq, BadSignature, "the checkpoint at %d is not signed by this key", c.Seq)
 		return
 	}
+	if r := w.badRedaction; r != 0 {
+		w.fail(r, Altered, erasedByHand)
+		return
+	}
 	w.rep.Checkpoints++
 	if c.Seq >= w.next {
 		w.fail(w.next, Removed, "the signed checkpoint at %d names records from %d that are missing", c.Seq, w.next)
@@ -285,6 +304,9 @@ func (w *walker) settle() {
 
 func (w *walker) report() Report {
 	w.settle()
+	if r := w.badRedaction; r != 0 {
+		w.fail(r, Altered, erasedByHand)
+	}
 	return w.rep
 }
 

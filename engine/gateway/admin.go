@@ -678,7 +678,7 @@ func (a *Admin) verify(c *fiber.Ctx) error {
 	if err == nil {
 		rep, err = audit.VerifyWitnessed(c.UserContext(), a.cfg.Audit, pub, witnessed)
 	}
-	if err == nil && c.QueryBool("index") {
+	if err == nil && rep.OK() && c.QueryBool("index") { // a damaged log: the chain's report names where
 		var ix audit.IndexReport
 		ix, err = audit.VerifyIndex(c.UserContext(), a.cfg.Audit)
 		rep.Index = &ix

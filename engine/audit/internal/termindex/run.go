@@ -153,8 +153,10 @@ func (r *run) readBlock(b int, buf []byte) ([]byte, error) {
 	return data, r.checkBlock(b, data)
 }
 
-// checkBlock checks block b's CRC, its first entry against its fence, and the
-// order and seq range of its entries.
+// checkBlock checks block b's CRC, its first entry against its fence, the
+// order and seq range of its entries, and that its last entry comes before
+// the next block's fence: blocks that overlap would hide entries from the
+// fence search (Seqs) while a scan still saw them all.
 func (r *run) checkBlock(b int, data []byte) error {
 	if crc32.Checksum(data, castagnoli) != r.fCRC[b] {
 		return fmt.Errorf("termindex: %s block %d: CRC mismatch: %w", r.path, b, ErrCorrupt)
@@ -169,6 +171,9 @@ func (r *run) checkBlock(b int, data []byte) error {
 			return fmt.Errorf("termindex: %s block %d entry %d out of order or range: %w", r.path, b, i, ErrCorrupt)
 		}
 		prev = e
+	}
+	if b+1 < r.blocks() && !prev.less(pair{term: r.fTerm[b+1], seq: r.fSeq[b+1]}) {
+		return fmt.Errorf("termindex: %s block %d overlaps block %d: %w", r.path, b, b+1, ErrCorrupt)
 	}
 	return nil
 }

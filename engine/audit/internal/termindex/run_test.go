@@ -1,7 +1,9 @@
 package termindex
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
@@ -161,4 +163,66 @@ func FuzzDecodeRun(f *testing.F) {
 			t.Fatalf("good file read as %v", got)
 		}
 	})
+}
+
+// TestRunOverlappingBlocks: a run edited so that its blocks overlap, with
+// every checksum made valid — each block sorted, the fences in order —
+// hides an entry from the fence search (Seqs starts at the block whose
+// fence is the last ≤ its key and never reads the block before), while a
+// scan still sees every entry, so the set of pairs is unchanged. Each block
+// read now checks its last entry against the next fence: a scan — Pairs,
+// hence the audit store's VerifyIndex, and a merge, which panicked on the
+// disorder — gets ErrCorrupt naming the file.
+func TestRunOverlappingBlocks(t *testing.T) {
+	dir := t.TempDir()
+	opt := Options{Dir: dir, FlushEntries: 1 << 20, blockEntries: 2, Logger: quiet, noMerge: true}
+	x, err := Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Add(1, 10)
+	x.Add(2, 10)
+	x.Add(3, 20)
+	x.Add(4, 20)
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	runs, _ := filepath.Glob(filepath.Join(dir, "*.run"))
+	b, err := os.ReadFile(runs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Blocks [(10,1) (20,4)] [(10,2) (20,3)]: each sorted, fences (10,1) < (10,2).
+	be := binary.BigEndian
+	for i, p := range []pair{{10, 1}, {20, 4}, {10, 2}, {20, 3}} {
+		be.PutUint64(b[headerSize+entrySize*i:], p.term)
+		be.PutUint64(b[headerSize+entrySize*i+8:], p.seq)
+	}
+	idx := headerSize + entrySize*4
+	for blk := range 2 {
+		lo := headerSize + 2*entrySize*blk
+		copy(b[idx+20*blk:], b[lo:lo+entrySize])
+		be.PutUint32(b[idx+20*blk+16:], crc32.Checksum(b[lo:lo+2*entrySize], castagnoli))
+	}
+	be.PutUint32(b[40:], crc32.Checksum(b[idx:idx+40], castagnoli))
+	be.PutUint32(b[60:], crc32.Checksum(b[:60], castagnoli))
+	if err := os.WriteFile(runs[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	x, err = Open(opt)
+	if err != nil {
+		t.Fatalf("Open: %v (blocks are checked when read)", err)
+	}
+	defer x.Close()
+	err = x.Pairs(1, 4, func(uint64, uint64) error { return nil })
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(runs[0])) {
+		t.Errorf("Pairs: %v, want ErrCorrupt naming the run", err)
+	}
+	x.mu.Lock()
+	group := slices.Clone(x.runs)
+	x.mu.Unlock()
+	if _, err := x.mergeRuns(group, runName{lo: 1, hi: 4, gen: 99}, 0); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("merge: %v, want ErrCorrupt (not a panic)", err)
+	}
 }
