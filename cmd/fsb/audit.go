@@ -177,8 +177,8 @@ Flags may come before or after the positional argument.`)
 			}
 			if *checkIndex && rep.OK() { // a damaged log: the chain's report names where
 				ix, err := audit.VerifyIndex(ctx, s)
-				if err != nil {
-					return fail(err)
+				if err != nil { // beside the chain's report, which stands
+					ix = audit.IndexReport{Error: err.Error()}
 				}
 				rep.Index = &ix
 			}
@@ -590,6 +590,9 @@ func printReport(w io.Writer, rep audit.Report, acceptUnsigned, wantIndex bool) 
 		fmt.Fprintln(w, "FAILED: the index was not checked (a server that does not know -index?)")
 		code = 1
 	case ix == nil:
+	case ix.Error != "":
+		fmt.Fprintf(w, "FAILED: the index could not be checked: %s; stop the server, delete the store's index directory, and start it again (it rebuilds the index from the log)\n", ix.Error)
+		code = 1
 	case ix.Mismatch != nil:
 		fmt.Fprintf(w, "FAILED: the index does not match the log for records %d–%d: an index file was edited or damaged, and queries and the citizen view may miss records there; stop the server, delete the store's index directory, and start it again (it rebuilds the index from the log)\n", ix.Mismatch.From, ix.Mismatch.Through)
 		code = 1

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -172,23 +171,4 @@ func TestStoppablePruner(t *testing.T) {
 			t.Fatalf("late called %d times, want once", lateCalls)
 		}
 	})
-}
-
-// TestAuditUnsignedRedactions: a store migrated from the Badger format
-// holds redactions made before they were signed; verify fails on them
-// (they could be records erased by hand) unless told to accept them, and
-// says which flag does.
-func TestAuditUnsignedRedactions(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "audit")
-	if err := os.CopyFS(dir, os.DirFS("../../engine/audit/testdata/badger-v1")); err != nil {
-		t.Fatal(err)
-	}
-	pub := fmt.Sprintf("%x", []byte(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public().(ed25519.PublicKey))) // the fixture's key
-	verify := []string{"verify", "-dir", dir, "-pub", pub}
-	if out, _ := auditCLI(t, 1, verify...); !strings.Contains(out, "FAILED: 8 records were redacted without a signature") || !strings.Contains(out, "-accept-unsigned-redactions") {
-		t.Fatalf("verify: %s", out)
-	}
-	if out, _ := auditCLI(t, 0, append(verify, "-accept-unsigned-redactions")...); !strings.Contains(out, "ok: 8 records redacted without a signature, accepted") {
-		t.Fatalf("verify -accept-unsigned-redactions: %s", out)
-	}
 }

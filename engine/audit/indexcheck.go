@@ -27,6 +27,10 @@ type IndexReport struct {
 	// damaged with its checksums kept. Queries and the citizen view may
 	// miss records there until the index is rebuilt.
 	Mismatch *SeqRange `json:"mismatch,omitempty"`
+	// Error, if set, is why the index could not be checked (VerifyIndex's
+	// error, as a caller that reports it beside the chain's puts it: a run
+	// file corrupt, named).
+	Error string `json:"error,omitempty"`
 }
 
 // SeqRange is the records From through Through.
@@ -36,7 +40,7 @@ type SeqRange struct {
 }
 
 // OK reports whether the index matched the log.
-func (r IndexReport) OK() bool { return r.Mismatch == nil }
+func (r IndexReport) OK() bool { return r.Mismatch == nil && r.Error == "" }
 
 // indexBuckets is how many ranges of records VerifyIndex sums apart, to
 // name where a mismatch lies.
