@@ -175,12 +175,8 @@ Flags may come before or after the positional argument.`)
 			if rep, err = audit.VerifyWitnessed(ctx, s, pub, witnessed); err != nil {
 				return fail(err)
 			}
-			if *checkIndex && rep.OK() { // a damaged log: the chain's report names where
-				ix, err := audit.VerifyIndex(ctx, s)
-				if err != nil { // beside the chain's report, which stands
-					ix = audit.IndexReport{Error: err.Error()}
-				}
-				rep.Index = &ix
+			if *checkIndex {
+				audit.AddIndex(ctx, s, &rep)
 			}
 		} else {
 			if *pubHex != "" {
@@ -564,6 +560,9 @@ func readWitnessFiles(paths []string) ([]audit.Checkpoint, error) {
 	return all, nil
 }
 
+// rebuildIndex is what to do about an index that does not match its log.
+const rebuildIndex = "stop the server, delete the store's index directory, and start it again (it rebuilds the index from the log)"
+
 func printReport(w io.Writer, rep audit.Report, acceptUnsigned, wantIndex bool) int {
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintln(w, string(b))
@@ -591,10 +590,10 @@ func printReport(w io.Writer, rep audit.Report, acceptUnsigned, wantIndex bool) 
 		code = 1
 	case ix == nil:
 	case ix.Error != "":
-		fmt.Fprintf(w, "FAILED: the index could not be checked: %s; stop the server, delete the store's index directory, and start it again (it rebuilds the index from the log)\n", ix.Error)
+		fmt.Fprintf(w, "FAILED: the index could not be checked: %s; %s\n", ix.Error, rebuildIndex)
 		code = 1
 	case ix.Mismatch != nil:
-		fmt.Fprintf(w, "FAILED: the index does not match the log for records %d–%d: an index file was edited or damaged, and queries and the citizen view may miss records there; stop the server, delete the store's index directory, and start it again (it rebuilds the index from the log)\n", ix.Mismatch.From, ix.Mismatch.Through)
+		fmt.Fprintf(w, "FAILED: the index does not match the log for records %d–%d: an index file was edited or damaged, and queries and the citizen view may miss records there; %s\n", ix.Mismatch.From, ix.Mismatch.Through, rebuildIndex)
 		code = 1
 	case ix.From > ix.Through:
 		fmt.Fprintln(w, "ok: the index's files answer for no kept record yet (nothing to check)")

@@ -153,6 +153,21 @@ func VerifyIndex(ctx context.Context, s *Store) (IndexReport, error) {
 	return rep, nil
 }
 
+// AddIndex puts VerifyIndex's report into rep.Index when the chain
+// verified (on a damaged log the chain's report names where, and the index
+// check's walk would only fail there); an index that cannot be read is
+// reported there too (IndexReport.Error), beside the chain's report.
+func AddIndex(ctx context.Context, s *Store, rep *Report) {
+	if !rep.OK() {
+		return
+	}
+	ix, err := VerifyIndex(ctx, s)
+	if err != nil {
+		ix = IndexReport{Error: err.Error()}
+	}
+	rep.Index = &ix
+}
+
 // indexSums adds up (term, seq) pairs as a set hash: each pair encrypted
 // under a fresh key, the two halves added apart, per range of seqs.
 type indexSums struct {
